@@ -51,11 +51,27 @@ class IndexSettings:
 
 
 @dataclass(frozen=True)
+class TicketSettings:
+    database: str
+    busy_timeout_ms: int
+    max_open_per_requester: int
+    flag_matches_over: int
+    retention_days: int
+    max_note_chars: int
+
+    @property
+    def database_path(self) -> Path:
+        """The database file; a relative path is taken from the current directory."""
+        return Path(self.database).expanduser()
+
+
+@dataclass(frozen=True)
 class Settings:
     decoding: DecodingSettings
     matching: MatchingSettings
     hashing: HashingSettings
     index: IndexSettings
+    tickets: TicketSettings
 
 
 _Section = TypeVar("_Section")

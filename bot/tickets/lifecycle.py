@@ -1,0 +1,103 @@
+"""The review lifecycle of a removal ticket, stated once as a table.
+
+::
+
+    open ──claim──> claimed ──approve──> approved ──reopen──> open
+     │  <─release──   │     ──reject───> rejected ──reopen──> open
+     │                │
+     ├──approve/reject (claims it in the same step)
+     └──withdraw (the requester) <── claimed
+    linked ── follows the ticket it duplicates (approved/rejected with it, open if it is withdrawn)
+
+Every front end (command line, Discord) goes through :func:`next_state`, so an illegal step is
+refused the same way everywhere, with a sentence that says why.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class TicketState(StrEnum):
+    OPEN = "open"
+    CLAIMED = "claimed"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
+    LINKED = "linked"  # a duplicate of an open or approved ticket: no separate review work
+
+
+class TicketAction(StrEnum):
+    CREATE = "create"
+    CLAIM = "claim"
+    RELEASE = "release"
+    APPROVE = "approve"
+    REJECT = "reject"
+    REOPEN = "reopen"
+    WITHDRAW = "withdraw"
+
+
+# States in which a ticket still needs (or awaits) a decision: they count against a requester's
+# limit and they cover their entries for duplicate detection.
+PENDING_STATES = frozenset({TicketState.OPEN, TicketState.CLAIMED, TicketState.LINKED})
+# States after which retention may erase the requester's data.
+CLOSED_STATES = frozenset({TicketState.APPROVED, TicketState.REJECTED, TicketState.WITHDRAWN})
+
+_TRANSITIONS: dict[TicketAction, dict[TicketState, TicketState]] = {
+    TicketAction.CLAIM: {TicketState.OPEN: TicketState.CLAIMED},
+    TicketAction.RELEASE: {TicketState.CLAIMED: TicketState.OPEN},
+    TicketAction.APPROVE: {TicketState.OPEN: TicketState.APPROVED, TicketState.CLAIMED: TicketState.APPROVED},
+    TicketAction.REJECT: {TicketState.OPEN: TicketState.REJECTED, TicketState.CLAIMED: TicketState.REJECTED},
+    TicketAction.REOPEN: {TicketState.APPROVED: TicketState.OPEN, TicketState.REJECTED: TicketState.OPEN},
+    TicketAction.WITHDRAW: {
+        TicketState.OPEN: TicketState.WITHDRAWN,
+        TicketState.CLAIMED: TicketState.WITHDRAWN,
+        TicketState.LINKED: TicketState.WITHDRAWN,
+    },
+}
+
+_WHY_NOT: dict[TicketState, str] = {
+    TicketState.OPEN: "it is open and not decided yet",
+    TicketState.CLAIMED: "it is already claimed",
+    TicketState.APPROVED: "it is already approved",
+    TicketState.REJECTED: "it is already rejected",
+    TicketState.WITHDRAWN: "its requester withdrew it",
+    TicketState.LINKED: "it is linked to another ticket with the same entries; act on that one",
+}
+
+
+class TicketError(Exception):
+    """A ticket operation was refused; ``str(error)`` is a sentence for the person who asked."""
+
+
+class IllegalTransitionError(TicketError):
+    """The action does not apply to the ticket's current state."""
+
+    def __init__(self, ticket_id: str, action: TicketAction, state: TicketState) -> None:
+        self.ticket_id, self.action, self.state = ticket_id, action, state
+        super().__init__(f"Ticket {ticket_id} cannot be {_past(action)}: {_WHY_NOT[state]}.")
+
+
+def _past(action: TicketAction) -> str:
+    return {
+        TicketAction.CLAIM: "claimed",
+        TicketAction.RELEASE: "released",
+        TicketAction.APPROVE: "approved",
+        TicketAction.REJECT: "rejected",
+        TicketAction.REOPEN: "reopened",
+        TicketAction.WITHDRAW: "withdrawn",
+        TicketAction.CREATE: "created",
+    }[action]
+
+
+def allowed_actions(state: TicketState) -> list[TicketAction]:
+    """The actions that apply in ``state`` (what a front end may offer as buttons)."""
+    return [action for action, table in _TRANSITIONS.items() if state in table]
+
+
+def next_state(ticket_id: str, state: TicketState, action: TicketAction) -> TicketState:
+    """The state ``action`` leads to from ``state``; raise :class:`IllegalTransitionError` if none."""
+    table = _TRANSITIONS.get(action, {})
+    if state not in table:
+        raise IllegalTransitionError(ticket_id, action, state)
+    return table[state]

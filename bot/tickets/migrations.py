@@ -1,0 +1,134 @@
+"""Numbered schema migrations, applied in order at start-up; ``PRAGMA user_version`` says how far.
+
+A migration is never edited once released: a change to the schema is a new, higher-numbered
+migration, so a database made by any earlier release upgrades in place. Each statement is
+executed separately inside one ``BEGIN IMMEDIATE`` transaction (``executescript`` would commit
+half-way), so a migration applies entirely or not at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiosqlite
+
+
+@dataclass(frozen=True)
+class Migration:
+    number: int
+    purpose: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "tickets, their matched entries, the append-only audit log, the removal list version",
+        (
+            """
+            CREATE TABLE tickets (
+                id TEXT PRIMARY KEY,
+                state TEXT NOT NULL
+                    CHECK (state IN ('open', 'claimed', 'approved', 'rejected', 'withdrawn', 'linked')),
+                source TEXT NOT NULL,
+                requester TEXT,
+                note TEXT,
+                query TEXT,
+                assignee TEXT,
+                decided_by TEXT,
+                decision_reason TEXT,
+                flagged INTEGER NOT NULL DEFAULT 0,
+                flag_reason TEXT,
+                linked_to TEXT REFERENCES tickets (id),
+                removal_version INTEGER,
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL,
+                closed_at TEXT,
+                erased_at TEXT
+            )
+            """,
+            "CREATE INDEX tickets_by_requester ON tickets (requester) WHERE requester IS NOT NULL",
+            "CREATE INDEX tickets_by_state ON tickets (state, created_at)",
+            "CREATE INDEX tickets_by_link ON tickets (linked_to) WHERE linked_to IS NOT NULL",
+            """
+            CREATE TABLE ticket_entries (
+                ticket_id TEXT NOT NULL REFERENCES tickets (id),
+                position INTEGER NOT NULL,
+                key TEXT NOT NULL,
+                url TEXT,
+                caption TEXT,
+                entry_id TEXT NOT NULL,
+                phash TEXT NOT NULL,
+                pdq TEXT NOT NULL,
+                quality INTEGER NOT NULL,
+                pdq_distance INTEGER NOT NULL,
+                phash_distance INTEGER NOT NULL,
+                variant TEXT NOT NULL,
+                PRIMARY KEY (ticket_id, position)
+            )
+            """,
+            "CREATE INDEX ticket_entries_by_entry ON ticket_entries (key, url)",
+            # Requester ids never enter the log (the CHECK makes that a database rule), so erasing
+            # a requester never needs to touch it, and it can stay strictly append-only.
+            """
+            CREATE TABLE audit_events (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                at TEXT NOT NULL,
+                ticket_id TEXT,
+                actor_kind TEXT NOT NULL CHECK (actor_kind IN ('maintainer', 'requester', 'system')),
+                actor TEXT,
+                action TEXT NOT NULL,
+                from_state TEXT,
+                to_state TEXT,
+                reason TEXT,
+                detail TEXT NOT NULL DEFAULT '{}',
+                CHECK (actor_kind = 'maintainer' OR actor IS NULL)
+            )
+            """,
+            "CREATE INDEX audit_by_ticket ON audit_events (ticket_id, id)",
+            "CREATE INDEX audit_by_actor ON audit_events (actor, id)",
+            "CREATE INDEX audit_by_time ON audit_events (at)",
+            """
+            CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
+            BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END
+            """,
+            """
+            CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
+            BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END
+            """,
+            "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+            "INSERT INTO counters (name, value) VALUES ('removal_list_version', 0)",
+        ),
+    ),
+)
+
+LATEST_VERSION = MIGRATIONS[-1].number
+
+
+class SchemaTooNewError(RuntimeError):
+    """The database was written by a newer release; this one must not touch it."""
+
+
+async def migrate(db: aiosqlite.Connection) -> int:
+    """Bring ``db`` to the latest schema; return the version it was at before."""
+    await db.execute("BEGIN IMMEDIATE")
+    try:
+        async with db.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        before = int(row[0]) if row else 0
+        if before > LATEST_VERSION:
+            raise SchemaTooNewError(
+                f"the ticket database is at schema version {before}, newer than this release "
+                f"understands ({LATEST_VERSION}); upgrade removal-desk"
+            )
+        for migration in MIGRATIONS:
+            if migration.number <= before:
+                continue
+            for statement in migration.statements:
+                await db.execute(statement)
+            await db.execute(f"PRAGMA user_version = {migration.number:d}")
+    except BaseException:
+        await db.execute("ROLLBACK")
+        raise
+    await db.execute("COMMIT")
+    return before

@@ -1,0 +1,169 @@
+"""What a ticket holds, as plain values the store returns and the front ends render.
+
+A ticket holds what a decision needs and nothing else: the query's hashes (never the picture,
+its URL, its file name or its metadata), the matched dataset entries with their own hashes, an
+opaque requester id and an optional note. Hashes are kept as hex strings, the form people and
+other tools read.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from bot.hashing import EntryHashes, QueryHashes
+from bot.index.search import FoundEntry
+from bot.tickets.lifecycle import TicketState
+
+
+def phash_hex(value: int) -> str:
+    return f"{int(value):016x}"
+
+
+def pdq_hex(words: np.ndarray | list[int]) -> str:
+    return "".join(f"{int(word):016x}" for word in words)
+
+
+@dataclass(frozen=True)
+class MatchedEntry:
+    """One dataset entry a query matched: how the dataset names it, its hashes, and how close."""
+
+    key: str
+    url: str | None
+    caption: str | None
+    entry_id: str  # shard/row in the index the query was checked against
+    phash: str  # 16 hex digits
+    pdq: str  # 64 hex digits
+    quality: int
+    pdq_distance: int
+    phash_distance: int
+    variant: str
+
+    @classmethod
+    def from_found(cls, found: FoundEntry, hashes: EntryHashes) -> MatchedEntry:
+        match = found.match
+        return cls(
+            key=found.entry.key,
+            url=found.entry.url,
+            caption=found.entry.caption,
+            entry_id=f"{match.shard}/{match.row}",
+            phash=phash_hex(hashes.phash),
+            pdq=pdq_hex(hashes.pdq),
+            quality=int(hashes.quality),
+            pdq_distance=match.distance.pdq,
+            phash_distance=match.distance.phash,
+            variant=match.variant,
+        )
+
+    @property
+    def identity(self) -> tuple[str, str]:
+        """What makes two matches the same dataset entry: its key and its URL."""
+        return (self.key, self.url or "")
+
+
+@dataclass(frozen=True)
+class StoredQuery:
+    """A query's hashes in every variant, as stored with a ticket until erased."""
+
+    variants: tuple[str, ...]
+    phash: tuple[str, ...]
+    pdq: tuple[str, ...]
+    quality: int
+
+    @classmethod
+    def from_hashes(cls, query: QueryHashes) -> StoredQuery:
+        return cls(
+            variants=tuple(query.variants),
+            phash=tuple(phash_hex(value) for value in query.phash.tolist()),
+            pdq=tuple(pdq_hex(row) for row in query.pdq.tolist()),
+            quality=int(query.quality),
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> StoredQuery:
+        document = json.loads(text)
+        return cls(
+            variants=tuple(document["variants"]),
+            phash=tuple(document["phash"]),
+            pdq=tuple(document["pdq"]),
+            quality=int(document["quality"]),
+        )
+
+
+@dataclass(frozen=True)
+class Ticket:
+    id: str
+    state: TicketState
+    source: str
+    requester: str | None  # None once erased (forget, retention)
+    note: str | None
+    query: StoredQuery | None  # None once erased
+    entries: tuple[MatchedEntry, ...]
+    assignee: str | None
+    decided_by: str | None
+    decision_reason: str | None
+    flagged: bool
+    flag_reason: str | None
+    linked_to: str | None
+    created_at: str
+    updated_at: str
+    closed_at: str | None
+    erased_at: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        document = asdict(self)
+        document["state"] = str(self.state)
+        return document
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One line of the audit log. ``actor`` names a maintainer; requesters are never named."""
+
+    id: int
+    at: str
+    ticket_id: str | None
+    actor_kind: str  # maintainer | requester | system
+    actor: str | None
+    action: str
+    from_state: str | None
+    to_state: str | None
+    reason: str | None
+    detail: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TransitionResult:
+    """A ticket after an action, and the other tickets the action moved with it (linked ones)."""
+
+    ticket: Ticket
+    also_changed: tuple[Ticket, ...] = ()
+
+    @property
+    def requesters_to_tell(self) -> list[tuple[str, str]]:
+        """(requester, ticket id) for every still-known requester whose ticket changed."""
+        changed = (self.ticket, *self.also_changed)
+        return [(ticket.requester, ticket.id) for ticket in changed if ticket.requester is not None]
+
+
+@dataclass(frozen=True)
+class RemovalRow:
+    """One approved dataset entry on the removal list."""
+
+    key: str
+    url: str | None
+    phash: str
+    pdq: str
+    quality: int
+    ticket_id: str
+    decided_at: str
+    added_in: int  # the removal list version that first carried this row
