@@ -6,6 +6,7 @@ one place: the bytes are decoded in memory, hashed, and dropped; only hashes lea
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from bot.config import Settings
@@ -35,7 +36,15 @@ def hash_submitted_picture(data: bytes, settings: Settings) -> QueryHashes:
     return query
 
 
-def check_picture(data: bytes, index: HashIndex, settings: Settings) -> CheckResult:
-    """Hash ``data`` and find every dataset entry that is a copy of it, best first."""
+def check_picture(
+    data: bytes,
+    index: HashIndex,
+    settings: Settings,
+    removed: Collection[tuple[str, str]] = frozenset(),
+) -> CheckResult:
+    """Hash ``data`` and find every dataset entry that is a copy of it, best first.
+
+    ``removed`` lists entries whose removal was already approved; they no longer match.
+    """
     query = hash_submitted_picture(data, settings)
-    return CheckResult(query=query, found=index.find(query, settings.matching))
+    return CheckResult(query=query, found=index.find(query, settings.matching, removed))

@@ -1,12 +1,14 @@
-"""The command line: ``python -m bot index build|info`` and ``python -m bot check``."""
+"""The command line: ``python -m bot index|check|tickets|removals ...`` (see the README)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from pathlib import Path
 
+from bot import ticket_cli
 from bot.checking import check_picture
 from bot.config import ConfigError, Settings, load_settings
 from bot.decoding import ImageRejectedError
@@ -14,6 +16,9 @@ from bot.index.build import build_index
 from bot.index.search import FoundEntry, HashIndex
 from bot.index.sources import SourceError
 from bot.index.storage import IndexFormatError
+from bot.removals.apply import RemovalApplyError
+from bot.tickets.migrations import SchemaTooNewError
+from bot.tickets.store import TicketStore
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--index", required=True, type=Path, dest="index_folder")
     check.add_argument("--json", action="store_true", help="one JSON object per picture, per line")
     check.add_argument("images", nargs="+", type=Path)
+    ticket_cli.add_commands(commands)
     return parser
 
 
@@ -98,14 +104,24 @@ def _run_info(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _approved_removals(settings: Settings) -> frozenset[tuple[str, str]]:
+    """Entries whose removal is approved in the ticket database, if there is one yet."""
+    path = settings.tickets.database_path
+    if not path.exists():
+        return frozenset()
+    async with await TicketStore.open(path, settings.tickets) as store:
+        return await store.removed_entries()
+
+
 def _run_check(args: argparse.Namespace, settings: Settings) -> int:
     index = HashIndex(args.index_folder)
+    removed = asyncio.run(_approved_removals(settings))
     worst = 0
     for image in args.images:
         record: dict[str, object] = {"query": str(image), "matches": [], "error": None}
         try:
             data = image.read_bytes()
-            result = check_picture(data, index, settings)
+            result = check_picture(data, index, settings, removed)
             record["matches"] = [_match_record(found) for found in result.found]
         except ImageRejectedError as rejected:
             record["error"], worst = rejected.message, 1
@@ -143,8 +159,10 @@ def main(argv: list[str] | None = None) -> int:
             return _run_build(args, settings)
         if args.command == "index":
             return _run_info(args)
+        if args.command in {"tickets", "removals"}:
+            return ticket_cli.run(args, settings)
         return _run_check(args, settings)
-    except (ConfigError, IndexFormatError, SourceError) as exc:
+    except (ConfigError, IndexFormatError, SourceError, RemovalApplyError, SchemaTooNewError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # a full disk, a folder we may not write: say so, no traceback

@@ -7,14 +7,14 @@ equals the plain rule in :mod:`bot.matching` applied to every entry (tests prove
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from bot.config import MatchingSettings
-from bot.hashing import QueryHashes
+from bot.hashing import EntryHashes, QueryHashes
 from bot.index.storage import DatasetEntry, Manifest, ShardReader
 from bot.matching import EntryMatch, MatchDistance
 
@@ -78,9 +78,32 @@ class HashIndex:
         matches = [match for shard in self.shards for match in self._scan_shard(shard, query, rule)]
         return sorted(matches, key=lambda match: match.sort_key)
 
-    def describe(self, match: EntryMatch) -> DatasetEntry:
-        shard = next(s for s in self.shards if s.name == match.shard)
-        return shard.entry(match.row)
+    def _shard(self, name: str) -> ShardReader:
+        return next(shard for shard in self.shards if shard.name == name)
 
-    def find(self, query: QueryHashes, rule: MatchingSettings) -> list[FoundEntry]:
-        return [FoundEntry(match=m, entry=self.describe(m)) for m in self.search(query, rule)]
+    def describe(self, match: EntryMatch) -> DatasetEntry:
+        return self._shard(match.shard).entry(match.row)
+
+    def entry_hashes(self, match: EntryMatch) -> EntryHashes:
+        """The hashes the index stores for a matched entry (a removal list carries them)."""
+        shard = self._shard(match.shard)
+        return EntryHashes(
+            phash=int(shard.phash[match.row]),
+            pdq=np.array(shard.pdq[match.row], dtype=np.uint64),
+            quality=int(shard.quality[match.row]),
+        )
+
+    def find(
+        self,
+        query: QueryHashes,
+        rule: MatchingSettings,
+        removed: Collection[tuple[str, str]] = frozenset(),
+    ) -> list[FoundEntry]:
+        """Matches with the dataset's description, minus entries whose removal was approved.
+
+        ``removed`` holds (key, url or "") pairs, as :meth:`TicketStore.removed_entries` gives
+        them: once a removal is approved, the entry stops matching, so nobody is shown (or files
+        a ticket for) a picture that is already gone from the dataset.
+        """
+        found = (FoundEntry(match=m, entry=self.describe(m)) for m in self.search(query, rule))
+        return [item for item in found if (item.entry.key, item.entry.url or "") not in removed]
