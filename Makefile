@@ -14,11 +14,22 @@ $(STAMP): requirements.txt requirements-dev.txt
 .PHONY: install demo test bench
 install: $(STAMP)
 
+DEMO_DB := data/demo/tickets.sqlite3
+
 demo: $(STAMP)
-	rm -rf data/sample-index
+	rm -rf data/sample-index data/demo
 	$(VENV)/bin/python -m bot index build samples/dataset --out data/sample-index
 	$(VENV)/bin/python -m bot index info data/sample-index
 	$(VENV)/bin/python -m bot check --index data/sample-index samples/queries/*.jpg
+	@echo "--- a removal request, reviewed and decided, then the removal list (database: data/demo) ---"
+	id=$$($(VENV)/bin/python -m bot tickets open --db $(DEMO_DB) --index data/sample-index \
+	      --requester demo-requester samples/queries/coffee__mirrored.jpg) && \
+	$(VENV)/bin/python -m bot tickets claim $$id --db $(DEMO_DB) --by demo-maintainer && \
+	$(VENV)/bin/python -m bot tickets approve $$id --db $(DEMO_DB) --by demo-maintainer \
+	      --reason "a private photo; the requester's copy matches the entry" && \
+	$(VENV)/bin/python -m bot tickets log --db $(DEMO_DB)
+	$(VENV)/bin/python -m bot removals export --db $(DEMO_DB) --out data/demo/removals.csv
+	cat data/demo/removals.csv
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
