@@ -38,3 +38,5 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench/accuracy.py
+	$(VENV)/bin/python bench/tickets.py
+	$(VENV)/bin/python bench/apply.py
