@@ -532,9 +532,10 @@ class TicketStore:
                 if ticket.state is TicketState.APPROVED:
                     await self._bump_removal_version(db)
                 await db.execute(
+                    # A reopened follower becomes a ticket of its own: it is reviewed on its own.
                     "UPDATE tickets SET state = ?, assignee = NULL, decided_by = NULL,"
-                    " decision_reason = NULL, removal_version = NULL, updated_at = ?, closed_at = NULL"
-                    " WHERE id = ?",
+                    " decision_reason = NULL, removal_version = NULL, linked_to = NULL, updated_at = ?,"
+                    " closed_at = NULL WHERE id = ?",
                     (str(new_state), now, ticket.id),
                 )
                 also = await self._relink(db, ticket, now, by)
