@@ -29,7 +29,7 @@ from bot.removals.export import export_removal_list  # noqa: E402
 from bot.tickets.models import RemovalRow  # noqa: E402
 
 _CHILD = """
-import resource, sys, time, json
+import sys, time, json
 sys.path.insert(0, {root!r})
 from pathlib import Path
 mode, list_path, metadata, out = sys.argv[1:5]
@@ -49,7 +49,9 @@ else:
     pq.write_table(table.filter(pc.invert(hit)), Path(out) / Path(metadata).name)
     dropped = int(pc.sum(hit).as_py())
 seconds = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent through fork and exec.
+status = Path("/proc/self/status").read_text()
+peak = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM")) / 1024
 print(json.dumps({{"seconds": seconds, "peak_rss_mb": peak, "dropped": dropped}}))
 """
 

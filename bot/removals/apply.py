@@ -27,6 +27,7 @@ URL_COLUMNS = ("URL", "url")
 KEY_COLUMNS = ("SAMPLE_ID", "key", "sample_id")
 SUMMARY_NAME = "removals-applied.json"
 _BATCH_ROWS = 65_536
+_READ_BUFFER = 1 << 20
 
 
 class RemovalApplyError(ValueError):
@@ -177,7 +178,9 @@ def _apply_one(
     dropped_rows: list[dict[str, Any]],
 ) -> FileReport:
     try:
-        parquet = pq.ParquetFile(source)
+        # Buffered page reads instead of whole column chunks: memory follows the batch, not the
+        # row group (a LAION part file may be written as a few huge row groups).
+        parquet = pq.ParquetFile(source, buffer_size=_READ_BUFFER, pre_buffer=False)
     except (OSError, pa.ArrowException) as exc:
         raise RemovalApplyError(f"cannot read metadata {source}: {exc}") from exc
     names = parquet.schema_arrow.names
