@@ -95,9 +95,12 @@ def _list_records(path: Path) -> Iterator[dict[str, Any]]:
             for number, line in enumerate(handle, 1):
                 if line.strip():
                     try:
-                        yield json.loads(line)
+                        record = json.loads(line)
                     except ValueError as exc:
                         raise RemovalApplyError(f"{path} line {number} is not JSON: {exc}") from exc
+                    if not isinstance(record, dict):
+                        raise RemovalApplyError(f"{path} line {number} is not a JSON object")
+                    yield record
     else:
         raise RemovalApplyError(f"{path}: a removal list is a .parquet, .csv or .jsonl file")
 
@@ -115,12 +118,16 @@ def load_removal_list(path: Path) -> LoadedRemovalList:
                 by_url.setdefault(str(record["url"]), ticket)
             if record.get("key") not in {None, ""}:
                 by_key.setdefault(str(record["key"]), ticket)
-    except (OSError, pa.ArrowException) as exc:
+    except (OSError, UnicodeDecodeError, csv.Error, pa.ArrowException) as exc:
         raise RemovalApplyError(f"cannot read removal list {path}: {exc}") from exc
     version = None
     meta_path = path.with_name(path.name + ".meta.json")
     if meta_path.exists():
-        version = json.loads(meta_path.read_text(encoding="utf-8")).get("version")
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            version = meta.get("version") if isinstance(meta, dict) else None
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise RemovalApplyError(f"cannot read the list's version file {meta_path}: {exc}") from exc
     return LoadedRemovalList(path, version, by_url, by_key)
 
 
@@ -184,16 +191,46 @@ def _apply_one(
     except (OSError, pa.ArrowException) as exc:
         raise RemovalApplyError(f"cannot read metadata {source}: {exc}") from exc
     names = parquet.schema_arrow.names
-    url_column = _find_column(names, URL_COLUMNS) if "url" in match else None
-    key_column = _find_column(names, KEY_COLUMNS) if "key" in match else None
-    if url_column is None and key_column is None:
+    url_column = _find_column(names, URL_COLUMNS)
+    key_column = _find_column(names, KEY_COLUMNS)
+    if (url_column is None or "url" not in match) and (key_column is None or "key" not in match):
         raise RemovalApplyError(
             f"{source} has neither a URL column ({', '.join(URL_COLUMNS)}) nor an id column "
             f"({', '.join(KEY_COLUMNS)}); nothing to match the removal list against"
         )
-    urls, keys = list(removal_list.by_url), list(removal_list.by_key)
+    # Unmatched columns still name the dropped rows in the summary.
+    urls = list(removal_list.by_url) if "url" in match else []
+    keys = list(removal_list.by_key) if "key" in match else []
     report = FileReport(str(source), str(output))
     temporary = output.with_name(output.name + ".tmp")
+    try:
+        _stream(
+            parquet, temporary, url_column=url_column, key_column=key_column, listed=(urls, keys),
+            removal_list=removal_list, report=report, dropped_rows=dropped_rows,
+        )  # fmt: skip
+    except (OSError, pa.ArrowException) as exc:
+        temporary.unlink(missing_ok=True)
+        raise RemovalApplyError(f"cannot read metadata {source}: {exc}") from exc
+    report.kept = report.rows - sum(report.dropped.values())
+    with temporary.open("rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(temporary, output)
+    return report
+
+
+def _stream(
+    parquet: pq.ParquetFile,
+    temporary: Path,
+    *,
+    url_column: str | None,
+    key_column: str | None,
+    listed: tuple[list[str], list[str]],
+    removal_list: LoadedRemovalList,
+    report: FileReport,
+    dropped_rows: list[dict[str, Any]],
+) -> None:
+    urls, keys = listed
+    source = Path(report.source)
     with pq.ParquetWriter(temporary, parquet.schema_arrow) as writer:
         for batch in parquet.iter_batches(batch_size=_BATCH_ROWS):
             nothing = pa.array([False] * batch.num_rows, pa.bool_())
@@ -214,8 +251,3 @@ def _apply_one(
                      "reason": reason, "ticket_id": ticket}
                 )  # fmt: skip
             report.rows += batch.num_rows
-    report.kept = report.rows - sum(report.dropped.values())
-    with temporary.open("rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(temporary, output)
-    return report

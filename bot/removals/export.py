@@ -105,6 +105,23 @@ def _write_table(
     """Write ``records`` to ``path`` atomically (temporary file, fsync, rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
+    try:
+        _write_records(temporary, kind, schema, records, meta)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    with temporary.open("rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    meta_path = path.with_name(path.name + ".meta.json")
+    meta_temporary = meta_path.with_name(meta_path.name + ".tmp")
+    meta_temporary.write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(meta_temporary, meta_path)
+
+
+def _write_records(
+    temporary: Path, kind: str, schema: pa.Schema, records: list[dict[str, Any]], meta: dict[str, Any]
+) -> None:
     if kind == "parquet":
         table = pa.Table.from_pylist(records, schema=schema).replace_schema_metadata(
             {"removal_desk": json.dumps(meta, sort_keys=True)}
@@ -119,13 +136,6 @@ def _write_table(
             else:
                 for record in records:
                     handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-    with temporary.open("rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-    meta_path = path.with_name(path.name + ".meta.json")
-    meta_temporary = meta_path.with_name(meta_path.name + ".tmp")
-    meta_temporary.write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(meta_temporary, meta_path)
 
 
 def default_blocklist_path(list_path: Path) -> Path:

@@ -124,7 +124,9 @@ def write_img2dataset(path: Path) -> None:
 @pytest.fixture(scope="module")
 def metadata(tmp_path_factory: pytest.TempPathFactory) -> Metadata:
     folder = tmp_path_factory.mktemp("metadata")
-    files = Metadata(folder, folder / "part-00000.parquet", folder / "part-00001.parquet", folder / "i2d.parquet")
+    files = Metadata(
+        folder, folder / "part-00000.parquet", folder / "part-00001.parquet", folder / "i2d.parquet"
+    )
     write_laion(files.laion)
     write_laion_float(files.laion_float)
     write_img2dataset(files.img2dataset)
@@ -247,7 +249,9 @@ def test_cleaned_copies_keep_the_schema_and_every_row_not_listed(
     )
 
 
-def test_the_right_rows_are_dropped_for_the_right_reason(metadata: Metadata, removal_list: Path, tmp_path: Path):
+def test_the_right_rows_are_dropped_for_the_right_reason(
+    metadata: Metadata, removal_list: Path, tmp_path: Path
+):
     """The same facts as above, stated by hand for the rows the list was built from."""
     report = apply_removal_list(load_removal_list(removal_list), metadata.files, tmp_path / "clean")
 
@@ -289,9 +293,7 @@ def test_matching_by_url_only_ignores_listed_keys(metadata: Metadata, removal_li
         expected_table, expected_dropped = expected_result(source, loaded, match=("url",))
         assert read_whole(tmp_path / "clean" / source.name).equals(expected_table)
         got = [row for row in report.dropped_rows if row["file"] == source.name]
-        assert [(r["row"], r["url"], r["reason"], r["ticket_id"]) for r in got] == [
-            (r["row"], r["url"], r["reason"], r["ticket_id"]) for r in expected_dropped
-        ]
+        assert got == expected_dropped  # the key still names each dropped row, though unmatched
     assert ("part-00000.parquet", 5) not in {(r["file"], r["row"]) for r in report.dropped_rows}
 
 
@@ -310,7 +312,9 @@ def test_matching_by_key_only_ignores_listed_urls(metadata: Metadata, removal_li
 def test_an_empty_list_copies_every_row(metadata: Metadata, tmp_path: Path):
     export_removal_list(0, [], tmp_path / "empty.csv", "csv", hashing={})
 
-    report = apply_removal_list(load_removal_list(tmp_path / "empty.csv"), [metadata.laion], tmp_path / "clean")
+    report = apply_removal_list(
+        load_removal_list(tmp_path / "empty.csv"), [metadata.laion], tmp_path / "clean"
+    )
 
     assert report.dropped_rows == []
     assert report.to_dict()["kept"] == LAION_ROWS
@@ -348,7 +352,9 @@ def test_small_batches_give_the_same_result_and_nothing_is_read_whole(
         f.to_dict() | {"output": ""} for f in default.files
     ]
     for source in metadata.files:
-        assert read_whole(tmp_path / "small" / source.name).equals(read_whole(tmp_path / "default" / source.name))
+        assert read_whole(tmp_path / "small" / source.name).equals(
+            read_whole(tmp_path / "default" / source.name)
+        )
         written = pq.ParquetFile(tmp_path / "small" / source.name).metadata
         groups = [written.row_group(i).num_rows for i in range(written.num_row_groups)]
         assert max(groups) <= 100  # written batch by batch as well
@@ -497,3 +503,50 @@ def test_a_list_that_cannot_be_read_is_refused(tmp_path: Path):
     lines.write_text('{"key": "1", "ticket_id": "T"}\n{not json\n')
     with pytest.raises(RemovalApplyError, match="line 2 is not JSON"):
         load_removal_list(lines)
+
+
+def _parquet_named_csv(tmp_path: Path) -> Path:
+    """`removals export --format parquet --out removals.csv` writes exactly this."""
+    path = tmp_path / "removals.csv"
+    export_removal_list(1, list_rows()[:2], path, "parquet", hashing={})
+    return path
+
+
+def _json_line_not_an_object(tmp_path: Path) -> Path:
+    path = tmp_path / "removals.jsonl"
+    path.write_text('{"key": "1", "ticket_id": "T"}\n42\n')
+    return path
+
+
+def _broken_sidecar(tmp_path: Path) -> Path:
+    path = tmp_path / "removals.csv"
+    export_removal_list(1, list_rows()[:2], path, "csv", hashing={})
+    path.with_name(path.name + ".meta.json").write_text("{half a json")
+    return path
+
+
+@pytest.mark.parametrize("make", [_parquet_named_csv, _json_line_not_an_object, _broken_sidecar])
+def test_a_list_that_cannot_be_used_is_refused_with_its_name(tmp_path: Path, make: Any):
+    path = make(tmp_path)
+
+    with pytest.raises(RemovalApplyError) as refused:
+        load_removal_list(path)
+    assert str(path) in str(refused.value)
+
+
+def test_metadata_corrupt_inside_is_refused_and_leaves_no_temporary_file(removal_list: Path, tmp_path: Path):
+    source = tmp_path / "part.parquet"
+    table = pa.table(
+        {"SAMPLE_ID": pa.array(range(20_000), pa.int64()), "URL": [f"u{i}" for i in range(20_000)]}
+    )
+    pq.write_table(table, source, compression="snappy")
+    damaged = bytearray(source.read_bytes())
+    damaged[200:5_000] = b"\xff" * 4_800  # the first data pages; the footer stays readable
+    source.write_bytes(bytes(damaged))
+    assert pq.ParquetFile(source).metadata.num_rows == 20_000
+
+    try:
+        with pytest.raises(RemovalApplyError, match=r"part\.parquet"):
+            apply_removal_list(load_removal_list(removal_list), [source], tmp_path / "clean")
+    finally:
+        assert not list((tmp_path / "clean").glob("*.tmp"))

@@ -75,6 +75,17 @@ def matched(key: str, url: str | None, picture: int) -> MatchedEntry:
     )
 
 
+def blocklist_record(key: str, picture: int, ticket: str, added_in: int) -> dict[str, Any]:
+    return {
+        "key": key,
+        "phash": f"{picture:016x}",
+        "pdq": f"{picture:064x}",
+        "quality": 50 + picture,
+        "ticket_id": ticket,
+        "added_in": added_in,
+    }
+
+
 def read_rows(path: Path, kind: str) -> tuple[list[str], list[dict[str, Any]]]:
     """Column names and rows of an exported file, CSV values turned back into their types."""
     if kind == "parquet":
@@ -110,8 +121,13 @@ ROWS = [
     removal_row("a0-key", "https://z.example/copy.jpg", 1, "TKT004", 4),
     removal_row("a-key", None, 2, "TKT002", 2),
 ]
-SORTED_KEYS = [("a-key", None), ("a-key", "https://x.example/1.jpg"), ("a0-key", "https://z.example/copy.jpg")]
-SORTED_KEYS += [("b-key", "https://x.example/2.jpg"), ("c-key", "https://y.example/9.jpg")]
+SORTED_KEYS = [
+    ("a-key", None),
+    ("a-key", "https://x.example/1.jpg"),
+    ("a0-key", "https://z.example/copy.jpg"),
+    ("b-key", "https://x.example/2.jpg"),
+    ("c-key", "https://y.example/9.jpg"),
+]
 
 
 # --- each format --------------------------------------------------------------------------------
@@ -140,11 +156,11 @@ def test_export_writes_sorted_list_blocklist_and_sidecars(tmp_path: Path, kind: 
     columns, pictures = read_rows(blocklist, kind)
     assert columns == BLOCKLIST_COLUMNS
     assert pictures == [
-        {"key": "b-key", "phash": f"{1:016x}", "pdq": f"{1:064x}", "quality": 51, "ticket_id": "TKT001", "added_in": 1},
-        {"key": "a-key", "phash": f"{2:016x}", "pdq": f"{2:064x}", "quality": 52, "ticket_id": "TKT002", "added_in": 2},
-        {"key": "a-key", "phash": f"{3:016x}", "pdq": f"{3:064x}", "quality": 53, "ticket_id": "TKT002", "added_in": 2},
-        {"key": "c-key", "phash": f"{4:016x}", "pdq": f"{4:064x}", "quality": 54, "ticket_id": "TKT003", "added_in": 3},
-    ]  # fmt: skip
+        blocklist_record("b-key", 1, "TKT001", 1),  # first approved, although "a0-key" sorts first
+        blocklist_record("a-key", 2, "TKT002", 2),
+        blocklist_record("a-key", 3, "TKT002", 2),
+        blocklist_record("c-key", 4, "TKT003", 3),
+    ]
 
     list_meta, blocklist_meta = read_meta(out), read_meta(blocklist)
     assert list_meta["format"] == LIST_FORMAT_NAME == "removal-desk-removal-list"
@@ -412,7 +428,9 @@ async def test_an_index_built_from_the_blocklist_catches_the_approved_pictures(
         version, rows, tmp_path / "removals.parquet", "parquet", hashing=hashing_parameters(settings)
     )
     assert (report.entries, report.pictures) == (3, 2)
-    built = build_index([report.blocklist_path], tmp_path / "blocklist-index", settings, workers=1, show_progress=False)
+    built = build_index(
+        [report.blocklist_path], tmp_path / "blocklist-index", settings, workers=1, show_progress=False
+    )
 
     assert built.entries == 2
     assert not built.failures
@@ -427,9 +445,13 @@ async def test_an_index_built_from_the_blocklist_catches_the_approved_pictures(
         original.pdq.tolist(),
         original.quality,
     )
-    assert [hit.entry.key for hit in check_picture(astronaut, blocklist_index, settings).found] == [ASTRONAUT_KEY]
+    assert [hit.entry.key for hit in check_picture(astronaut, blocklist_index, settings).found] == [
+        ASTRONAUT_KEY
+    ]
     # a copy found later elsewhere is caught too; a picture never approved is not
     mirrored = (QUERIES / "coffee__mirrored.jpg").read_bytes()
-    assert [hit.entry.key for hit in check_picture(mirrored, blocklist_index, settings).found] == [COFFEE_A[0]]
+    assert [hit.entry.key for hit in check_picture(mirrored, blocklist_index, settings).found] == [
+        COFFEE_A[0]
+    ]
     chelsea = (DATASET / "chelsea.jpg").read_bytes()
     assert check_picture(chelsea, blocklist_index, settings).found == []
