@@ -77,6 +77,20 @@ def _timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _bound(typed: str) -> str:
+    """A date or timestamp as typed (``2026-11-01``, ``...T12:00Z``, ``+02:00``) in the stored
+    form, so that comparing strings compares instants. No zone means UTC."""
+    try:
+        moment = datetime.fromisoformat(typed.strip())
+    except ValueError as exc:
+        raise TicketError(
+            f"{typed!r} is not a date or timestamp (like 2026-11-01 or 2026-11-01T12:00Z)"
+        ) from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return _timestamp(moment)
+
+
 def _clean_reason(reason: str | None, what: str) -> str:
     text = (reason or "").strip()
     if not text:
@@ -410,6 +424,7 @@ class TicketStore:
         self, db: aiosqlite.Connection, entries: Sequence[MatchedEntry], requester: str
     ) -> Ticket | None:
         """The oldest open, claimed or approved ticket covering every one of ``entries``, if any."""
+        await self._refuse_repeat(db, entries, requester)
         common: set[str] | None = None
         order: dict[str, int] = {}
         for entry in entries:
@@ -423,13 +438,29 @@ class TicketStore:
         candidates = await self._tickets(
             db, f"WHERE id IN ({','.join('?' * len(common))}) ORDER BY created_at, id", sorted(common)
         )
-        for candidate in candidates:
-            if candidate.requester == requester and candidate.state in PENDING_STATES:
-                raise RequestRefusedError(
-                    f"You already asked for these entries to be removed: ticket {candidate.id} "
-                    f"is {candidate.state}."
-                )
         return candidates[0] if candidates else None
+
+    async def _refuse_repeat(
+        self, db: aiosqlite.Connection, entries: Sequence[MatchedEntry], requester: str
+    ) -> None:
+        """A requester's pending tickets (linked ones too) already cover every entry: refuse."""
+        marks = ",".join("?" * len(PENDING_STATES))
+        mine: set[str] | None = None
+        for entry in entries:
+            async with db.execute(
+                "SELECT DISTINCT t.id FROM ticket_entries e JOIN tickets t ON t.id = e.ticket_id"
+                f" WHERE e.key = ? AND COALESCE(e.url, '') = ? AND t.requester = ? AND t.state IN ({marks})",
+                (entry.key, entry.url or "", requester, *sorted(PENDING_STATES)),
+            ) as cursor:
+                covering = {row[0] for row in await cursor.fetchall()}
+            mine = covering if mine is None else mine | covering
+            if not covering:
+                return
+        if mine:
+            ticket = (await self._tickets(db, "WHERE id = ?", (min(mine),)))[0]
+            raise RequestRefusedError(
+                f"You already asked for these entries to be removed: ticket {ticket.id} is {ticket.state}."
+            )
 
     async def _unused_id(self, db: aiosqlite.Connection) -> str:
         while True:
@@ -722,10 +753,10 @@ class TicketStore:
             params.append(actor.strip())
         if since is not None:
             clauses.append("at >= ?")
-            params.append(since)
+            params.append(_bound(since))
         if until is not None:
             clauses.append("at < ?")
-            params.append(until)
+            params.append(_bound(until))
         if action is not None:
             clauses.append("action = ?")
             params.append(action)

@@ -50,7 +50,7 @@ def _hex(seed: str, digits: int) -> str:
 _DEFAULT_URL = object()
 
 
-def entry(key: str, url: str | None | object = _DEFAULT_URL, **overrides: object) -> MatchedEntry:
+def entry(key: str, url: str | object | None = _DEFAULT_URL, **overrides: object) -> MatchedEntry:
     """A matched dataset entry; its hashes derive from key and url, so equal inputs are equal entries."""
     resolved = f"https://images.example.org/{key}.jpg" if url is _DEFAULT_URL else url
     assert resolved is None or isinstance(resolved, str)

@@ -89,9 +89,9 @@ def test_allowed_actions_are_exactly_the_legal_ones(state: TicketState) -> None:
 def test_terminal_and_waiting_states() -> None:
     assert allowed_actions(TicketState.WITHDRAWN) == []
     assert allowed_actions(TicketState.LINKED) == [TicketAction.WITHDRAW]
-    assert PENDING_STATES == {S.OPEN, S.CLAIMED, S.LINKED}
-    assert CLOSED_STATES == {S.APPROVED, S.REJECTED, S.WITHDRAWN}
-    assert PENDING_STATES | CLOSED_STATES == set(TicketState)
+    assert {S.OPEN, S.CLAIMED, S.LINKED} == PENDING_STATES
+    assert {S.APPROVED, S.REJECTED, S.WITHDRAWN} == CLOSED_STATES
+    assert set(TicketState) == PENDING_STATES | CLOSED_STATES
 
 
 # -- ids -------------------------------------------------------------------------------------------
