@@ -772,7 +772,8 @@ class TicketStore:
     # -- the removal list ----------------------------------------------------------------------
 
     async def removal_list(self) -> tuple[int, list[RemovalRow]]:
-        """The list version and every approved entry once (its first approval), sorted by key, url."""
+        """The list version and every approved entry once, credited to its first approval (the
+        decided ticket before the linked ones approved with it), sorted by key, url."""
         # One statement, one snapshot: the version always belongs to exactly these rows.
         async with self._reader.execute(
             "SELECT (SELECT value FROM counters WHERE name = 'removal_list_version') AS version,"
@@ -780,7 +781,7 @@ class TicketStore:
             " t.removal_version AS added_in FROM counters c"
             " LEFT JOIN (ticket_entries e JOIN tickets t ON t.id = e.ticket_id AND t.state = 'approved')"
             " WHERE c.name = 'removal_list_version'"
-            " ORDER BY e.key, COALESCE(e.url, ''), t.closed_at, t.id"
+            " ORDER BY e.key, COALESCE(e.url, ''), t.closed_at, t.linked_to IS NOT NULL, t.id"
         ) as cursor:
             records = [dict(row) for row in await cursor.fetchall()]
         version = int(records[0]["version"]) if records else 0

@@ -2,16 +2,20 @@
 
 A child process writes tickets (or decisions) as fast as it can and prints each ticket id only
 after the store call returned: that line is the acknowledgement a person would have been shown.
-The parent kills the child with SIGKILL while it is still writing, at several points, then reads
-the database with plain ``sqlite3`` and proves that:
+The parent kills the child with SIGKILL while it is still writing, then reads the database with
+plain ``sqlite3``. The kill lands at several points: after different numbers of writes and at
+different fractions of one write's time (where it usually falls between two statements), and,
+deterministically, inside an open transaction (the child stops just before a chosen statement of
+a chosen write and the parent kills it there). The tests prove that:
 
 * the database passes ``PRAGMA integrity_check``;
 * every acknowledged ticket is there, whole: its matched entries and its ``create`` audit event;
-* nothing is half-written: every ticket row has all its entries and its audit event, and at most
-  the one write in flight when the kill landed is there without an acknowledgement;
+* nothing is half-written: every ticket row has all its entries and its audit event, at most the
+  one write in flight is there without an acknowledgement, and a write killed inside its
+  transaction leaves no trace at all;
 * every acknowledged approval is approved, with its audit event, and the removal list version
-  equals the number of approved tickets (each approval took exactly one version);
-* the store opens again and takes new writes.
+  equals the number of approved tickets (each approval took exactly one version of its own);
+* the store opens again and takes new tickets and decisions.
 """
 
 from __future__ import annotations
@@ -24,7 +28,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -38,65 +41,99 @@ from bot.tickets.store import TicketStore
 ROOT = Path(__file__).resolve().parents[3]
 ENTRIES_PER_TICKET = 3
 PREPARED_TICKETS = 500
+MEASURED = 10  # acknowledgements over which the time of one write is measured
+PAUSED = "paused"
+# Statements the child can stop just before, inside the write's transaction.
+PAUSE_BEFORE = {
+    "entries": "INSERT INTO ticket_entries",  # create: the ticket row is written, its entries not yet
+    "decision": "UPDATE tickets SET state",  # approve: audit event and version bump written, state not
+}
 
-CHILD = textwrap.dedent(
-    """
-    import asyncio
-    import sys
-    from pathlib import Path
+CHILD = """
+import asyncio
+import sys
+import time
+from pathlib import Path
 
-    from bot.config import load_settings
-    from bot.tickets.lifecycle import TicketState
-    from bot.tickets.models import MatchedEntry, StoredQuery
-    from bot.tickets.store import TicketStore
+import aiosqlite
 
-    ENTRIES = {entries}
-    QUERY = StoredQuery(("as-sent@0,0,0,0",), ("0123456789abcdef",), ("ab" * 32,), 100)
+from bot.config import load_settings
+from bot.tickets.lifecycle import TicketState
+from bot.tickets.models import MatchedEntry, StoredQuery
+from bot.tickets.store import TicketStore
 
-
-    def entries(n):
-        return [
-            MatchedEntry(
-                key=f"burst-{{n}}-{{j}}", url=f"https://example.org/{{n}}/{{j}}.jpg", caption=None,
-                entry_id=f"00000/{{n}}", phash=f"{{n:016x}}", pdq=f"{{n:064x}}", quality=90,
-                pdq_distance=4, phash_distance=2, variant="as-sent@0,0,0,0",
-            )
-            for j in range(ENTRIES)
-        ]
+ENTRIES = __ENTRIES__
+QUERY = StoredQuery(("as-sent@0,0,0,0",), ("0123456789abcdef",), ("ab" * 32,), 100)
 
 
-    async def main(mode, path, count):
-        async with await TicketStore.open(path, load_settings().tickets) as store:
-            if mode == "approve":
-                waiting = await store.list_tickets(TicketState.OPEN, limit=count)
-                for ticket in waiting:
-                    await store.approve(ticket.id, "maintainer-1", "burst")
-                    print(ticket.id, flush=True)  # acknowledged: approve() returned
-                return
-            for n in range(count):
-                ticket = await store.create_ticket(f"requester-{{n}}", QUERY, entries(n), source=mode)
-                if mode == "create":
-                    print(ticket.id, flush=True)  # acknowledged: create_ticket() returned
+def entries(n):
+    return [
+        MatchedEntry(
+            key=f"burst-{n}-{j}", url=f"https://example.org/{n}/{j}.jpg", caption=None,
+            entry_id=f"00000/{n}", phash=f"{n:016x}", pdq=f"{n:064x}", quality=90,
+            pdq_distance=4, phash_distance=2, variant="as-sent@0,0,0,0",
+        )
+        for j in range(ENTRIES)
+    ]
 
 
-    asyncio.run(main(sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])))
-    """
-).format(entries=ENTRIES_PER_TICKET)
+def pause_before(prefix, nth):
+    # Stop (until killed) just before the nth statement starting with prefix is executed.
+    seen = 0
+    for name in ("execute", "executemany"):
+        original = getattr(aiosqlite.Connection, name)
+
+        def wrapper(self, sql, *args, _original=original, **kwargs):
+            nonlocal seen
+            if sql.lstrip().startswith(prefix):
+                seen += 1
+                if seen == nth:
+                    print("__PAUSED__", flush=True)
+                    time.sleep(60)
+            return _original(self, sql, *args, **kwargs)
+
+        setattr(aiosqlite.Connection, name, wrapper)
 
 
-def child_command(tmp_path: Path, mode: str, database: Path, count: int) -> list[str]:
+async def main(mode, path, count):
+    async with await TicketStore.open(path, load_settings().tickets) as store:
+        if mode == "approve":
+            waiting = await store.list_tickets(TicketState.OPEN, limit=count)
+            for ticket in waiting:
+                await store.approve(ticket.id, "maintainer-1", "burst")
+                print(ticket.id, flush=True)  # acknowledged: approve() returned
+            return
+        for n in range(count):
+            ticket = await store.create_ticket(f"requester-{n}", QUERY, entries(n), source=mode)
+            if mode == "create":
+                print(ticket.id, flush=True)  # acknowledged: create_ticket() returned
+
+
+if len(sys.argv) > 4:
+    pause_before(sys.argv[4], int(sys.argv[5]))
+asyncio.run(main(sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])))
+"""
+
+
+def child_command(
+    tmp_path: Path, mode: str, database: Path, count: int, pause: tuple[str, int] | None = None
+) -> list[str]:
     script = tmp_path / "child.py"
     if not script.exists():
-        script.write_text(CHILD)
-    return [sys.executable, str(script), mode, str(database), str(count)]
+        script.write_text(CHILD.replace("__ENTRIES__", str(ENTRIES_PER_TICKET)).replace("__PAUSED__", PAUSED))
+    command = [sys.executable, str(script), mode, str(database), str(count)]
+    if pause is not None:
+        command += [PAUSE_BEFORE[pause[0]], str(pause[1])]
+    return command
 
 
 def child_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
 
 
-def kill_mid_burst(command: list[str], kill_after: int, log: Path) -> list[str]:
-    """Run ``command``, SIGKILL it once it has acknowledged ``kill_after`` writes; every id it printed."""
+def kill_mid_burst(command: list[str], log: Path, *, kill_after: int | None, phase: float = 0.0) -> list[str]:
+    """Run ``command``; SIGKILL it ``phase`` of one write's time after its ``kill_after``-th
+    acknowledgement, or at once when it says it has paused. Return every id it acknowledged."""
     with log.open("w") as stderr:
         child = subprocess.Popen(
             command, cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=stderr, text=True
@@ -112,22 +149,34 @@ def kill_mid_burst(command: list[str], kill_after: int, log: Path) -> list[str]:
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     acknowledged: list[str] = []
+    arrived: list[float] = []
     deadline = time.monotonic() + 20
     try:
-        while len(acknowledged) < kill_after:
+        while True:
             line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
-            assert line is not None, f"the child stopped early: {log.read_text()}"
+            assert line is not None, f"the child stopped before it was killed: {log.read_text()}"
+            if line == f"{PAUSED}\n":
+                assert kill_after is None
+                break
             acknowledged.append(line)
+            arrived.append(time.monotonic())
+            if kill_after is not None and len(acknowledged) >= kill_after:
+                one_write = (arrived[-1] - arrived[-MEASURED - 1]) / MEASURED
+                time.sleep(phase * one_write)
+                break
         assert child.poll() is None, "the child finished its burst before it could be killed"
         os.kill(child.pid, signal.SIGKILL)
         assert child.wait(timeout=10) == -signal.SIGKILL
+        while (line := lines.get(timeout=5)) is not None:  # printed before the kill, read after it
+            acknowledged.append(line)
     finally:
         if child.poll() is None:
             child.kill()
             child.wait()
-    reader.join(timeout=10)
-    while (line := lines.get(timeout=5)) is not None:  # printed before the kill, read after it
-        acknowledged.append(line)
+        reader.join(timeout=10)
+        assert child.stdout is not None
+        child.stdout.close()
+    assert f"{PAUSED}\n" not in acknowledged
     complete = [line for line in acknowledged if line.endswith("\n")]
     assert len(complete) >= len(acknowledged) - 1  # only the very last line can be cut short
     return [line.strip() for line in complete]
@@ -161,26 +210,39 @@ async def reopen_and_write(database: Path) -> tuple[int, int, int]:
     return count, version, len(rows)
 
 
-@pytest.mark.parametrize("kill_after", [1, 60, 250])
-def test_sigkill_during_ticket_creation_keeps_every_acknowledged_ticket(tmp_path, kill_after):
+# (kill after this many acknowledgements, this fraction of a write later) or (pause before, in write n)
+CREATE_KILLS = [
+    pytest.param(20, 0.0, None, id="after-20"),
+    pytest.param(80, 0.45, None, id="after-80-and-a-half-write"),
+    pytest.param(250, 0.9, None, id="after-250-and-most-of-a-write"),
+    pytest.param(None, 0.0, ("entries", 40), id="inside-the-40th-transaction"),
+]
+
+
+@pytest.mark.parametrize(("kill_after", "phase", "pause"), CREATE_KILLS)
+def test_sigkill_during_ticket_creation_keeps_every_acknowledged_ticket(tmp_path, kill_after, phase, pause):
     database = tmp_path / "tickets.sqlite3"
+    command = child_command(tmp_path, "create", database, 1_000_000, pause)
 
-    acknowledged = kill_mid_burst(
-        child_command(tmp_path, "create", database, 1_000_000), kill_after, tmp_path / "child.err"
-    )
+    acknowledged = kill_mid_burst(command, tmp_path / "child.err", kill_after=kill_after, phase=phase)
 
-    assert len(acknowledged) >= kill_after
+    assert len(acknowledged) >= (kill_after or pause[1] - 1)
     assert len(set(acknowledged)) == len(acknowledged)
     assert integrity(database) == "ok"
     with sqlite3.connect(database) as db:
         tickets = dict(db.execute("SELECT id, state FROM tickets").fetchall())
-        entries = dict(db.execute("SELECT ticket_id, COUNT(*) FROM ticket_entries GROUP BY ticket_id").fetchall())
+        entries = dict(
+            db.execute("SELECT ticket_id, COUNT(*) FROM ticket_entries GROUP BY ticket_id").fetchall()
+        )
         created = [row[0] for row in db.execute("SELECT ticket_id FROM audit_events WHERE action = 'create'")]
         other_events = db.execute("SELECT COUNT(*) FROM audit_events WHERE action != 'create'").fetchone()[0]
     missing = [ticket_id for ticket_id in acknowledged if ticket_id not in tickets]
     assert missing == []
     # At most the one write in flight was committed without being acknowledged, and never in part.
     assert len(acknowledged) <= len(tickets) <= len(acknowledged) + 1
+    if pause is not None:  # killed inside its transaction: the write left nothing behind
+        assert len(acknowledged) == pause[1] - 1
+        assert sorted(tickets) == sorted(acknowledged)
     assert set(tickets.values()) == {"open"}
     assert entries == dict.fromkeys(tickets, ENTRIES_PER_TICKET)
     assert sorted(created) == sorted(tickets)
@@ -207,18 +269,27 @@ def prepared(tmp_path_factory) -> Path:
     return database
 
 
-@pytest.mark.parametrize("kill_after", [1, 40, 150])
-def test_sigkill_during_approvals_keeps_every_acknowledged_decision(tmp_path, prepared, kill_after):
+APPROVE_KILLS = [
+    pytest.param(20, 0.2, None, id="after-20-and-a-fifth-of-a-write"),
+    pytest.param(80, 0.6, None, id="after-80-and-more-than-half-a-write"),
+    pytest.param(200, 0.95, None, id="after-200-and-almost-a-whole-write"),
+    pytest.param(None, 0.0, ("decision", 30), id="inside-the-30th-transaction"),
+]
+
+
+@pytest.mark.parametrize(("kill_after", "phase", "pause"), APPROVE_KILLS)
+def test_sigkill_during_approvals_keeps_every_acknowledged_decision(
+    tmp_path, prepared, kill_after, phase, pause
+):
     database = tmp_path / "tickets.sqlite3"
     shutil.copy(prepared, database)
     with sqlite3.connect(database) as db:
         order = [row[0] for row in db.execute("SELECT id FROM tickets ORDER BY created_at, id")]
+    command = child_command(tmp_path, "approve", database, PREPARED_TICKETS, pause)
 
-    acknowledged = kill_mid_burst(
-        child_command(tmp_path, "approve", database, PREPARED_TICKETS), kill_after, tmp_path / "child.err"
-    )
+    acknowledged = kill_mid_burst(command, tmp_path / "child.err", kill_after=kill_after, phase=phase)
 
-    assert len(acknowledged) >= kill_after
+    assert len(acknowledged) >= (kill_after or pause[1] - 1)
     assert acknowledged == order[: len(acknowledged)]  # approved oldest first, one at a time
     assert integrity(database) == "ok"
     with sqlite3.connect(database) as db:
@@ -228,7 +299,9 @@ def test_sigkill_during_approvals_keeps_every_acknowledged_decision(tmp_path, pr
             dict(row) for row in db.execute("SELECT * FROM audit_events WHERE action = 'approve' ORDER BY id")
         ]
         version = db.execute("SELECT value FROM counters WHERE name = 'removal_list_version'").fetchone()[0]
-        entries = dict(db.execute("SELECT ticket_id, COUNT(*) FROM ticket_entries GROUP BY ticket_id").fetchall())
+        entries = dict(
+            db.execute("SELECT ticket_id, COUNT(*) FROM ticket_entries GROUP BY ticket_id").fetchall()
+        )
     assert len(tickets) == PREPARED_TICKETS
     assert entries == dict.fromkeys(tickets, ENTRIES_PER_TICKET)
     approved = [ticket_id for ticket_id in order if tickets[ticket_id]["state"] == "approved"]
@@ -241,6 +314,8 @@ def test_sigkill_during_approvals_keeps_every_acknowledged_decision(tmp_path, pr
     # At most the one approval in flight landed unacknowledged; the kill came mid-burst.
     assert approved[: len(acknowledged)] == acknowledged
     assert len(acknowledged) <= len(approved) <= len(acknowledged) + 1
+    if pause is not None:  # killed inside its transaction: the decision left nothing behind
+        assert approved == acknowledged == order[: pause[1] - 1]
     assert len(approved) < PREPARED_TICKETS
     assert {tickets[t]["state"] for t in order[len(approved) :]} == {"open"}
     assert all(tickets[t]["removal_version"] is None for t in order[len(approved) :])
