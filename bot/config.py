@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "default.toml"
 ENV_PREFIX = "REMOVAL_DESK_"
+# Names that deployment tools and Discord's own guides use.
+_ENV_ALIASES = {"discord.token": "DISCORD_TOKEN"}
 
 
 class ConfigError(ValueError):
@@ -66,12 +68,46 @@ class TicketSettings:
 
 
 @dataclass(frozen=True)
+class DiscordSettings:
+    token: str
+    guild_ids: tuple[int, ...]
+    privacy_channel_id: int
+    review_channel_id: int
+    log_channel_id: int
+    maintainer_role_id: int
+    index: str
+    api_base_url: str
+    gateway_url: str
+    check_uses: int
+    check_per_seconds: int
+    request_uses: int
+    request_per_seconds: int
+    pending_check_seconds: int
+    hash_workers: int
+
+    def problems(self) -> list[str]:
+        """What keeps the bot from running, one sentence per missing or wrong setting."""
+        found = []
+        if not self.token:
+            found.append(
+                "discord.token is not set: put the bot's token in the DISCORD_TOKEN environment variable"
+            )
+        for name in ("review_channel_id", "maintainer_role_id"):
+            if getattr(self, name) <= 0:
+                found.append(f"discord.{name} is not set: the id (right-click > Copy ID in Discord)")
+        if not self.api_base_url.startswith(("https://", "http://")):
+            found.append(f"discord.api_base_url = {self.api_base_url!r} is not an http(s) URL")
+        return found
+
+
+@dataclass(frozen=True)
 class Settings:
     decoding: DecodingSettings
     matching: MatchingSettings
     hashing: HashingSettings
     index: IndexSettings
     tickets: TicketSettings
+    discord: DiscordSettings
 
 
 _Section = TypeVar("_Section")
@@ -112,6 +148,9 @@ def _section(cls: type[_Section], name: str, values: dict[str, Any], defaults: d
             raise ConfigError(f"missing setting {setting} (see config/default.toml)")
         value = values[field.name]
         env_name = f"{ENV_PREFIX}{name}_{field.name}".upper()
+        alias = _ENV_ALIASES.get(setting)
+        if alias and alias in os.environ:
+            value = os.environ[alias]
         if env_name in os.environ:
             value = os.environ[env_name]
         kwargs[field.name] = _coerce(setting, value, defaults.get(field.name, value))

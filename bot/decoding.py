@@ -35,6 +35,10 @@ class ImageRejectedError(ValueError):
         self.reason = reason
         self.message = message
 
+    def __reduce__(self) -> tuple[type[ImageRejectedError], tuple[str, str]]:
+        # Hashing runs in a worker process; the refusal must cross back intact.
+        return (type(self), (self.reason, self.message))
+
 
 @dataclass(frozen=True)
 class DecodedPicture:

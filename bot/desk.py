@@ -1,0 +1,95 @@
+"""The removal desk as the bot uses it: check a picture off the event loop, file and follow tickets.
+
+Everything Discord-independent that the cogs need lives here, so the cogs only translate:
+
+* hashing runs in a process pool (decoding and 36 hash variants take ~0.1 s of CPU, which would
+  freeze a bot's event loop); the picture's bytes go to the worker through a pipe, never a file;
+* the index search runs in a thread (numpy releases the GIL while scanning);
+* a check's result is kept in memory, only as hashes, for a short while, under a random token the
+  Request removal button carries; nothing about a check is stored unless a ticket is made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+from bot.checking import CheckResult, hash_submitted_picture
+from bot.config import Settings
+from bot.cooldowns import Cooldown
+from bot.index.search import HashIndex
+from bot.tickets.intake import file_removal_request
+from bot.tickets.models import Ticket
+from bot.tickets.store import TicketStore
+
+
+@dataclass(frozen=True)
+class PendingCheck:
+    owner: int
+    result: CheckResult
+    expires: float
+
+
+class Desk:
+    def __init__(
+        self,
+        settings: Settings,
+        index: HashIndex,
+        store: TicketStore,
+        executor: Executor | None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.index = index
+        self.store = store
+        self._executor = executor
+        self._clock = clock
+        self._pending: dict[str, PendingCheck] = {}
+        discord = settings.discord
+        self.check_cooldown = Cooldown(discord.check_uses, discord.check_per_seconds, clock)
+        self.request_cooldown = Cooldown(discord.request_uses, discord.request_per_seconds, clock)
+
+    async def check(self, data: bytes) -> CheckResult:
+        """Hash ``data`` in a worker and search the index; raise ImageRejectedError for bad input."""
+        loop = asyncio.get_running_loop()
+        query = await loop.run_in_executor(self._executor, hash_submitted_picture, data, self.settings)
+        del data
+        removed = await self.store.removed_entries()
+        found = await asyncio.to_thread(self.index.find, query, self.settings.matching, removed)
+        return CheckResult(query=query, found=found)
+
+    def remember(self, owner: int, result: CheckResult) -> str:
+        """Keep a check's hashes briefly for the Request removal button; return its token."""
+        self._forget_expired()
+        token = secrets.token_urlsafe(12)
+        expires = self._clock() + self.settings.discord.pending_check_seconds
+        self._pending[token] = PendingCheck(owner, result, expires)
+        return token
+
+    def recall(self, token: str, owner: int) -> CheckResult | None:
+        """The check behind a button, if it is still fresh and was made by ``owner``."""
+        self._forget_expired()
+        pending = self._pending.get(token)
+        if pending is None or pending.owner != owner:
+            return None
+        return pending.result
+
+    def _forget_expired(self) -> None:
+        now = self._clock()
+        for token in [token for token, pending in self._pending.items() if pending.expires <= now]:
+            del self._pending[token]
+
+    async def request_removal(self, token: str, owner: int, note: str | None) -> Ticket | None:
+        """File a ticket from a remembered check; None if it expired. The check is then dropped."""
+        result = self.recall(token, owner)
+        if result is None:
+            return None
+        ticket = await file_removal_request(
+            self.store, self.index, result, str(owner), note=note, source="discord"
+        )
+        self._pending.pop(token, None)
+        return ticket

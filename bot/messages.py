@@ -1,0 +1,132 @@
+"""Every sentence the bot says to a person who asks for a removal, in one place.
+
+The people writing in may be distressed (a leaked medical photo): each message is short and
+plain, says what was done with their picture (hashed, not kept) and what happens next. Kept free
+of Discord types so the wording can be reviewed and tested on its own.
+"""
+
+from __future__ import annotations
+
+from bot.tickets.lifecycle import TicketState
+from bot.tickets.models import Ticket
+
+PICTURE_HANDLED = "Your picture was turned into a fingerprint (a hash) and then discarded: it was not saved."
+PICTURE_DELETED = "I deleted your message so nobody else sees the picture."
+NOTE_WARNING = "Optional. Please do not write names, contact details or anything else that identifies you."
+
+
+def no_match(index_entries: int) -> str:
+    return (
+        f"{PICTURE_HANDLED}\n\nI compared it with all {index_entries:,} pictures in the dataset and found "
+        "no copy of it. Copies that were cropped or edited heavily can be missed: if you know the "
+        "picture is in the dataset, a maintainer can still look into it; write to them."
+    )
+
+
+def matches_found(count: int) -> str:
+    plural = "copy" if count == 1 else "copies"
+    return (
+        f"{PICTURE_HANDLED}\n\nI found {count} {plural} of it in the dataset (listed below). If you want "
+        "them removed, press **Request removal**. You do not need to say who you are."
+    )
+
+
+def refused_picture(reason_sentence: str) -> str:
+    return f"I could not check this file. {reason_sentence}\nNothing was saved."
+
+
+def too_big(size: int, limit: int) -> str:
+    return (
+        f"This file is {size / 2**20:.1f} MiB; I can check files up to {limit / 2**20:.0f} MiB. "
+        "A smaller copy or a screenshot of the picture works just as well. Nothing was saved."
+    )
+
+
+def not_a_picture(content_type: str | None) -> str:
+    kind = f" ({content_type})" if content_type else ""
+    return f"This file{kind} is not a picture I can check: please send a JPEG, PNG, WebP, GIF or BMP."
+
+
+def slow_down(seconds: float) -> str:
+    return f"You have checked several pictures in a short time. Please try again in {_duration(seconds)}."
+
+
+def requests_slow_down(seconds: float) -> str:
+    return f"You have made several requests in a short time. Please try again in {_duration(seconds)}."
+
+
+def check_expired() -> str:
+    return (
+        "This result has expired (results are kept only briefly, and only as fingerprints). "
+        "Please check the picture again to make a request."
+    )
+
+
+def ticket_created(ticket: Ticket) -> str:
+    if ticket.state is TicketState.LINKED:
+        return (
+            f"Your request is **{ticket.id}**. Someone already asked to remove the same picture, so your "
+            "request joins theirs; you will get a message when a maintainer decides."
+        )
+    if ticket.state is TicketState.APPROVED:
+        return (
+            f"Your request is **{ticket.id}**. This picture has already been removed from the dataset list."
+        )
+    return (
+        f"Your request is **{ticket.id}**. A maintainer will review it; they see only the dataset's own "
+        "entries, never your picture. You will get a message here when they decide. "
+        "`/mytickets` shows your requests, `/withdraw` takes one back."
+    )
+
+
+def decision(ticket: Ticket) -> str:
+    if ticket.state is TicketState.APPROVED:
+        return (
+            f"Good news about request **{ticket.id}**: a maintainer approved it. The matching entries are "
+            "on the dataset's removal list, and the picture's fingerprint is blocked from future "
+            f"collections.\nNote from the maintainer: {ticket.decision_reason}"
+        )
+    if ticket.state is TicketState.REJECTED:
+        return (
+            f"About request **{ticket.id}**: a maintainer decided not to remove these entries.\n"
+            f"Their reason: {ticket.decision_reason}\n"
+            "If you think this is wrong, you can write to a maintainer."
+        )
+    return f"Your request **{ticket.id}** is now {ticket.state}."
+
+
+def dm_closed_notice(user_mention: str) -> str:
+    return (
+        f"{user_mention} I deleted your picture and checked it, but I cannot send you a private message. "
+        "Use `/check` here (only you see the answer), or allow direct messages from this server."
+    )
+
+
+def forget_confirm() -> str:
+    return (
+        "This erases your Discord id, your notes and your pictures' fingerprints from all your requests. "
+        "Requests still waiting will still be decided, but nobody (not even you) can follow them any more. "
+        "Continue?"
+    )
+
+
+def forgotten(count: int) -> str:
+    return f"Done. Your data was erased from {count} request(s)."
+
+
+PANEL = (
+    "**Ask for a picture of you to be removed from this dataset**\n"
+    "Post a picture here and I will delete it at once, check it against the dataset and answer you "
+    "privately. Until I delete it, others in this channel could see it. Fully private ways:\n"
+    "• `/check` with the picture attached: only you see it and the answer;\n"
+    "• send me the picture in a direct message.\n"
+    "Pictures are never saved: only a fingerprint is used to find copies."
+)
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(1, round(seconds))
+    if seconds < 90:
+        return f"{seconds} seconds"
+    minutes = round(seconds / 60)
+    return f"{minutes} minutes"
