@@ -102,6 +102,23 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        2,
+        "where each ticket's review message lives; how far the bot has relayed the audit log",
+        (
+            """
+            CREATE TABLE review_messages (
+                ticket_id TEXT PRIMARY KEY REFERENCES tickets (id),
+                channel_id INTEGER NOT NULL,
+                message_id INTEGER NOT NULL
+            )
+            """,
+            "INSERT INTO counters (name, value) VALUES ('relayed_event', 0)",
+        ),
+    ),
+)
+
 LATEST_VERSION = MIGRATIONS[-1].number
 
 

@@ -769,6 +769,44 @@ class TicketStore:
             rows = [dict(row) for row in await cursor.fetchall()]
         return [AuditEvent(**{**row, "detail": json.loads(row["detail"])}) for row in rows]
 
+    # -- for front ends that relay the log (the Discord bot) ------------------------------------
+
+    async def events_after(self, event_id: int, limit: int = 100) -> list[AuditEvent]:
+        """Audit events with an id above ``event_id``, oldest first."""
+        async with self._reader.execute(
+            "SELECT * FROM audit_events WHERE id > ? ORDER BY id LIMIT ?", (int(event_id), int(limit))
+        ) as cursor:
+            rows = [dict(row) for row in await cursor.fetchall()]
+        return [AuditEvent(**{**row, "detail": json.loads(row["detail"])}) for row in rows]
+
+    async def relayed_up_to(self) -> int:
+        """The last audit event a front end has relayed (posted, told the requester about)."""
+        async with self._reader.execute("SELECT value FROM counters WHERE name = 'relayed_event'") as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def mark_relayed(self, event_id: int) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "UPDATE counters SET value = MAX(value, ?) WHERE name = 'relayed_event'", (int(event_id),)
+            )
+
+    async def set_review_message(self, ticket_id: str, channel_id: int, message_id: int) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "INSERT OR REPLACE INTO review_messages (ticket_id, channel_id, message_id) VALUES (?, ?, ?)",
+                (normalise_ticket_id(ticket_id), int(channel_id), int(message_id)),
+            )
+
+    async def review_message(self, ticket_id: str) -> tuple[int, int] | None:
+        """(channel id, message id) of the ticket's review message, if one was posted."""
+        async with self._reader.execute(
+            "SELECT channel_id, message_id FROM review_messages WHERE ticket_id = ?",
+            (normalise_ticket_id(ticket_id),),
+        ) as cursor:
+            row = await cursor.fetchone()
+        return (int(row[0]), int(row[1])) if row else None
+
     # -- the removal list ----------------------------------------------------------------------
 
     async def removal_list(self) -> tuple[int, list[RemovalRow]]:

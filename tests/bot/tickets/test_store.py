@@ -1216,8 +1216,11 @@ async def test_migrating_twice_is_a_no_op(tmp_path: Path) -> None:
         assert await migrate(db) == LATEST_VERSION
         async with db.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name") as cursor:
             assert await cursor.fetchall() == schema
-        async with db.execute("SELECT name, value FROM counters") as cursor:
-            assert [tuple(row) for row in await cursor.fetchall()] == [("removal_list_version", 0)]
+        async with db.execute("SELECT name, value FROM counters ORDER BY name") as cursor:
+            assert [tuple(row) for row in await cursor.fetchall()] == [
+                ("relayed_event", 0),
+                ("removal_list_version", 0),
+            ]
         async with db.execute("PRAGMA user_version") as cursor:
             assert (await cursor.fetchone())[0] == LATEST_VERSION
 
@@ -1230,4 +1233,28 @@ async def test_opening_an_existing_store_again_migrates_nothing(
     assert await second.get(ticket.id) == ticket
     with _conn(db_path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == LATEST_VERSION
-        assert db.execute("SELECT value FROM counters").fetchall() == [(0,)]
+        version = db.execute("SELECT value FROM counters WHERE name = 'removal_list_version'")
+        assert version.fetchall() == [(0,)]
+
+
+async def test_a_version_1_database_upgrades_in_place_keeping_its_tickets(
+    tmp_path: Path, settings: Settings
+) -> None:
+    """A database written before migration 2 existed gains its tables and keeps every ticket."""
+    path = tmp_path / "old.sqlite3"
+    first = await TicketStore.open(path, settings.tickets)
+    ticket = await file(first, ALICE, "a")
+    await first.close()
+    with _conn(path) as db:  # take it back to what release 1 wrote
+        db.execute("DROP TABLE review_messages")
+        db.execute("DELETE FROM counters WHERE name = 'relayed_event'")
+        db.execute("PRAGMA user_version = 1")
+        db.commit()
+    upgraded = await TicketStore.open(path, settings.tickets)
+    try:
+        assert await upgraded.get(ticket.id) == ticket
+        assert await upgraded.relayed_up_to() == 0
+        await upgraded.set_review_message(ticket.id, 11, 22)
+        assert await upgraded.review_message(ticket.id.lower()) == (11, 22)
+    finally:
+        await upgraded.close()
