@@ -47,7 +47,23 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="one JSON object per picture, per line")
     check.add_argument("images", nargs="+", type=Path)
     ticket_cli.add_commands(commands)
+    run = commands.add_parser("run", help="start the Discord bot (settings: [discord] in the config)")
+    run.add_argument("--no-sync", action="store_true", help="do not sync slash commands at start")
     return parser
+
+
+def _run_bot(args: argparse.Namespace, settings: Settings) -> int:
+    problems = settings.discord.problems()
+    if problems:
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        print("see README, 'Running the Discord bot'", file=sys.stderr)
+        return 2
+    HashIndex(Path(settings.discord.index).expanduser())  # fail now, clearly, if it is missing
+    from cogs.app import run_bot  # the core never imports discord; only this command does
+
+    asyncio.run(run_bot(settings, sync_on_start=not args.no_sync))
+    return 0
 
 
 def _match_record(found: FoundEntry) -> dict[str, object]:
@@ -159,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run_build(args, settings)
         if args.command == "index":
             return _run_info(args)
+        if args.command == "run":
+            return _run_bot(args, settings)
         if args.command in {"tickets", "removals"}:
             return ticket_cli.run(args, settings)
         return _run_check(args, settings)

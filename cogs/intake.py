@@ -1,0 +1,310 @@
+"""The person's side: /check, the privacy channel, direct messages, requests and one's own data.
+
+Thin by design: every decision is made in ``bot/`` (Desk, TicketStore, messages); this cog reads
+attachments, calls the desk and answers only to the person (ephemeral replies or DMs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot import messages
+from bot.decoding import ImageRejectedError
+from bot.tickets.lifecycle import TicketError
+from cogs import render
+
+if TYPE_CHECKING:
+    from cogs.app import RemovalDeskBot
+
+log = logging.getLogger(__name__)
+
+IMAGE_TYPES = ("image/",)
+
+
+class RequestRemovalButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"rd:request:(?P<token>[\w-]+)"
+):
+    """Persistent: after a restart the button still answers (that the check expired)."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Request removal", style=discord.ButtonStyle.danger, custom_id=f"rd:request:{token}"
+            )
+        )
+        self.token = token
+
+    @classmethod
+    async def from_custom_id(
+        cls, _interaction: discord.Interaction, _item: discord.ui.Button[Any], match: Any
+    ) -> RequestRemovalButton:
+        return cls(match["token"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        bot: RemovalDeskBot = interaction.client  # type: ignore[assignment]
+        if bot.desk.recall(self.token, interaction.user.id) is None:
+            await interaction.response.send_message(messages.check_expired(), ephemeral=True)
+            return
+        await interaction.response.send_modal(RequestModal(self.token))
+
+
+class RequestModal(discord.ui.Modal, title="Request removal"):
+    note: discord.ui.TextInput[RequestModal] = discord.ui.TextInput(
+        label="Anything the reviewers should know?",
+        style=discord.TextStyle.paragraph,
+        required=False,
+        max_length=1000,
+        placeholder=messages.NOTE_WARNING[:100],
+    )
+
+    def __init__(self, token: str) -> None:
+        super().__init__(custom_id=f"rd:request-modal:{token}")
+        self.token = token
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        bot: RemovalDeskBot = interaction.client  # type: ignore[assignment]
+        wait = bot.desk.request_cooldown.try_acquire(interaction.user.id)
+        if wait:
+            await interaction.response.send_message(messages.requests_slow_down(wait), ephemeral=True)
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            ticket = await bot.desk.request_removal(self.token, interaction.user.id, self.note.value or None)
+        except TicketError as refused:
+            await interaction.followup.send(str(refused), ephemeral=True)
+            return
+        if ticket is None:
+            await interaction.followup.send(messages.check_expired(), ephemeral=True)
+            return
+        await interaction.followup.send(messages.ticket_created(ticket), ephemeral=True)
+        await bot.relay.post_new_ticket(ticket)
+
+
+class PanelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"rd:panel:dm"):
+    """The privacy channel's pinned panel: opens a direct message with the bot."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Check privately", style=discord.ButtonStyle.primary, custom_id="rd:panel:dm"
+            )
+        )
+
+    @classmethod
+    async def from_custom_id(
+        cls, _interaction: discord.Interaction, _item: discord.ui.Button[Any], _match: Any
+    ) -> PanelButton:
+        return cls()
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        try:
+            await interaction.user.send(
+                "Send me the picture here, in this private conversation, and I will check it. "
+                + messages.PICTURE_HANDLED.replace("Your picture was", "It will be").replace(
+                    "was not", "is not"
+                )
+            )
+        except discord.HTTPException:
+            await interaction.response.send_message(
+                "I cannot send you a private message. Use `/check` with the picture attached: only you see "
+                "the answer.",
+                ephemeral=True,
+            )
+            return
+        await interaction.response.send_message("I sent you a private message.", ephemeral=True)
+
+
+def panel_view() -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(PanelButton())
+    return view
+
+
+class ForgetConfirm(discord.ui.View):
+    def __init__(self, owner: int) -> None:
+        super().__init__(timeout=120)
+        self.owner = owner
+
+    @discord.ui.button(label="Erase my data", style=discord.ButtonStyle.danger)
+    async def confirm(self, interaction: discord.Interaction, _: discord.ui.Button[ForgetConfirm]) -> None:
+        bot: RemovalDeskBot = interaction.client  # type: ignore[assignment]
+        if interaction.user.id != self.owner:
+            await interaction.response.send_message("This button is not for you.", ephemeral=True)
+            return
+        count = await bot.desk.store.forget(str(self.owner))
+        self.stop()
+        await interaction.response.edit_message(content=messages.forgotten(count), view=None)
+
+    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
+    async def cancel(self, interaction: discord.Interaction, _: discord.ui.Button[ForgetConfirm]) -> None:
+        self.stop()
+        await interaction.response.edit_message(content="Nothing was erased.", view=None)
+
+
+class Intake(commands.Cog):
+    def __init__(self, bot: RemovalDeskBot) -> None:
+        self.bot = bot
+        self.desk = bot.desk
+
+    # -- checking ------------------------------------------------------------------------------
+
+    def _attachment_problem(self, attachment: discord.Attachment) -> str | None:
+        """Refuse before downloading: the size and type Discord reports."""
+        limit = self.desk.settings.decoding.max_bytes
+        if attachment.size > limit:
+            return messages.too_big(attachment.size, limit)
+        if attachment.content_type and not attachment.content_type.startswith(IMAGE_TYPES):
+            return messages.not_a_picture(attachment.content_type)
+        return None
+
+    async def _check_attachment(
+        self, attachment: discord.Attachment, owner: int
+    ) -> tuple[str, discord.Embed | None, discord.ui.View | None]:
+        """(text, embed, view) answering one attachment. The bytes live only inside this call."""
+        problem = self._attachment_problem(attachment)
+        if problem:
+            return problem, None, None
+        try:
+            data = await attachment.read()  # signed URLs expire: read at once, never keep the URL
+            result = await self.desk.check(data)
+        except ImageRejectedError as rejected:
+            return messages.refused_picture(rejected.message), None, None
+        except discord.HTTPException:
+            return "I could not download the file from Discord. Please try again.", None, None
+        finally:
+            data = b""
+        if not result.found:
+            return messages.no_match(len(self.desk.index)), None, None
+        token = self.desk.remember(owner, result)
+        view = discord.ui.View(timeout=None)
+        view.add_item(RequestRemovalButton(token))
+        return messages.matches_found(len(result.found)), render.check_result(result.found, ""), view
+
+    @app_commands.command(name="check", description="Check privately whether a picture is in the dataset")
+    @app_commands.describe(image="The picture to check (only you see it and the answer)")
+    async def check(self, interaction: discord.Interaction, image: discord.Attachment) -> None:
+        wait = self.desk.check_cooldown.try_acquire(interaction.user.id)
+        if wait:
+            await interaction.response.send_message(messages.slow_down(wait), ephemeral=True)
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        text, embed, view = await self._check_attachment(image, interaction.user.id)
+        kwargs: dict[str, Any] = {"ephemeral": True}
+        if embed is not None:
+            kwargs["embed"] = embed
+        if view is not None:
+            kwargs["view"] = view
+        await interaction.followup.send(text, **kwargs)
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        if message.author.bot or message.type is not discord.MessageType.default:
+            return
+        in_dm = message.guild is None
+        in_privacy_channel = message.channel.id == self.desk.settings.discord.privacy_channel_id
+        if not (in_dm or in_privacy_channel):
+            return
+        await self.handle_submission(message, delete=in_privacy_channel)
+
+    async def handle_submission(self, message: discord.Message, *, delete: bool) -> None:
+        """Delete first (the picture is visible until then), then check and answer privately."""
+        attachments = list(message.attachments)
+        author = message.author
+        channel = message.channel
+        if delete:
+            with contextlib.suppress(discord.NotFound):  # already gone
+                await message.delete()
+        if not attachments:
+            if delete or not message.content.startswith("/"):
+                await self._tell(author, channel, "Send me a picture to check it (as an attachment).", delete)
+            return
+        wait = self.desk.check_cooldown.try_acquire(author.id)
+        if wait:
+            await self._tell(author, channel, messages.slow_down(wait), delete)
+            return
+        for attachment in attachments[:4]:
+            text, embed, view = await self._check_attachment(attachment, author.id)
+            if delete:
+                text = f"{messages.PICTURE_DELETED}\n{text}"
+            if not await self._tell(author, channel, text, delete, embed=embed, view=view):
+                return
+
+    async def _tell(
+        self,
+        author: discord.abc.User,
+        channel: Any,
+        text: str,
+        public_channel: bool,
+        **kwargs: Any,
+    ) -> bool:
+        """DM the person; in a public channel fall back to a short, self-deleting mention."""
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        try:
+            await author.send(text, **kwargs)
+            return True
+        except discord.Forbidden:
+            if public_channel:
+                await channel.send(
+                    messages.dm_closed_notice(author.mention),
+                    delete_after=60,
+                    allowed_mentions=discord.AllowedMentions(users=[author], everyone=False, roles=False),
+                )
+            return False
+
+    async def process_backlog(self) -> int:
+        """Handle pictures posted in the privacy channel while the bot was offline; pin the panel."""
+        channel_id = self.desk.settings.discord.privacy_channel_id
+        channel = self.bot.get_channel(channel_id) if channel_id else None
+        if not isinstance(channel, discord.TextChannel):
+            return 0
+        handled = 0
+        async for message in channel.history(limit=None, oldest_first=True):
+            if message.author.bot or message.pinned or message.type is not discord.MessageType.default:
+                continue
+            await self.handle_submission(message, delete=True)
+            handled += 1
+        await self._ensure_panel(channel)
+        return handled
+
+    async def _ensure_panel(self, channel: discord.TextChannel) -> None:
+        me = self.bot.user
+        for pinned in await channel.pins():
+            if me is not None and pinned.author.id == me.id:
+                return
+        panel = await channel.send(messages.PANEL, view=panel_view())
+        await panel.pin(reason="removal-desk: how to check a picture privately")
+
+    # -- one's own requests and data -----------------------------------------------------------
+
+    @app_commands.command(name="mytickets", description="Your removal requests and where they stand")
+    async def mytickets(self, interaction: discord.Interaction) -> None:
+        tickets = await self.desk.store.list_tickets(requester=str(interaction.user.id))
+        if not tickets:
+            await interaction.response.send_message("You have no removal requests.", ephemeral=True)
+            return
+        lines = [render.ticket_line(ticket) for ticket in tickets]
+        await interaction.response.send_message("\n".join(lines)[:1900], ephemeral=True)
+
+    @app_commands.command(name="withdraw", description="Take back one of your removal requests")
+    @app_commands.describe(ticket="The request's id, e.g. K7M2QX")
+    async def withdraw(self, interaction: discord.Interaction, ticket: str) -> None:
+        try:
+            result = await self.desk.store.withdraw(ticket, str(interaction.user.id))
+        except TicketError as refused:
+            await interaction.response.send_message(str(refused), ephemeral=True)
+            return
+        await interaction.response.send_message(f"Request {result.ticket.id} is withdrawn.", ephemeral=True)
+
+    @app_commands.command(
+        name="forget-me", description="Erase your Discord id and data from all your requests"
+    )
+    async def forget_me(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message(
+            messages.forget_confirm(), view=ForgetConfirm(interaction.user.id), ephemeral=True
+        )

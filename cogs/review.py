@@ -1,0 +1,230 @@
+"""The maintainers' side: review cards with Claim / Approve / Reject, and /tickets, /removals.
+
+Who may act is checked here, at run time, on every command and every button press: the member
+must hold the configured maintainer role. ``default_permissions`` only hides the commands from
+others in the client, and server admins can change that; the check below cannot be.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.index.build import hashing_parameters
+from bot.removals.export import export_removal_list
+from bot.tickets.lifecycle import TicketAction, TicketError, TicketState, allowed_actions
+from bot.tickets.models import Ticket
+from cogs import render
+
+if TYPE_CHECKING:
+    from cogs.app import RemovalDeskBot
+
+REFUSAL = "Only maintainers can see or act on removal requests."
+_BUTTONS = {
+    TicketAction.CLAIM: ("Claim", discord.ButtonStyle.secondary),
+    TicketAction.RELEASE: ("Release", discord.ButtonStyle.secondary),
+    TicketAction.APPROVE: ("Approve", discord.ButtonStyle.success),
+    TicketAction.REJECT: ("Reject", discord.ButtonStyle.danger),
+    TicketAction.REOPEN: ("Reopen", discord.ButtonStyle.secondary),
+}
+_NEEDS_REASON = {TicketAction.APPROVE, TicketAction.REJECT, TicketAction.REOPEN}
+
+
+def is_maintainer(bot: RemovalDeskBot, user: discord.abc.User) -> bool:
+    role_id = bot.desk.settings.discord.maintainer_role_id
+    return isinstance(user, discord.Member) and any(role.id == role_id for role in user.roles)
+
+
+class TicketButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=r"rd:ticket:(?P<action>claim|release|approve|reject|reopen):(?P<ticket>[0-9A-Z]{6})",
+):
+    """Stable custom_id (action + ticket id): the buttons work after any restart."""
+
+    def __init__(self, action: TicketAction, ticket_id: str) -> None:
+        label, style = _BUTTONS[action]
+        super().__init__(
+            discord.ui.Button(label=label, style=style, custom_id=f"rd:ticket:{action}:{ticket_id}")
+        )
+        self.action = action
+        self.ticket_id = ticket_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, _interaction: discord.Interaction, _item: discord.ui.Button[Any], match: Any
+    ) -> TicketButton:
+        return cls(TicketAction(match["action"]), match["ticket"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        bot: RemovalDeskBot = interaction.client  # type: ignore[assignment]
+        if not is_maintainer(bot, interaction.user):
+            await interaction.response.send_message(REFUSAL, ephemeral=True)
+            return
+        if self.action in _NEEDS_REASON:
+            await interaction.response.send_modal(ReasonModal(self.action, self.ticket_id))
+            return
+        await act(interaction, self.action, self.ticket_id, None)
+
+
+class ReasonModal(discord.ui.Modal):
+    reason: discord.ui.TextInput[ReasonModal] = discord.ui.TextInput(
+        label="Reason (the requester reads it)", style=discord.TextStyle.paragraph, max_length=1000
+    )
+
+    def __init__(self, action: TicketAction, ticket_id: str) -> None:
+        super().__init__(
+            title=f"{_BUTTONS[action][0]} {ticket_id}", custom_id=f"rd:reason:{action}:{ticket_id}"
+        )
+        self.action = action
+        self.ticket_id = ticket_id
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        bot: RemovalDeskBot = interaction.client  # type: ignore[assignment]
+        if not is_maintainer(bot, interaction.user):  # the role may have been removed meanwhile
+            await interaction.response.send_message(REFUSAL, ephemeral=True)
+            return
+        await act(interaction, self.action, self.ticket_id, self.reason.value)
+
+
+async def act(
+    interaction: discord.Interaction, action: TicketAction, ticket_id: str, reason: str | None
+) -> None:
+    """Run a maintainer's action; update the card in place, or say why it was refused."""
+    bot: RemovalDeskBot = interaction.client  # type: ignore[assignment]
+    store = bot.desk.store
+    by = str(interaction.user.id)
+    try:
+        if action in {TicketAction.CLAIM, TicketAction.RELEASE}:
+            result = await getattr(store, str(action))(ticket_id, by)
+        else:
+            result = await getattr(store, str(action))(ticket_id, by, reason or "")
+    except TicketError as refused:
+        await interaction.response.send_message(str(refused), ephemeral=True)
+        return
+    ticket = result.ticket
+    embed = render.ticket_embed(ticket, await store.overlapping(ticket))
+    if interaction.message is not None:
+        await interaction.response.edit_message(embed=embed, view=review_view(ticket))
+    else:
+        await interaction.response.send_message(f"Ticket {ticket.id} is now {ticket.state}.", ephemeral=True)
+    await bot.relay.run_once()
+
+
+def review_view(ticket: Ticket) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    if ticket.state is TicketState.LINKED:
+        return view
+    for action in allowed_actions(ticket.state):
+        if action in _BUTTONS:
+            view.add_item(TicketButton(action, ticket.id))
+    return view
+
+
+@app_commands.default_permissions(manage_messages=True)
+@app_commands.guild_only()
+class TicketCommands(app_commands.Group, name="tickets", description="Review removal requests"):
+    def __init__(self, bot: RemovalDeskBot) -> None:
+        super().__init__()
+        self.bot = bot
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if is_maintainer(self.bot, interaction.user):
+            return True
+        await interaction.response.send_message(REFUSAL, ephemeral=True)
+        return False
+
+    @app_commands.command(name="queue", description="Requests waiting for review, oldest first")
+    async def queue(self, interaction: discord.Interaction) -> None:
+        store = self.bot.desk.store
+        waiting = await store.list_tickets(TicketState.OPEN) + await store.list_tickets(TicketState.CLAIMED)
+        waiting.sort(key=lambda ticket: ticket.created_at)
+        text = "\n".join(render.ticket_line(ticket) for ticket in waiting) or "Nothing is waiting for review."
+        await interaction.response.send_message(
+            text[:1900], ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+        )
+
+    @app_commands.command(name="show", description="One request in full")
+    async def show(self, interaction: discord.Interaction, ticket: str) -> None:
+        store = self.bot.desk.store
+        try:
+            found = await store.get(ticket)
+        except TicketError as refused:
+            await interaction.response.send_message(str(refused), ephemeral=True)
+            return
+        embed = render.ticket_embed(found, await store.overlapping(found))
+        await interaction.response.send_message(embed=embed, view=review_view(found), ephemeral=True)
+
+    @app_commands.command(name="log", description="The audit log, most recent last")
+    async def log(
+        self,
+        interaction: discord.Interaction,
+        ticket: str | None = None,
+        maintainer: discord.Member | None = None,
+    ) -> None:
+        events = await self.bot.desk.store.audit_log(
+            ticket_id=ticket, actor=str(maintainer.id) if maintainer else None, limit=20
+        )
+        text = "\n".join(render.event_line(event) for event in events) or "No events."
+        await interaction.response.send_message(
+            text[-1900:], ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+        )
+
+    @app_commands.command(name="resync", description="Sync the bot's slash commands to this server again")
+    async def resync(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        synced = await self.bot.sync_commands()
+        await interaction.followup.send(f"Synced {synced} commands.", ephemeral=True)
+
+
+@app_commands.default_permissions(manage_messages=True)
+@app_commands.guild_only()
+class RemovalCommands(app_commands.Group, name="removals", description="The dataset's removal list"):
+    def __init__(self, bot: RemovalDeskBot) -> None:
+        super().__init__()
+        self.bot = bot
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if is_maintainer(self.bot, interaction.user):
+            return True
+        await interaction.response.send_message(REFUSAL, ephemeral=True)
+        return False
+
+    @app_commands.command(name="export", description="Send me the removal list and the hash blocklist")
+    async def export(
+        self, interaction: discord.Interaction, file_format: Literal["parquet", "csv", "jsonl"] = "csv"
+    ) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        version, rows = await self.bot.desk.store.removal_list()
+        with tempfile.TemporaryDirectory() as folder:
+            out = Path(folder) / f"removals-v{version}.{file_format}"
+            report = export_removal_list(
+                version, rows, out, file_format, hashing=hashing_parameters(self.bot.desk.settings)
+            )
+            files = [
+                discord.File(io.BytesIO(path.read_bytes()), filename=path.name)
+                for path in (report.list_path, report.blocklist_path)
+            ]
+        await interaction.followup.send(
+            f"Removal list version {version}: {report.entries} entries, {report.pictures} picture hashes.",
+            files=files,
+            ephemeral=True,
+        )
+
+
+class Review(commands.Cog):
+    def __init__(self, bot: RemovalDeskBot) -> None:
+        self.bot = bot
+
+    async def cog_load(self) -> None:
+        self.bot.tree.add_command(TicketCommands(self.bot))
+        self.bot.tree.add_command(RemovalCommands(self.bot))
+
+    async def cog_unload(self) -> None:
+        self.bot.tree.remove_command("tickets")
+        self.bot.tree.remove_command("removals")
