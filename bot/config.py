@@ -157,15 +157,40 @@ def _section(cls: type[_Section], name: str, values: dict[str, Any], defaults: d
     return cls(**kwargs)
 
 
-def load_settings(extra_file: Path | None = None) -> Settings:
-    """Read the embedded defaults, then ``extra_file`` if given, then the environment."""
+def deployment_files(config_dir: Path = DEFAULT_CONFIG_PATH.parent) -> list[Path]:
+    """``config/*.toml`` besides the defaults (e.g. ``config/local.toml``), merged in name order."""
+    return sorted(path for path in config_dir.glob("*.toml") if path.name != DEFAULT_CONFIG_PATH.name)
+
+
+def _read_override(path: Path, defaults: dict[str, Any]) -> dict[str, Any]:
+    try:
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    for section, entries in values.items():
+        if section not in defaults:
+            raise ConfigError(f"{path}: unknown section [{section}] (see config/default.toml)")
+        unknown = sorted(set(entries) - set(defaults[section])) if isinstance(entries, dict) else []
+        if unknown:
+            raise ConfigError(
+                f"{path}: unknown setting {section}.{unknown[0]} (a typo? see config/default.toml)"
+            )
+    return values
+
+
+def load_settings(extra_file: Path | None = None, *, with_deployment_files: bool = True) -> Settings:
+    """Read the embedded defaults, then ``config/*.toml`` deployment files, then ``extra_file`` if
+    given, then the environment (``REMOVAL_DESK_<SECTION>_<KEY>``, and ``DISCORD_TOKEN``).
+
+    An override naming a setting that does not exist is an error, not silently ignored: a typo in
+    a channel id's name would otherwise leave the bot running without it."""
     defaults = tomllib.loads(DEFAULT_CONFIG_PATH.read_text(encoding="utf-8"))
     values = defaults
+    overrides = deployment_files() if with_deployment_files else []
     if extra_file is not None:
-        try:
-            values = _merge(defaults, tomllib.loads(extra_file.read_text(encoding="utf-8")))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot read config file {extra_file}: {exc}") from exc
+        overrides.append(extra_file)
+    for path in overrides:
+        values = _merge(values, _read_override(path, defaults))
     sections: dict[str, Any] = {}
     for field in fields(Settings):
         section_cls = field.type if isinstance(field.type, type) else globals()[str(field.type)]

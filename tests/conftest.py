@@ -9,5 +9,5 @@ from bot.config import Settings, load_settings
 
 @pytest.fixture
 def settings() -> Settings:
-    """The settings from config/default.toml (no override file, no environment overrides)."""
-    return load_settings()
+    """The settings from config/default.toml (no deployment files, no override file)."""
+    return load_settings(with_deployment_files=False)

@@ -1,0 +1,83 @@
+"""Settings: embedded defaults, deployment files, an override file, the environment, validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot import config
+from bot.config import ConfigError, load_settings
+
+
+@pytest.fixture
+def config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A config folder holding a copy of the real defaults, standing in for config/."""
+    folder = tmp_path / "config"
+    folder.mkdir()
+    default = folder / "default.toml"
+    default.write_text(config.DEFAULT_CONFIG_PATH.read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.setattr(config, "DEFAULT_CONFIG_PATH", default)
+    monkeypatch.setattr(config.deployment_files, "__defaults__", (folder,))
+    for name in ("DISCORD_TOKEN", "REMOVAL_DESK_DISCORD_TOKEN", "REMOVAL_DESK_DISCORD_REVIEW_CHANNEL_ID"):
+        monkeypatch.delenv(name, raising=False)
+    return folder
+
+
+def test_deployment_files_merge_in_name_order_then_the_override_file_then_the_environment(
+    config_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (config_dir / "a.toml").write_text("[discord]\nreview_channel_id = 1\nlog_channel_id = 5\n")
+    (config_dir / "b.toml").write_text("[discord]\nreview_channel_id = 2\n")
+    override = tmp_path / "override.toml"
+    override.write_text("[discord]\nlog_channel_id = 6\nguild_ids = [7, 8]\n")
+    settings = load_settings(override)
+    assert settings.discord.review_channel_id == 2
+    assert settings.discord.log_channel_id == 6
+    assert settings.discord.guild_ids == (7, 8)
+    monkeypatch.setenv("REMOVAL_DESK_DISCORD_REVIEW_CHANNEL_ID", "3")
+    assert load_settings(override).discord.review_channel_id == 3
+    assert load_settings(with_deployment_files=False).discord.review_channel_id == 3
+    monkeypatch.delenv("REMOVAL_DESK_DISCORD_REVIEW_CHANNEL_ID")
+    assert load_settings(with_deployment_files=False).discord.review_channel_id == 0
+
+
+def test_discord_token_comes_from_the_usual_variable_and_the_prefixed_one_wins(
+    config_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert load_settings().discord.token == ""
+    monkeypatch.setenv("DISCORD_TOKEN", "from-discord-token")
+    assert load_settings().discord.token == "from-discord-token"
+    monkeypatch.setenv("REMOVAL_DESK_DISCORD_TOKEN", "from-prefixed")
+    assert load_settings().discord.token == "from-prefixed"
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("[discord]\nreview_chanel_id = 1\n", "discord.review_chanel_id"),
+        ("[discrod]\nreview_channel_id = 1\n", "[discrod]"),
+        ("[discord\n", "cannot read"),
+    ],
+)
+def test_a_typo_in_a_config_file_is_an_error_naming_it(config_dir: Path, text: str, named: str) -> None:
+    (config_dir / "local.toml").write_text(text)
+    with pytest.raises(ConfigError, match=named.replace("[", r"\[")):
+        load_settings()
+
+
+def test_a_wrongly_typed_value_names_the_setting(config_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REMOVAL_DESK_DISCORD_REVIEW_CHANNEL_ID", "general")
+    with pytest.raises(ConfigError, match=r"discord\.review_channel_id"):
+        load_settings()
+
+
+def test_problems_name_every_setting_the_bot_cannot_run_without(config_dir: Path) -> None:
+    problems = load_settings().discord.problems()
+    assert any("discord.token" in problem and "DISCORD_TOKEN" in problem for problem in problems)
+    assert any("discord.review_channel_id" in problem for problem in problems)
+    assert any("discord.maintainer_role_id" in problem for problem in problems)
+    (config_dir / "local.toml").write_text(
+        '[discord]\ntoken = "t"\nreview_channel_id = 1\nmaintainer_role_id = 2\napi_base_url = "ftp://x"\n'
+    )
+    assert load_settings().discord.problems() == ["discord.api_base_url = 'ftp://x' is not an http(s) URL"]
