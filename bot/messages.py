@@ -97,8 +97,9 @@ def decision(ticket: Ticket) -> str:
 
 def dm_closed_notice(user_mention: str) -> str:
     return (
-        f"{user_mention} I deleted your picture and checked it, but I cannot send you a private message. "
-        "Use `/check` here (only you see the answer), or allow direct messages from this server."
+        f"{user_mention} I deleted your message so nobody else sees it, but I cannot send you my answer in a "
+        "private message. Use `/check` here (only you see the answer), or allow direct messages from this "
+        "server."
     )
 
 

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 IMAGE_TYPES = ("image/",)
+# What a person posts: a plain message or a reply (a picture posted as a reply is just as visible).
+PERSON_MESSAGES = (discord.MessageType.default, discord.MessageType.reply)
 
 
 class RequestRemovalButton(
@@ -204,7 +206,7 @@ class Intake(commands.Cog):
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
-        if message.author.bot or message.type is not discord.MessageType.default:
+        if message.author.bot or message.type not in PERSON_MESSAGES:
             return
         in_dm = message.guild is None
         in_privacy_channel = message.channel.id == self.desk.settings.discord.privacy_channel_id
@@ -264,17 +266,28 @@ class Intake(commands.Cog):
         if not isinstance(channel, discord.TextChannel):
             return 0
         handled = 0
-        async for message in channel.history(limit=None, oldest_first=True):
-            if message.author.bot or message.pinned or message.type is not discord.MessageType.default:
-                continue
-            await self.handle_submission(message, delete=True)
-            handled += 1
-        await self._ensure_panel(channel)
+        try:  # never let a missing permission here stop the rest of the start-up (the relay)
+            async for message in channel.history(limit=None, oldest_first=True):
+                if message.author.bot or message.pinned or message.type not in PERSON_MESSAGES:
+                    continue
+                try:
+                    await self.handle_submission(message, delete=True)
+                except discord.HTTPException as failed:
+                    log.warning("could not handle message %s in the privacy channel: %s", message.id, failed)
+                    continue
+                handled += 1
+            await self._ensure_panel(channel)
+        except discord.HTTPException as failed:
+            log.warning(
+                "privacy channel backlog or panel failed (the bot needs Read Message History and "
+                "Manage Messages there): %s",
+                failed,
+            )
         return handled
 
     async def _ensure_panel(self, channel: discord.TextChannel) -> None:
         me = self.bot.user
-        for pinned in await channel.pins():
+        async for pinned in channel.pins(limit=None):  # ``await channel.pins()`` is deprecated
             if me is not None and pinned.author.id == me.id:
                 return
         panel = await channel.send(messages.PANEL, view=panel_view())

@@ -1,0 +1,991 @@
+"""The person's side of the removal desk (``cogs/intake.py``), driven through real discord.py objects.
+
+Every test feeds gateway events (slash commands, button clicks, modal submits, messages) into the real
+``RemovalDeskBot`` on :class:`~tests.discord.fake_discord.FakeDiscord` and asserts on what reached
+Discord's REST API (``fake.requests``) and on the ticket store. Covered:
+
+* ``/check``: an ephemeral defer sent before the download, the match with a **Request removal** button,
+  "no match", and refused files (too big or not a picture: never downloaded; garbage, truncated, a
+  decompression bomb, empty: one sentence each) that store nothing;
+* the request: button -> modal (warns against names) -> ticket (requester id and note only, no trace of
+  the picture in the database) -> review card; a stranger's click, an expired check, a restart;
+* the privacy channel (deleted before anything else, answered by DM; DMs closed: a one-minute notice
+  that pings only the author), direct messages, the offline backlog and the pinned panel;
+* per-person limits; ``/mytickets``, ``/withdraw``, ``/forget-me``;
+* hashing in a real process pool: the event loop keeps ticking, and refusals cross the process boundary.
+
+No test sends the picture's bytes, name or URL anywhere but the one download (``assert_picture_private``).
+Time is a :class:`FakeClock` given to the :class:`~bot.desk.Desk` (pending checks and cooldowns).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import multiprocessing
+import os
+import re
+import struct
+import time
+import zlib
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import discord.message
+import pytest
+from PIL import Image
+
+from bot import messages
+from bot.checking import hash_submitted_picture
+from bot.config import Settings
+from bot.desk import Desk
+from bot.index.search import HashIndex
+from bot.tickets.intake import file_removal_request
+from bot.tickets.lifecycle import TicketState
+from bot.tickets.store import TicketStore
+from cogs.app import RemovalDeskBot
+from tests.discord.cogs.conftest import query_bytes
+from tests.discord.fake_discord import (
+    CANNOT_DM,
+    EPHEMERAL,
+    JSON,
+    MISSING_PERMISSIONS,
+    BotHarness,
+    FakeDiscord,
+    Person,
+    RecordedRequest,
+    World,
+    running_bot,
+)
+
+CALLBACK = r"/interactions/\d+/[^/]+/callback"
+FOLLOWUP = r"/webhooks/\d+/[^/]+"
+DOWNLOAD = r"/attachments/.+"
+# A name that could identify someone: it must never travel back to Discord or into the database.
+FILENAME = "mo_at_st_marys_clinic.jpg"
+TICKET_ID = re.compile(r"\*\*([0-9A-Z]{6})\*\*")
+MIB = 2**20
+
+
+class FakeClock:
+    """The desk's monotonic clock (pending checks, cooldowns), moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 10_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def desk(
+    desk_settings: Settings, hash_executor: ThreadPoolExecutor, clock: FakeClock
+) -> AsyncIterator[Desk]:
+    """conftest's ``desk`` with a :class:`FakeClock` (``desk_harness`` picks this one up)."""
+    store = await TicketStore.open(desk_settings.tickets.database_path, desk_settings.tickets)
+    try:
+        yield make_desk(desk_settings, store, hash_executor, clock)
+    finally:
+        await store.close()
+
+
+def make_desk(settings: Settings, store: TicketStore, executor: Executor, clock: FakeClock) -> Desk:
+    return Desk(settings, HashIndex(Path(settings.discord.index)), store, executor, clock=clock)
+
+
+def bot_of(desk: Desk) -> Callable[[Any], RemovalDeskBot]:
+    return lambda _intents: RemovalDeskBot(desk.settings, desk)
+
+
+# --------------------------------------------------------------------------------------------------
+# Driving the bot
+# --------------------------------------------------------------------------------------------------
+
+
+async def settle(harness: BotHarness) -> None:
+    """``harness.idle()`` plus the tasks discord.py names ``discord-ui-dynamic-item-*`` (clicks on
+    ``DynamicItem`` buttons), which ``idle()`` does not know about."""
+    while True:
+        await harness.idle()
+        pending = [
+            task
+            for task in asyncio.all_tasks()
+            if task.get_name().startswith("discord-ui-dynamic-item-") and not task.done()
+        ]
+        if not pending:
+            return
+        await asyncio.wait(pending, timeout=5.0)
+
+
+async def slash(harness: BotHarness, name: str, *, invoker: Person | None = None, **options: Any) -> int:
+    """Run a slash command; return the request mark from before it."""
+    since = harness.fake.mark()
+    dm = invoker is not None and not invoker.in_guild
+    harness.dispatch_interaction(
+        harness.world.command_interaction(name, options=options or None, invoker=invoker, dm=dm)
+    )
+    await settle(harness)
+    return since
+
+
+async def check(
+    harness: BotHarness,
+    data: bytes,
+    content_type: str | None = "image/jpeg",
+    *,
+    invoker: Person | None = None,
+    size: int | None = None,
+) -> tuple[int, JSON]:
+    """``/check`` with ``data`` as the attachment (``size``: what Discord declares, if not the truth)."""
+    attachment = harness.fake.add_attachment(data, FILENAME, content_type)
+    if size is not None:
+        attachment["size"] = size
+    since = await slash(harness, "check", invoker=invoker, image=attachment)
+    return since, attachment
+
+
+async def click(harness: BotHarness, custom_id: str, message: JSON, *, invoker: Person | None = None) -> int:
+    since = harness.fake.mark()
+    harness.dispatch_interaction(
+        harness.world.component_interaction(custom_id, message=message, invoker=invoker)
+    )
+    await settle(harness)
+    return since
+
+
+def callbacks(fake: FakeDiscord, since: int) -> list[RecordedRequest]:
+    return fake.find("POST", CALLBACK, since=since)
+
+
+def only_callback(fake: FakeDiscord, since: int) -> JSON:
+    found = callbacks(fake, since)
+    assert len(found) == 1, fake.describe()
+    return found[0].json
+
+
+def edited(fake: FakeDiscord, since: int) -> tuple[str, list[JSON]]:
+    """(content, components) of the message a click edited (callback type 7)."""
+    answer = only_callback(fake, since)
+    assert answer["type"] == 7, answer
+    return answer["data"]["content"], answer["data"]["components"]
+
+
+def followup(fake: FakeDiscord, since: int) -> RecordedRequest:
+    found = fake.find("POST", FOLLOWUP, since=since)
+    assert len(found) == 1, fake.describe()
+    return found[0]
+
+
+def buttons(message: JSON) -> list[JSON]:
+    return [item for row in message.get("components") or [] for item in row["components"]]
+
+
+def request_button(message: JSON) -> str:
+    (button,) = buttons(message)
+    assert button["label"] == "Request removal"
+    assert button["custom_id"].startswith("rd:request:")
+    return button["custom_id"]
+
+
+def text_input(modal: JSON) -> JSON:
+    """The modal's one text input, whether sent in an action row or a label."""
+    found = []
+    for row in modal["components"]:
+        for child in row.get("components") or [row.get("component")]:
+            if child and child["type"] == 4:
+                found.append(child)
+    assert len(found) == 1, modal
+    return found[0]
+
+
+async def checked_result(harness: BotHarness, picture: str, *, invoker: Person | None = None) -> JSON:
+    """``/check`` a sample query; return the follow-up message (with its Request removal button)."""
+    since, _ = await check(harness, query_bytes(picture), invoker=invoker)
+    message = followup(harness.fake, since).response
+    request_button(message)
+    return message
+
+
+async def open_modal(harness: BotHarness, result: JSON, *, invoker: Person | None = None) -> RecordedRequest:
+    since = await click(harness, request_button(result), result, invoker=invoker)
+    (shown,) = callbacks(harness.fake, since)
+    assert shown.json["type"] == 9, shown.json
+    return shown
+
+
+async def submit(
+    harness: BotHarness, modal: RecordedRequest, note: str, *, invoker: Person | None = None
+) -> int:
+    since = harness.fake.mark()
+    values = {text_input(modal.json["data"])["custom_id"]: note}
+    harness.dispatch_interaction(harness.world.modal_submit_from_callback(modal, values, invoker=invoker))
+    await settle(harness)
+    return since
+
+
+async def file_request(
+    harness: BotHarness, picture: str, note: str = "", *, invoker: Person | None = None
+) -> str:
+    """The whole path: /check, Request removal, submit the modal; return the new ticket's id."""
+    result = await checked_result(harness, picture, invoker=invoker)
+    modal = await open_modal(harness, result, invoker=invoker)
+    since = await submit(harness, modal, note, invoker=invoker)
+    answer = followup(harness.fake, since).json["content"]
+    found = TICKET_ID.search(answer)
+    assert found, answer
+    return found[1]
+
+
+def post_message(harness: BotHarness, payload: JSON) -> int:
+    since = harness.fake.mark()
+    harness.dispatch_message(payload)
+    return since
+
+
+def picture_in(harness: BotHarness, data: bytes, channel_id: int) -> JSON:
+    return harness.fake.add_attachment(data, FILENAME, "image/jpeg", channel_id=channel_id)
+
+
+# --------------------------------------------------------------------------------------------------
+# What must (not) have happened
+# --------------------------------------------------------------------------------------------------
+
+
+def assert_picture_private(fake: FakeDiscord, attachment: JSON) -> None:
+    """The picture left Discord once (its download); no request carried its bytes, name or URL back."""
+    url_path = urlsplit(attachment["url"]).path
+    downloads = [r for r in fake.requests if not r.api]
+    assert [r.path for r in downloads] in ([], [url_path])
+    for request in fake.requests:
+        if not request.api:
+            continue
+        text = json.dumps([request.path, request.query, request.json])
+        assert FILENAME not in text, request
+        assert url_path not in text, request
+        assert attachment["id"] not in text, request
+        assert not request.files, request  # the person's side never uploads a file
+
+
+async def assert_nothing_stored(desk: Desk) -> None:
+    assert await desk.store.list_tickets() == []
+    assert [event.action for event in await desk.store.audit_log() if event.action != "purge"] == []
+    assert desk._pending == {}
+
+
+def database_bytes(desk: Desk) -> bytes:
+    path = desk.settings.tickets.database_path
+    files = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-journal")]
+    return b"".join(file.read_bytes() for file in files if file.exists())
+
+
+def bomb_png() -> bytes:
+    """A valid 32x32 PNG whose header claims 20000x20000 pixels (400 megapixels)."""
+    buffer = io.BytesIO()
+    Image.new("L", (32, 32), 128).save(buffer, "PNG")
+    data = bytearray(buffer.getvalue())
+    assert data[12:16] == b"IHDR"
+    data[16:24] = struct.pack(">II", 20_000, 20_000)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
+def truncated_jpeg() -> bytes:
+    data = query_bytes("coffee__mirrored.jpg")
+    return data[: len(data) // 3]
+
+
+# --------------------------------------------------------------------------------------------------
+# /check
+# --------------------------------------------------------------------------------------------------
+
+
+async def test_check_defers_privately_before_downloading_and_lists_the_match(
+    desk_harness: BotHarness, desk: Desk
+) -> None:
+    fake, member = desk_harness.fake, desk_harness.world.member
+    data = query_bytes("coffee__mirrored.jpg")
+    since, attachment = await check(desk_harness, data)
+
+    sent = fake.requests[since:]
+    kinds = [(r.method, r.path if r.api else "download") for r in sent]
+    assert kinds[0][1].endswith("/callback")
+    assert kinds[1] == ("GET", "download")  # the defer went out before the picture was fetched
+    assert sent[0].json == {"type": 5, "data": {"flags": EPHEMERAL}}
+    answer = followup(fake, since)
+    assert answer.json["content"] == messages.matches_found(1)
+    assert answer.response["flags"] & EPHEMERAL
+    (embed,) = answer.json["embeds"]
+    assert [field["name"] for field in embed["fields"]] == ["coffee.jpg"]
+    assert request_button(answer.json) == request_button(answer.response)
+
+    # Only hashes are kept, in memory, for the button; nothing is in the database yet.
+    (pending,) = desk._pending.values()
+    assert pending.owner == member.id
+    assert await desk.store.list_tickets() == []
+    assert_picture_private(fake, attachment)
+
+
+async def test_no_match_says_what_was_checked_and_offers_a_maintainer_without_a_button(
+    desk_harness: BotHarness, desk: Desk
+) -> None:
+    data = query_bytes("unrelated_gravel.jpg")
+    since, attachment = await check(desk_harness, data)
+
+    answer = followup(desk_harness.fake, since)
+    content = answer.json["content"]
+    assert content == messages.no_match(3)
+    assert "compared it with all 3 pictures in the dataset" in content
+    assert "no copy" in content
+    assert "a maintainer can still look into it" in content
+    assert not answer.json.get("components")
+    assert not answer.json.get("embeds")
+    assert answer.response["flags"] & EPHEMERAL
+    await assert_nothing_stored(desk)
+    assert_picture_private(desk_harness.fake, attachment)
+
+
+@dataclass(frozen=True)
+class BadFile:
+    data: bytes
+    content_type: str
+    sentence: str  # what the person is told
+    downloaded: bool  # False: refused on what Discord declares, before fetching a byte
+    declared_size: int | None = None
+
+
+BAD_FILES = {
+    "declared-over-10-MiB": BadFile(
+        b"\xff\xd8\xff" + b"\0" * 64,
+        "image/jpeg",
+        "20.0 MiB; I can check files up to 10 MiB",
+        False,
+        20 * MIB,
+    ),
+    "pdf": BadFile(
+        b"%PDF-1.7\n" + b"\0" * 64, "application/pdf", "This file (application/pdf) is not a picture", False
+    ),
+    "not-an-image": BadFile(
+        b"this is not a picture at all" * 8,
+        "image/png",
+        "I could not check this file. This file is not a picture we can read.",
+        True,
+    ),
+    "truncated-jpeg": BadFile(
+        truncated_jpeg(), "image/jpeg", "I could not check this file. This picture seems damaged", True
+    ),
+    "decompression-bomb": BadFile(bomb_png(), "image/png", "pixels, more than can be checked safely", True),
+    "zero-bytes": BadFile(
+        b"", "image/png", "I could not check this file. The file is empty (0 bytes).", True
+    ),
+}
+
+
+@pytest.mark.parametrize("bad", BAD_FILES.values(), ids=BAD_FILES.keys())
+async def test_a_file_that_cannot_be_checked_gets_one_private_sentence_and_nothing_is_stored(
+    desk_harness: BotHarness, desk: Desk, bad: BadFile
+) -> None:
+    fake = desk_harness.fake
+    since, attachment = await check(desk_harness, bad.data, bad.content_type, size=bad.declared_size)
+
+    assert only_callback(fake, since) == {"type": 5, "data": {"flags": EPHEMERAL}}
+    answer = followup(fake, since)
+    assert bad.sentence in answer.json["content"]
+    assert answer.response["flags"] & EPHEMERAL
+    assert not answer.json.get("components")
+    assert not answer.json.get("embeds")
+    assert len(fake.find("GET", DOWNLOAD, since=since)) == (1 if bad.downloaded else 0)
+    await assert_nothing_stored(desk)
+    assert_picture_private(fake, attachment)
+
+
+# --------------------------------------------------------------------------------------------------
+# Request removal
+# --------------------------------------------------------------------------------------------------
+
+
+async def test_request_removal_files_a_ticket_with_only_the_note_and_posts_a_review_card(
+    desk_harness: BotHarness, desk: Desk
+) -> None:
+    fake, world = desk_harness.fake, desk_harness.world
+    data = query_bytes("coffee__mirrored.jpg")
+    since, attachment = await check(desk_harness, data)
+    result = followup(fake, since).response
+
+    modal = await open_modal(desk_harness, result)
+    text = text_input(modal.json["data"])
+    assert "do not write names" in (text.get("placeholder") or "") + text.get("label", "")
+    assert not text.get("required")
+    note = "It was taken in a hospital; please remove it."
+    since = await submit(desk_harness, modal, note)
+
+    assert only_callback(fake, since) == {"type": 5, "data": {"flags": EPHEMERAL}}
+    answer = fake.find("POST", FOLLOWUP, since=since)[0]
+    ticket_id = TICKET_ID.search(answer.json["content"])[1]  # type: ignore[index]
+    assert answer.json["content"] == messages.ticket_created(await desk.store.get(ticket_id))
+    assert answer.response["flags"] & EPHEMERAL
+
+    ticket = await desk.store.get(ticket_id)
+    assert ticket.state is TicketState.OPEN
+    assert ticket.requester == str(world.member.id)
+    assert ticket.note == note
+    assert ticket.source == "discord"
+    assert [entry.key for entry in ticket.entries] == ["coffee.jpg"]
+    assert desk._pending == {}  # the check is used up
+    stored = database_bytes(desk)
+    assert note.encode() in stored  # the scan does see text in the database
+    for trace in (FILENAME, urlsplit(attachment["url"]).path, str(attachment["id"]), "attachments"):
+        assert trace.encode() not in stored, trace
+    assert data[1000:1064] not in stored
+
+    card = fake.last("POST", rf"/channels/{world.review_channel_id}/messages")
+    assert {button["custom_id"] for button in buttons(card.json)} == {
+        f"rd:ticket:{action}:{ticket_id}" for action in ("claim", "approve", "reject")
+    }
+    assert FILENAME not in json.dumps(card.json)
+    assert_picture_private(fake, attachment)
+
+
+async def test_someone_elses_click_on_the_button_files_nothing(desk_harness: BotHarness, desk: Desk) -> None:
+    fake, world = desk_harness.fake, desk_harness.world
+    result = await checked_result(desk_harness, "coffee__mirrored.jpg")
+
+    since = await click(desk_harness, request_button(result), result, invoker=world.maintainer)
+
+    answer = only_callback(fake, since)
+    assert answer["type"] == 4  # no modal
+    assert answer["data"]["content"] == messages.check_expired()
+    assert answer["data"]["flags"] == EPHEMERAL
+    assert await desk.store.list_tickets() == []
+    (pending,) = desk._pending.values()  # still there for the person who checked
+    assert pending.owner == world.member.id
+
+
+async def test_the_button_after_the_check_expired_asks_to_check_again(
+    desk_harness: BotHarness, desk: Desk, clock: FakeClock
+) -> None:
+    fake = desk_harness.fake
+    result = await checked_result(desk_harness, "coffee__mirrored.jpg")
+    clock.advance(desk.settings.discord.pending_check_seconds)
+
+    since = await click(desk_harness, request_button(result), result)
+
+    answer = only_callback(fake, since)
+    assert answer["type"] == 4
+    assert answer["data"]["content"] == messages.check_expired()
+    assert answer["data"]["flags"] == EPHEMERAL
+    await assert_nothing_stored(desk)
+
+
+async def test_a_check_that_expires_while_the_modal_is_open_files_nothing(
+    desk_harness: BotHarness, desk: Desk, clock: FakeClock
+) -> None:
+    result = await checked_result(desk_harness, "coffee__mirrored.jpg")
+    modal = await open_modal(desk_harness, result)
+    clock.advance(desk.settings.discord.pending_check_seconds + 1)
+
+    since = await submit(desk_harness, modal, "please")
+
+    assert followup(desk_harness.fake, since).json["content"] == messages.check_expired()
+    await assert_nothing_stored(desk)
+
+
+async def test_the_button_answers_after_a_restart(
+    fake: FakeDiscord, world: World, desk: Desk, hash_executor: ThreadPoolExecutor, clock: FakeClock
+) -> None:
+    async with running_bot(fake, world=world, bot_factory=bot_of(desk)) as first:
+        await settle(first)
+        result = await checked_result(first, "coffee__mirrored.jpg")
+        first.assert_no_errors()
+
+    restarted = make_desk(desk.settings, desk.store, hash_executor, clock)  # a new process: nothing pending
+    async with running_bot(fake, world=world, bot_factory=bot_of(restarted)) as second:
+        await settle(second)
+        since = await click(second, request_button(result), result)
+        answer = only_callback(fake, since)
+        second.assert_no_errors()
+
+    assert answer["type"] == 4
+    assert answer["data"]["content"] == messages.check_expired()
+    assert answer["data"]["flags"] == EPHEMERAL
+    assert await desk.store.list_tickets() == []
+
+
+# --------------------------------------------------------------------------------------------------
+# The privacy channel and direct messages
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("as_reply", [False, True], ids=["message", "reply"])
+async def test_a_picture_in_the_privacy_channel_is_deleted_first_then_answered_by_dm(
+    desk_harness: BotHarness, desk: Desk, as_reply: bool
+) -> None:
+    fake, world = desk_harness.fake, desk_harness.world
+    privacy, dm = world.privacy_channel_id, world.member.dm_channel_id
+    data = query_bytes("coffee__mirrored.jpg")
+    attachment = picture_in(desk_harness, data, privacy)
+    extra: dict[str, Any] = {}
+    if as_reply:  # a reply to the pinned panel, say: a type 19 message, just as visible
+        (panel,) = fake.channel_messages(privacy)
+        extra = {
+            "message_type": 19,
+            "message_reference": {"message_id": panel["id"], "channel_id": str(privacy)},
+        }
+    posted = world.message_create("is this me?", attachments=[attachment], **extra)
+    since = post_message(desk_harness, posted)
+    await settle(desk_harness)
+
+    sent = [f"{r.method} {r.path if r.api else 'download'}" for r in fake.requests[since:]]
+    assert sent == [
+        f"DELETE /channels/{privacy}/messages/{posted['id']}",  # before anything else
+        "GET download",
+        "POST /users/@me/channels",
+        f"POST /channels/{dm}/messages",
+    ]
+    assert int(posted["id"]) not in fake.messages[privacy]
+    answer = fake.last("POST", rf"/channels/{dm}/messages")
+    assert answer.json["content"] == f"{messages.PICTURE_DELETED}\n{messages.matches_found(1)}"
+    assert [field["name"] for field in answer.json["embeds"][0]["fields"]] == ["coffee.jpg"]
+
+    modal = await open_modal(desk_harness, answer.response)  # the button works in the DM
+    assert modal.json["data"]["title"] == "Request removal"
+    assert_picture_private(fake, attachment)
+
+
+class HeldSleeps:
+    """Stands in for ``asyncio`` inside ``discord.message``: ``Message.delete(delay=...)`` (what
+    ``send(delete_after=...)`` calls) sleeps here, until the test lets it go."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+        self.release = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(asyncio, name)
+
+    async def sleep(self, delay: float, result: Any = None) -> Any:
+        self.delays.append(delay)
+        await self.release.wait()
+        return result
+
+
+@pytest.fixture
+def held_sleeps(monkeypatch: pytest.MonkeyPatch) -> HeldSleeps:
+    held = HeldSleeps()
+    monkeypatch.setattr(discord.message, "asyncio", held)
+    return held
+
+
+@pytest.mark.parametrize("content", ["picture", "text"])
+async def test_with_dms_closed_a_one_minute_notice_pings_only_the_author(
+    desk_harness: BotHarness, desk: Desk, held_sleeps: HeldSleeps, content: str
+) -> None:
+    fake, world = desk_harness.fake, desk_harness.world
+    privacy, member = world.privacy_channel_id, world.member
+    refused = fake.fail("POST", rf"/channels/{member.dm_channel_id}/messages", 403, CANNOT_DM)
+    data = query_bytes("coffee__mirrored.jpg")
+    attachment = picture_in(desk_harness, data, privacy)
+    attachments = [attachment] if content == "picture" else []
+    posted = world.message_create("hello?", attachments=attachments)
+    since = post_message(desk_harness, posted)
+    await settle(desk_harness)
+
+    assert fake.requests[since].method == "DELETE"
+    assert refused.hits == 1
+    notice = fake.last("POST", rf"/channels/{privacy}/messages")
+    assert notice.json["content"] == messages.dm_closed_notice(member.mention)
+    assert notice.json["content"].startswith(member.mention)
+    if content == "text":  # nothing was checked: the notice must not claim a picture was
+        assert "picture" not in notice.json["content"].split("/check")[0]
+    mentions = notice.json["allowed_mentions"]
+    assert [int(user) for user in mentions["users"]] == [member.id]
+    assert not {"everyone", "roles", "users"} & set(mentions["parse"])
+    notice_id = int(notice.response["id"])
+
+    assert held_sleeps.delays == [60]
+    assert notice_id in fake.messages[privacy]  # still up while the minute runs
+    held_sleeps.release.set()
+    await fake.wait_for("DELETE", rf"/channels/{privacy}/messages/{notice_id}")
+    assert fake.channel_messages(privacy) == [m for m in fake.channel_messages(privacy) if m["pinned"]]
+    assert_picture_private(fake, attachment)
+
+
+async def test_text_in_the_privacy_channel_is_deleted_and_the_person_gets_a_hint(
+    desk_harness: BotHarness, desk: Desk
+) -> None:
+    fake, world = desk_harness.fake, desk_harness.world
+    posted = world.message_create("how does this work?")
+    since = post_message(desk_harness, posted)
+    await settle(desk_harness)
+
+    assert fake.requests[since].path == f"/channels/{world.privacy_channel_id}/messages/{posted['id']}"
+    assert fake.requests[since].method == "DELETE"
+    hint = fake.last("POST", rf"/channels/{world.member.dm_channel_id}/messages")
+    assert hint.json["content"] == "Send me a picture to check it (as an attachment)."
+    assert fake.find("GET", DOWNLOAD) == []
+    await assert_nothing_stored(desk)
+
+
+@pytest.mark.parametrize("where", ["review-channel", "log-channel", "bot-in-privacy", "bot-in-dm"])
+async def test_messages_elsewhere_and_from_bots_are_left_alone(
+    desk_harness: BotHarness, desk: Desk, where: str
+) -> None:
+    fake, world = desk_harness.fake, desk_harness.world
+    other_bot = Person(
+        1_300_000_000_000_000_077, "helper-bot", bot=True, dm_channel_id=1_400_000_000_000_000_077
+    )
+    fake.add_user(other_bot.user_payload())
+    fake.add_channel(world.dm_channel_payload(other_bot))
+    channel = {"review-channel": world.review_channel_id, "log-channel": world.log_channel_id}
+    attachment = picture_in(desk_harness, query_bytes("coffee__mirrored.jpg"), world.privacy_channel_id)
+    if where in channel:
+        posted = world.message_create("look", author=world.maintainer, channel_id=channel[where],
+                                      attachments=[attachment])  # fmt: skip
+    else:
+        posted = world.message_create(
+            "look", author=other_bot, dm=where == "bot-in-dm", attachments=[attachment]
+        )
+    since = post_message(desk_harness, posted)
+    await settle(desk_harness)
+
+    assert fake.requests[since:] == []
+    assert int(posted["id"]) in fake.messages[int(posted["channel_id"])]
+    await assert_nothing_stored(desk)
+
+
+async def test_a_picture_sent_by_dm_is_answered_there_without_a_delete(
+    desk_harness: BotHarness, desk: Desk
+) -> None:
+    fake, world = desk_harness.fake, desk_harness.world
+    dm = world.member.dm_channel_id
+    data = query_bytes("coffee__mirrored.jpg")
+    attachment = picture_in(desk_harness, data, dm)
+    since = post_message(desk_harness, world.message_create(attachments=[attachment], dm=True))
+    await settle(desk_harness)
+
+    assert fake.find("DELETE", r".*", since=since) == []
+    assert len(fake.find("GET", DOWNLOAD, since=since)) == 1
+    (answer,) = fake.find("POST", r"/channels/\d+/messages", since=since)
+    assert answer.path == f"/channels/{dm}/messages"
+    assert answer.json["content"] == messages.matches_found(1)  # no claim that anything was deleted
+    modal = await open_modal(desk_harness, answer.response)
+    assert modal.json["type"] == 9
+    assert_picture_private(fake, attachment)
+
+
+# --------------------------------------------------------------------------------------------------
+# The offline backlog and the pinned panel
+# --------------------------------------------------------------------------------------------------
+
+
+async def test_pictures_posted_while_offline_are_handled_at_start_and_the_panel_is_pinned_once(
+    fake: FakeDiscord, world: World, desk: Desk
+) -> None:
+    privacy = world.privacy_channel_id
+    data = query_bytes("coffee__mirrored.jpg")
+    attachment = fake.add_attachment(data, FILENAME, "image/jpeg", channel_id=privacy)
+    picture = world.message_create("me?", author=world.member, attachments=[attachment])
+    question = world.message_create("anyone here?", author=world.maintainer)
+    fake.add_history(privacy, [picture, question])
+
+    async with running_bot(fake, world=world, bot_factory=bot_of(desk)) as harness:
+        await settle(harness)
+        harness.assert_no_errors()
+
+    deleted = [r.path for r in fake.find("DELETE", rf"/channels/{privacy}/messages/\d+")]
+    assert deleted == [
+        f"/channels/{privacy}/messages/{picture['id']}",
+        f"/channels/{privacy}/messages/{question['id']}",
+    ]
+    answer = fake.last("POST", rf"/channels/{world.member.dm_channel_id}/messages")
+    assert answer.json["content"] == f"{messages.PICTURE_DELETED}\n{messages.matches_found(1)}"
+    request_button(answer.json)
+    hint = fake.last("POST", rf"/channels/{world.maintainer.dm_channel_id}/messages")
+    assert "Send me a picture" in hint.json["content"]
+    (posted_panel,) = fake.find("POST", rf"/channels/{privacy}/messages")
+    assert posted_panel.json["content"] == messages.PANEL
+    assert [(b["custom_id"], b["label"]) for b in buttons(posted_panel.json)] == [
+        ("rd:panel:dm", "Check privately")
+    ]
+    panel_id = posted_panel.response["id"]
+    assert fake.find("PUT", rf"/channels/{privacy}/(messages/)?pins/{panel_id}")
+    (panel,) = fake.channel_messages(privacy)
+    assert panel["id"] == panel_id
+    assert panel["pinned"]
+    assert_picture_private(fake, attachment)
+
+    since = fake.mark()
+    async with running_bot(fake, world=world, bot_factory=bot_of(desk)) as again:
+        await settle(again)
+        again.assert_no_errors()
+    assert fake.find("POST", rf"/channels/{privacy}/messages", since=since) == []
+    assert fake.find("PUT", r".*/pins/.*", since=since) == []
+    assert fake.find("DELETE", rf"/channels/{privacy}/messages/\d+", since=since) == []
+    assert fake.channel_messages(privacy) == [panel]
+
+
+async def test_without_manage_messages_in_the_privacy_channel_start_up_still_relays(
+    fake: FakeDiscord, world: World, desk: Desk
+) -> None:
+    """Deleting and pinning in the privacy channel fail (403): the rest of the start-up work must run."""
+    privacy = world.privacy_channel_id
+    fake.fail("DELETE", rf"/channels/{privacy}/messages/\d+", 403, MISSING_PERMISSIONS)
+    fake.fail("PUT", rf"/channels/{privacy}/(messages/)?pins/\d+", 403, MISSING_PERMISSIONS)
+    attachment = fake.add_attachment(query_bytes("coffee__mirrored.jpg"), FILENAME, channel_id=privacy)
+    fake.add_history(privacy, [world.message_create(attachments=[attachment])])
+    # Filed from the command line while the bot was offline: its review card is owed.
+    result = await desk.check(query_bytes("astronaut__cropped.jpg"))
+    offline = await file_removal_request(desk.store, desk.index, result, "by-email", source="cli")
+
+    async with running_bot(fake, world=world, bot_factory=bot_of(desk)) as harness:
+        await settle(harness)
+        harness.assert_no_errors()
+
+    card = fake.last("POST", rf"/channels/{world.review_channel_id}/messages")
+    assert f"rd:ticket:claim:{offline.id}" in {button["custom_id"] for button in buttons(card.json)}
+    assert await desk.store.review_message(offline.id) is not None
+
+
+@pytest.mark.parametrize("dms_open", [True, False], ids=["dms-open", "dms-closed"])
+async def test_the_panel_button_opens_a_dm_or_points_to_check(
+    desk_harness: BotHarness, dms_open: bool
+) -> None:
+    fake, world = desk_harness.fake, desk_harness.world
+    (panel,) = fake.channel_messages(world.privacy_channel_id)
+    dm = rf"/channels/{world.member.dm_channel_id}/messages"
+    if not dms_open:
+        fake.fail("POST", dm, 403, CANNOT_DM)
+
+    since = await click(desk_harness, "rd:panel:dm", panel)
+
+    answer = only_callback(fake, since)
+    assert answer["type"] == 4
+    assert answer["data"]["flags"] == EPHEMERAL
+    (attempt,) = fake.find("POST", dm, since=since)
+    if dms_open:
+        assert attempt.json["content"].startswith("Send me the picture here")
+        assert answer["data"]["content"] == "I sent you a private message."
+    else:
+        assert attempt.status == 403
+        assert "`/check`" in answer["data"]["content"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Per-person limits
+# --------------------------------------------------------------------------------------------------
+
+
+async def test_checks_over_the_limit_wait_without_a_download_even_in_the_privacy_channel(
+    desk_harness: BotHarness, desk: Desk, clock: FakeClock
+) -> None:
+    fake, world = desk_harness.fake, desk_harness.world
+    limits = desk.settings.discord
+    data = query_bytes("unrelated_gravel.jpg")
+    for _ in range(limits.check_uses):
+        since, _ = await check(desk_harness, data)
+        assert only_callback(fake, since)["type"] == 5
+    clock.advance(limits.check_per_seconds / 2)
+
+    since, _ = await check(desk_harness, data)
+    answer = only_callback(fake, since)
+    assert answer["type"] == 4  # answered at once: no defer
+    assert answer["data"]["flags"] == EPHEMERAL
+    assert answer["data"]["content"] == messages.slow_down(limits.check_per_seconds / 2)
+    assert "try again in 30 seconds" in answer["data"]["content"]
+    assert fake.find("GET", DOWNLOAD, since=since) == []
+
+    posted = world.message_create(attachments=[picture_in(desk_harness, data, world.privacy_channel_id)])
+    since = post_message(desk_harness, posted)
+    await settle(desk_harness)
+    assert fake.requests[since].method == "DELETE"  # the picture still goes at once
+    assert fake.find("GET", DOWNLOAD, since=since) == []
+    told = fake.last("POST", rf"/channels/{world.member.dm_channel_id}/messages")
+    assert told.json["content"] == messages.slow_down(limits.check_per_seconds / 2)
+
+    since, _ = await check(desk_harness, data, invoker=world.maintainer)  # per person
+    assert only_callback(fake, since)["type"] == 5
+    clock.advance(limits.check_per_seconds / 2)
+    since, _ = await check(desk_harness, data)
+    assert only_callback(fake, since)["type"] == 5
+    assert followup(fake, since).json["content"] == messages.no_match(3)
+
+
+async def test_requests_over_the_limit_are_refused_at_the_modal(desk_harness: BotHarness, desk: Desk) -> None:
+    fake = desk_harness.fake
+    limits = desk.settings.discord
+    pictures = ["coffee__mirrored.jpg", "astronaut__cropped.jpg", "chelsea__gray.jpg"]
+    assert limits.request_uses == len(pictures)
+    for picture in pictures:
+        await file_request(desk_harness, picture)
+
+    result = await checked_result(desk_harness, "coffee__mirrored.jpg")
+    modal = await open_modal(desk_harness, result)
+    since = await submit(desk_harness, modal, "one more")
+
+    answer = only_callback(fake, since)
+    assert answer["type"] == 4
+    assert answer["data"]["flags"] == EPHEMERAL
+    assert answer["data"]["content"] == messages.requests_slow_down(limits.request_per_seconds)
+    assert fake.find("POST", FOLLOWUP, since=since) == []
+    assert len(await desk.store.list_tickets()) == len(pictures)
+
+
+# --------------------------------------------------------------------------------------------------
+# One's own requests and data
+# --------------------------------------------------------------------------------------------------
+
+
+async def test_mytickets_lists_only_the_callers_requests(desk_harness: BotHarness) -> None:
+    fake, world = desk_harness.fake, desk_harness.world
+    mine = await file_request(desk_harness, "coffee__mirrored.jpg")
+    theirs = await file_request(desk_harness, "astronaut__cropped.jpg", invoker=world.maintainer)
+
+    since = await slash(desk_harness, "mytickets")
+    answer = only_callback(fake, since)
+    assert answer["type"] == 4
+    assert answer["data"]["flags"] == EPHEMERAL
+    assert f"`{mine}` open" in answer["data"]["content"]
+    assert theirs not in answer["data"]["content"]
+
+    since = await slash(desk_harness, "mytickets", invoker=world.outsider)  # from a DM, with none
+    assert only_callback(fake, since)["data"]["content"] == "You have no removal requests."
+
+
+async def test_withdraw_takes_back_ones_own_request_only(desk_harness: BotHarness, desk: Desk) -> None:
+    fake, world = desk_harness.fake, desk_harness.world
+    mine = await file_request(desk_harness, "coffee__mirrored.jpg")
+    theirs = await file_request(desk_harness, "astronaut__cropped.jpg", invoker=world.maintainer)
+
+    since = await slash(desk_harness, "withdraw", ticket=theirs)
+    refusal = only_callback(fake, since)["data"]
+    assert refusal["flags"] == EPHEMERAL
+    assert refusal["content"] == f"Ticket {theirs} was not filed by you, so you cannot withdraw it."
+    assert (await desk.store.get(theirs)).state is TicketState.OPEN
+
+    since = await slash(desk_harness, "withdraw", ticket=mine.lower())
+    done = only_callback(fake, since)["data"]
+    assert done["flags"] == EPHEMERAL
+    assert done["content"] == f"Request {mine} is withdrawn."
+    assert (await desk.store.get(mine)).state is TicketState.WITHDRAWN
+
+    since = await slash(desk_harness, "withdraw", ticket="nonsense")
+    assert only_callback(fake, since)["data"]["content"] == "There is no ticket nonsense."
+
+
+async def test_forget_me_asks_first_and_erase_removes_every_trace_of_the_person(
+    desk_harness: BotHarness, desk: Desk
+) -> None:
+    fake, world = desk_harness.fake, desk_harness.world
+    note = "NOTE-7731 from my old school"
+    ticket_id = await file_request(desk_harness, "coffee__mirrored.jpg", note)
+    theirs = await file_request(desk_harness, "astronaut__cropped.jpg", invoker=world.maintainer)
+    member_id = str(world.member.id).encode()
+    assert member_id in database_bytes(desk)
+
+    async def ask() -> JSON:
+        since = await slash(desk_harness, "forget-me")
+        (shown,) = callbacks(fake, since)
+        assert shown.json["type"] == 4
+        assert shown.json["data"]["flags"] == EPHEMERAL
+        assert shown.json["data"]["content"] == messages.forget_confirm()
+        return shown.response["resource"]["message"]
+
+    prompt = await ask()
+    labels = {button["label"]: button["custom_id"] for button in buttons(prompt)}
+    assert set(labels) == {"Erase my data", "Cancel"}
+    since = await click(desk_harness, labels["Cancel"], prompt)
+    assert edited(fake, since) == ("Nothing was erased.", [])
+    assert (await desk.store.get(ticket_id)).requester == str(world.member.id)
+
+    prompt = await ask()
+    erase = next(button["custom_id"] for button in buttons(prompt) if button["label"] == "Erase my data")
+    since = await click(desk_harness, erase, prompt)
+    assert edited(fake, since) == (messages.forgotten(1), [])
+
+    ticket = await desk.store.get(ticket_id)
+    assert (ticket.requester, ticket.note, ticket.query) == (None, None, None)
+    assert ticket.state is TicketState.OPEN  # still decided, by nobody's name
+    assert (await desk.store.get(theirs)).requester == str(world.maintainer.id)
+    stored = database_bytes(desk)
+    assert member_id not in stored
+    assert b"NOTE-7731" not in stored
+
+
+# --------------------------------------------------------------------------------------------------
+# Hashing in a real process pool
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def process_pool() -> Iterator[ProcessPoolExecutor]:
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+async def test_hashing_runs_in_a_worker_process_and_the_event_loop_keeps_ticking(
+    fake: FakeDiscord, world: World, desk: Desk, clock: FakeClock, process_pool: ProcessPoolExecutor
+) -> None:
+    data = query_bytes("coffee__mirrored.jpg")
+    loop = asyncio.get_running_loop()
+    # Start the worker (spawn imports the hashing code) before measuring anything.
+    await loop.run_in_executor(process_pool, hash_submitted_picture, data, desk.settings)
+    started = time.perf_counter()
+    hash_submitted_picture(data, desk.settings)  # what the loop would be blocked for without the pool
+    hashing_takes = time.perf_counter() - started
+
+    pooled = make_desk(desk.settings, desk.store, process_pool, clock)
+    async with running_bot(fake, world=world, bot_factory=bot_of(pooled)) as harness:
+        await settle(harness)
+        gaps: list[float] = []
+        done = asyncio.Event()
+
+        async def ticker() -> None:
+            last = loop.time()
+            while not done.is_set():
+                await asyncio.sleep(0.002)
+                now = loop.time()
+                gaps.append(now - last)
+                last = now
+
+        ticking = asyncio.create_task(ticker())
+        await asyncio.sleep(0.01)
+        began = loop.time()
+        since, _ = await check(harness, data)
+        took = loop.time() - began
+        done.set()
+        await ticking
+
+        assert followup(fake, since).json["content"] == messages.matches_found(1)
+        workers = {process.pid for process in process_pool._processes.values()}  # type: ignore[union-attr]
+        assert workers
+        assert os.getpid() not in workers
+        assert took >= hashing_takes * 0.5
+        assert len(gaps) >= 10
+        assert max(gaps) < max(0.05, hashing_takes / 2), (max(gaps), hashing_takes)
+
+        # A refusal raised in the worker comes back as the same ImageRejectedError, sentence intact.
+        for bad, sentence in [
+            (truncated_jpeg(), "This picture seems damaged or incomplete"),
+            (bomb_png(), "more than can be checked safely"),
+        ]:
+            since, _ = await check(harness, bad, "image/png")
+            content = followup(fake, since).json["content"]
+            assert content.startswith("I could not check this file.")
+            assert sentence in content
+        harness.assert_no_errors()
+    assert await pooled.store.list_tickets() == []
