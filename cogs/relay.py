@@ -57,12 +57,23 @@ class Relay:
                     handled += 1
 
     async def _relay(self, event: AuditEvent) -> None:
-        await self._post_to_log(event)
+        # Each step on its own: a log channel the bot may not post in must not keep the card stale
+        # or the requester uninformed.
+        try:
+            await self._post_to_log(event)
+        except discord.HTTPException:
+            log.exception("could not post audit event %s to the log channel", event.id)
         if event.ticket_id is None:
             return
         ticket = await self.store.get(event.ticket_id)
-        await self._update_card(ticket)
-        if event.action in {"approve", "reject"} and ticket.state in _TOLD and ticket.requester:
+        try:
+            await self._update_card(ticket)
+        except discord.HTTPException:
+            log.exception("could not post or update the review card of %s", ticket.id)
+        # Only a decision that still stands: a relay that lags behind an approve, reopen, reject
+        # sends one message, about the rejection, not two.
+        decided = event.action in {"approve", "reject"} and event.to_state == ticket.state
+        if decided and ticket.state in _TOLD and ticket.requester:
             await self._tell_requester(ticket)
 
     async def _post_to_log(self, event: AuditEvent) -> None:

@@ -9,6 +9,9 @@ from bot.tickets.lifecycle import TicketState
 from bot.tickets.models import AuditEvent, Ticket
 
 MAX_LISTED = 10
+# Discord refuses (400) an embed whose title, description, field names and values and footer
+# together pass 6,000 characters; room is kept for the "and N more" footer.
+EMBED_BUDGET = 6000 - 100
 _COLOURS = {
     TicketState.OPEN: discord.Colour.orange(),
     TicketState.CLAIMED: discord.Colour.gold(),
@@ -34,19 +37,27 @@ def _short(text: str | None, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _add_listed(embed: discord.Embed, name: str, value: str) -> bool:
+    """Add one listed entry if the embed stays within Discord's size limit; say whether it did."""
+    if len(embed) + len(name) + len(value) > EMBED_BUDGET:
+        return False
+    embed.add_field(name=name, value=value, inline=False)
+    return True
+
+
 def check_result(found: list[FoundEntry], intro: str) -> discord.Embed:
     embed = discord.Embed(description=intro, colour=discord.Colour.blurple())
+    shown = 0
     for item in found[:MAX_LISTED]:
-        embed.add_field(
-            name=_short(item.entry.key, 250),
-            value=(
-                f"{closeness(item.match.distance.pdq)}\n"
-                f"URL: {_short(item.entry.url, 300)}\nCaption: {_short(item.entry.caption, 200)}"
-            ),
-            inline=False,
+        value = (
+            f"{closeness(item.match.distance.pdq)}\n"
+            f"URL: {_short(item.entry.url, 300)}\nCaption: {_short(item.entry.caption, 200)}"
         )
-    if len(found) > MAX_LISTED:
-        embed.set_footer(text=f"and {len(found) - MAX_LISTED} more; a request covers all of them")
+        if not _add_listed(embed, _short(item.entry.key, 250), value):
+            break
+        shown += 1
+    if len(found) > shown:
+        embed.set_footer(text=f"and {len(found) - shown} more; a request covers all of them")
     return embed
 
 
@@ -72,16 +83,16 @@ def ticket_embed(ticket: Ticket, overlapping: list[str] | None = None) -> discor
         )
     if ticket.linked_to:
         embed.add_field(name="Linked to", value=ticket.linked_to, inline=False)
-    if overlapping:
-        embed.add_field(name="Entries also in", value=", ".join(overlapping), inline=False)
+    if overlapping:  # a field value may hold at most 1,024 characters
+        embed.add_field(name="Entries also in", value=_short(", ".join(overlapping), 1000), inline=False)
+    shown = 0
     for entry in ticket.entries[:MAX_LISTED]:
-        embed.add_field(
-            name=_short(entry.key, 250),
-            value=f"{closeness(entry.pdq_distance)} (PDQ {entry.pdq_distance}/256)\n{_short(entry.url, 400)}",
-            inline=False,
-        )
-    if len(ticket.entries) > MAX_LISTED:
-        embed.set_footer(text=f"and {len(ticket.entries) - MAX_LISTED} more entries (tickets show ID)")
+        value = f"{closeness(entry.pdq_distance)} (PDQ {entry.pdq_distance}/256)\n{_short(entry.url, 400)}"
+        if not _add_listed(embed, _short(entry.key, 250), value):
+            break
+        shown += 1
+    if len(ticket.entries) > shown:
+        embed.set_footer(text=f"and {len(ticket.entries) - shown} more entries (tickets show ID)")
     return embed
 
 

@@ -8,6 +8,7 @@ others in the client, and server admins can change that; the check below cannot 
 from __future__ import annotations
 
 import io
+import re
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -18,8 +19,9 @@ from discord.ext import commands
 
 from bot.index.build import hashing_parameters
 from bot.removals.export import export_removal_list
-from bot.tickets.lifecycle import TicketAction, TicketError, TicketState, allowed_actions
+from bot.tickets.lifecycle import TicketAction, TicketError, TicketState, allowed_actions, next_state
 from bot.tickets.models import Ticket
+from bot.tickets.store import TicketStore
 from cogs import render
 
 if TYPE_CHECKING:
@@ -34,6 +36,18 @@ _BUTTONS = {
     TicketAction.REOPEN: ("Reopen", discord.ButtonStyle.secondary),
 }
 _NEEDS_REASON = {TicketAction.APPROVE, TicketAction.REJECT, TicketAction.REOPEN}
+_DISCORD_ID = re.compile(r"\b(\d{15,21})\b")
+
+
+def refusal_text(refused: TicketError) -> str:
+    """The store's sentence, with maintainers' Discord ids as mentions: Discord shows their names."""
+    return _DISCORD_ID.sub(r"<@\1>", str(refused))
+
+
+async def refuse(interaction: discord.Interaction, refused: TicketError) -> None:
+    await interaction.response.send_message(
+        refusal_text(refused), ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+    )
 
 
 def is_maintainer(bot: RemovalDeskBot, user: discord.abc.User) -> bool:
@@ -67,7 +81,18 @@ class TicketButton(
             await interaction.response.send_message(REFUSAL, ephemeral=True)
             return
         if self.action in _NEEDS_REASON:
-            await interaction.response.send_modal(ReasonModal(self.action, self.ticket_id))
+            # Say at once if the action cannot happen (someone else claimed or decided the ticket),
+            # rather than after a reason was written; the store checks again when acting.
+            try:
+                ticket = await bot.desk.store.get(self.ticket_id)
+                TicketStore._check_actor(ticket, self.action, str(interaction.user.id))
+                next_state(ticket.id, ticket.state, self.action)
+            except TicketError as refused:
+                await refuse(interaction, refused)
+                return
+            await interaction.response.send_modal(
+                ReasonModal(self.action, self.ticket_id, interaction.user.id)
+            )
             return
         await act(interaction, self.action, self.ticket_id, None)
 
@@ -77,9 +102,11 @@ class ReasonModal(discord.ui.Modal):
         label="Reason (the requester reads it)", style=discord.TextStyle.paragraph, max_length=1000
     )
 
-    def __init__(self, action: TicketAction, ticket_id: str) -> None:
+    def __init__(self, action: TicketAction, ticket_id: str, user_id: int) -> None:
+        # discord.py finds an open modal by custom_id alone: with the user's id in it, two maintainers
+        # with the same modal open do not replace each other's (the second submit would be dropped).
         super().__init__(
-            title=f"{_BUTTONS[action][0]} {ticket_id}", custom_id=f"rd:reason:{action}:{ticket_id}"
+            title=f"{_BUTTONS[action][0]} {ticket_id}", custom_id=f"rd:reason:{action}:{ticket_id}:{user_id}"
         )
         self.action = action
         self.ticket_id = ticket_id
@@ -105,7 +132,7 @@ async def act(
         else:
             result = await getattr(store, str(action))(ticket_id, by, reason or "")
     except TicketError as refused:
-        await interaction.response.send_message(str(refused), ephemeral=True)
+        await refuse(interaction, refused)
         return
     ticket = result.ticket
     embed = render.ticket_embed(ticket, await store.overlapping(ticket))
