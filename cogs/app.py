@@ -20,7 +20,10 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import discord
+import discord.gateway
 import discord.http
+import yarl
+from discord import app_commands
 from discord.ext import commands
 
 from bot.config import Settings
@@ -69,15 +72,25 @@ class RemovalDeskBot(commands.Bot):
         self.sync_on_start = sync_on_start
         self._background: list[asyncio.Task[None]] = []
         self._started = False
-        gateway = settings.discord.gateway_url
-        if gateway:
-            original = self.http.get_bot_gateway
+        if settings.discord.gateway_url:
+            # discord.py connects a non-sharded client to this class attribute (and falls back to
+            # it after an invalidated session); like Route.BASE it is process-wide.
+            discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord.gateway_url)
+        self.tree.on_error = self._on_app_command_error  # type: ignore[method-assign]
 
-            async def fixed_gateway(*args: Any, **kwargs: Any) -> Any:
-                shards, _, limits = await original(*args, **kwargs)
-                return shards, gateway, limits
-
-            self.http.get_bot_gateway = fixed_gateway  # type: ignore[method-assign]
+    async def _on_app_command_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        """A refused check was already answered; anything else is a bug: log it, tell the person."""
+        if isinstance(error, app_commands.CheckFailure):
+            return
+        log.error("app command %s failed", interaction.command and interaction.command.qualified_name,
+                  exc_info=error)  # fmt: skip
+        text = "Something went wrong on my side; nothing was saved. Please try again later."
+        if interaction.response.is_done():
+            await interaction.followup.send(text, ephemeral=True)
+        else:
+            await interaction.response.send_message(text, ephemeral=True)
 
     async def setup_hook(self) -> None:
         await self.add_cog(Intake(self))

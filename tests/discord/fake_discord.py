@@ -169,6 +169,7 @@ _HANDLER_TASK_PREFIXES: Final = (
     "CommandTree-invoker",
     "discord-ui-view-dispatch-",
     "discord-ui-modal-dispatch-",
+    "discord-ui-dynamic-item-",
 )
 
 
