@@ -78,6 +78,10 @@ class Desk:
             return None
         return pending.result
 
+    def drop(self, token: str) -> None:
+        """Forget a remembered check at once (its answer could not be delivered)."""
+        self._pending.pop(token, None)
+
     def _forget_expired(self) -> None:
         now = self._clock()
         for token in [token for token, pending in self._pending.items() if pending.expires <= now]:

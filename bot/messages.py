@@ -12,6 +12,7 @@ from bot.tickets.models import Ticket
 
 PICTURE_HANDLED = "Your picture was turned into a fingerprint (a hash) and then discarded: it was not saved."
 PICTURE_DELETED = "I deleted your message so nobody else sees the picture."
+PICTURE_NOT_DELETED = "I could not delete your message: please delete it yourself, others can see it."
 NOTE_WARNING = "Optional. Please do not write names, contact details or anything else that identifies you."
 
 

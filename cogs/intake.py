@@ -6,7 +6,6 @@ attachments, calls the desk and answers only to the person (ephemeral replies or
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +24,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 IMAGE_TYPES = ("image/",)
+# Pictures checked per message; a person with more sends another message (or uses /check).
+MAX_ATTACHMENTS = 4
 # What a person posts: a plain message or a reply (a picture posted as a reply is just as visible).
 PERSON_MESSAGES = (discord.MessageType.default, discord.MessageType.reply)
 
@@ -53,7 +54,9 @@ class RequestRemovalButton(
         if bot.desk.recall(self.token, interaction.user.id) is None:
             await interaction.response.send_message(messages.check_expired(), ephemeral=True)
             return
-        await interaction.response.send_modal(RequestModal(self.token))
+        await interaction.response.send_modal(
+            RequestModal(self.token, timeout=bot.desk.settings.discord.pending_check_seconds)
+        )
 
 
 class RequestModal(discord.ui.Modal, title="Request removal"):
@@ -65,8 +68,9 @@ class RequestModal(discord.ui.Modal, title="Request removal"):
         placeholder=messages.NOTE_WARNING[:100],
     )
 
-    def __init__(self, token: str) -> None:
-        super().__init__(custom_id=f"rd:request-modal:{token}")
+    def __init__(self, token: str, timeout: float) -> None:
+        # A dismissed modal is never submitted; the timeout lets it go with the check it belongs to.
+        super().__init__(custom_id=f"rd:request-modal:{token}", timeout=timeout)
         self.token = token
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
@@ -105,6 +109,7 @@ class PanelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"rd:
         return cls()
 
     async def callback(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)  # a DM can take > 3 s
         try:
             await interaction.user.send(
                 "Send me the picture here, in this private conversation, and I will check it. "
@@ -113,13 +118,13 @@ class PanelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"rd:
                 )
             )
         except discord.HTTPException:
-            await interaction.response.send_message(
+            await interaction.followup.send(
                 "I cannot send you a private message. Use `/check` with the picture attached: only you see "
                 "the answer.",
                 ephemeral=True,
             )
             return
-        await interaction.response.send_message("I sent you a private message.", ephemeral=True)
+        await interaction.followup.send("I sent you a private message.", ephemeral=True)
 
 
 def panel_view() -> discord.ui.View:
@@ -149,6 +154,15 @@ class ForgetConfirm(discord.ui.View):
         await interaction.response.edit_message(content="Nothing was erased.", view=None)
 
 
+class ResultView(discord.ui.View):
+    """A check's answer: the Request removal button for the remembered check ``token``."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__(timeout=None)
+        self.token = token
+        self.add_item(RequestRemovalButton(token))
+
+
 class Intake(commands.Cog):
     def __init__(self, bot: RemovalDeskBot) -> None:
         self.bot = bot
@@ -165,27 +179,38 @@ class Intake(commands.Cog):
             return messages.not_a_picture(attachment.content_type)
         return None
 
+    async def _download(self, attachment: discord.Attachment) -> bytes | str:
+        """The attachment's bytes, or a sentence saying why not. Signed URLs expire: read at once,
+        never keep the URL. The bytes stay in memory until they are hashed."""
+        problem = self._attachment_problem(attachment)
+        if problem:
+            return problem
+        try:
+            return await attachment.read()
+        except discord.HTTPException:
+            return "I could not download the file from Discord. Please try again."
+
     async def _check_attachment(
         self, attachment: discord.Attachment, owner: int
     ) -> tuple[str, discord.Embed | None, discord.ui.View | None]:
-        """(text, embed, view) answering one attachment. The bytes live only inside this call."""
-        problem = self._attachment_problem(attachment)
-        if problem:
-            return problem, None, None
+        """(text, embed, view) answering one attachment."""
+        return await self._answer(await self._download(attachment), owner)
+
+    async def _answer(
+        self, data: bytes | str, owner: int
+    ) -> tuple[str, discord.Embed | None, discord.ui.View | None]:
+        """(text, embed, view) for downloaded bytes (or the sentence why there are none)."""
+        if isinstance(data, str):
+            return data, None, None
         try:
-            data = await attachment.read()  # signed URLs expire: read at once, never keep the URL
             result = await self.desk.check(data)
         except ImageRejectedError as rejected:
             return messages.refused_picture(rejected.message), None, None
-        except discord.HTTPException:
-            return "I could not download the file from Discord. Please try again.", None, None
         finally:
-            data = b""
+            del data
         if not result.found:
             return messages.no_match(len(self.desk.index)), None, None
-        token = self.desk.remember(owner, result)
-        view = discord.ui.View(timeout=None)
-        view.add_item(RequestRemovalButton(token))
+        view = ResultView(self.desk.remember(owner, result))
         return messages.matches_found(len(result.found)), render.check_result(result.found, ""), view
 
     @app_commands.command(name="check", description="Check privately whether a picture is in the dataset")
@@ -215,27 +240,43 @@ class Intake(commands.Cog):
         await self.handle_submission(message, delete=in_privacy_channel)
 
     async def handle_submission(self, message: discord.Message, *, delete: bool) -> None:
-        """Delete first (the picture is visible until then), then check and answer privately."""
-        attachments = list(message.attachments)
+        """Read the pictures, delete the message at once, then check and answer privately.
+
+        The bytes are read before the delete because a deleted message's attachments may stop
+        being served; reading takes a moment, hashing (after the delete) takes longer."""
+        attachments = list(message.attachments)[:MAX_ATTACHMENTS]
         author = message.author
         channel = message.channel
-        if delete:
-            with contextlib.suppress(discord.NotFound):  # already gone
-                await message.delete()
+        wait = self.desk.check_cooldown.try_acquire(author.id) if attachments else 0.0
+        downloads = [] if wait else [await self._download(attachment) for attachment in attachments]
+        deleted = await self._delete(message) if delete else False
         if not attachments:
             if delete or not message.content.startswith("/"):
                 await self._tell(author, channel, "Send me a picture to check it (as an attachment).", delete)
             return
-        wait = self.desk.check_cooldown.try_acquire(author.id)
         if wait:
             await self._tell(author, channel, messages.slow_down(wait), delete)
             return
-        for attachment in attachments[:4]:
-            text, embed, view = await self._check_attachment(attachment, author.id)
+        while downloads:
+            text, embed, view = await self._answer(downloads.pop(0), author.id)
             if delete:
-                text = f"{messages.PICTURE_DELETED}\n{text}"
+                text = f"{messages.PICTURE_DELETED if deleted else messages.PICTURE_NOT_DELETED}\n{text}"
             if not await self._tell(author, channel, text, delete, embed=embed, view=view):
+                if isinstance(view, ResultView):
+                    self.desk.drop(view.token)  # nobody can ever press its button
+                downloads.clear()
                 return
+
+    async def _delete(self, message: discord.Message) -> bool:
+        """Delete a submission; if Discord refuses, still answer the person (and log why)."""
+        try:
+            await message.delete()
+        except discord.NotFound:
+            return True  # already gone
+        except discord.HTTPException as failed:
+            log.warning("could not delete message %s in the privacy channel: %s", message.id, failed)
+            return False
+        return True
 
     async def _tell(
         self,

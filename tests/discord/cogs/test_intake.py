@@ -549,8 +549,8 @@ async def test_a_picture_in_the_privacy_channel_is_deleted_first_then_answered_b
 
     sent = [f"{r.method} {r.path if r.api else 'download'}" for r in fake.requests[since:]]
     assert sent == [
-        f"DELETE /channels/{privacy}/messages/{posted['id']}",  # before anything else
-        "GET download",
+        "GET download",  # read first: a deleted message's attachment may stop being served
+        f"DELETE /channels/{privacy}/messages/{posted['id']}",  # then at once, before any hashing
         "POST /users/@me/channels",
         f"POST /channels/{dm}/messages",
     ]
@@ -602,8 +602,9 @@ async def test_with_dms_closed_a_one_minute_notice_pings_only_the_author(
     since = post_message(desk_harness, posted)
     await settle(desk_harness)
 
-    assert fake.requests[since].method == "DELETE"
+    assert next(r for r in fake.requests[since:] if r.api).method == "DELETE"  # after the download only
     assert refused.hits == 1
+    assert desk._pending == {}  # the answer could not be delivered: its check is not kept
     notice = fake.last("POST", rf"/channels/{privacy}/messages")
     assert notice.json["content"] == messages.dm_closed_notice(member.mention)
     assert notice.json["content"].startswith(member.mention)
@@ -770,16 +771,17 @@ async def test_the_panel_button_opens_a_dm_or_points_to_check(
 
     since = await click(desk_harness, "rd:panel:dm", panel)
 
-    answer = only_callback(fake, since)
-    assert answer["type"] == 4
-    assert answer["data"]["flags"] == EPHEMERAL
+    deferred = only_callback(fake, since)  # answered at once: the DM may take longer than 3 s
+    assert deferred["type"] == 5
+    assert deferred["data"]["flags"] == EPHEMERAL
     (attempt,) = fake.find("POST", dm, since=since)
+    answer = followup(fake, since).json["content"]
     if dms_open:
         assert attempt.json["content"].startswith("Send me the picture here")
-        assert answer["data"]["content"] == "I sent you a private message."
+        assert answer == "I sent you a private message."
     else:
         assert attempt.status == 403
-        assert "`/check`" in answer["data"]["content"]
+        assert "`/check`" in answer
 
 
 # --------------------------------------------------------------------------------------------------
@@ -989,3 +991,20 @@ async def test_hashing_runs_in_a_worker_process_and_the_event_loop_keeps_ticking
             assert sentence in content
         harness.assert_no_errors()
     assert await pooled.store.list_tickets() == []
+
+
+async def test_when_discord_refuses_the_delete_the_person_is_still_answered(desk_harness: BotHarness) -> None:
+    """A lost Manage Messages permission must not leave the person without an answer (or crash)."""
+    fake, world = desk_harness.fake, desk_harness.world
+    privacy = world.privacy_channel_id
+    refused = fake.fail("DELETE", rf"/channels/{privacy}/messages/\d+", 403, MISSING_PERMISSIONS)
+    posted = world.message_create(
+        attachments=[picture_in(desk_harness, query_bytes("coffee__mirrored.jpg"), privacy)]
+    )
+    post_message(desk_harness, posted)
+    await settle(desk_harness)
+
+    assert refused.hits == 1
+    answer = fake.last("POST", rf"/channels/{world.member.dm_channel_id}/messages")
+    assert answer.json["content"].startswith(messages.PICTURE_NOT_DELETED)  # no false "deleted"
+    assert [field["name"] for field in answer.json["embeds"][0]["fields"]] == ["coffee.jpg"]
