@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _TOLD = {TicketState.APPROVED, TicketState.REJECTED}
+_NEEDS_REVIEW = {TicketState.OPEN, TicketState.CLAIMED}
 
 
 class Relay:
@@ -79,6 +80,8 @@ class Relay:
     async def _post_to_log(self, event: AuditEvent) -> None:
         if not self.settings.log_channel_id:
             return
+        if event.action == "purge" and not event.detail.get("tickets"):
+            return  # a retention run that erased nothing: recorded in the log, not worth a post
         channel = self.bot.get_channel(self.settings.log_channel_id)
         if isinstance(channel, discord.abc.Messageable):
             await channel.send(
@@ -94,8 +97,8 @@ class Relay:
         embed = render.ticket_embed(ticket, await self.store.overlapping(ticket))
         quiet = discord.AllowedMentions.none()
         if where is None:
-            if ticket.state is TicketState.LINKED:
-                return  # no review work: it is decided with its primary
+            if ticket.state not in _NEEDS_REVIEW:
+                return  # linked, or decided with another ticket: no review work, no card
             message = await channel.send(embed=embed, view=review_view(ticket), allowed_mentions=quiet)
             await self.store.set_review_message(ticket.id, channel.id, message.id)
             return

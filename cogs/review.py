@@ -7,6 +7,7 @@ others in the client, and server admins can change that; the check below cannot 
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 import tempfile
@@ -18,7 +19,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.index.build import hashing_parameters
-from bot.removals.export import export_removal_list
+from bot.removals.export import ExportReport, export_removal_list
 from bot.tickets.lifecycle import TicketAction, TicketError, TicketState, allowed_actions, next_state
 from bot.tickets.models import Ticket
 from bot.tickets.store import TicketStore
@@ -228,15 +229,18 @@ class RemovalCommands(app_commands.Group, name="removals", description="The data
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         version, rows = await self.bot.desk.store.removal_list()
-        with tempfile.TemporaryDirectory() as folder:
-            out = Path(folder) / f"removals-v{version}.{file_format}"
-            report = export_removal_list(
-                version, rows, out, file_format, hashing=hashing_parameters(self.bot.desk.settings)
-            )
-            files = [
-                discord.File(io.BytesIO(path.read_bytes()), filename=path.name)
-                for path in (report.list_path, report.blocklist_path)
-            ]
+        hashing = hashing_parameters(self.bot.desk.settings)
+
+        def write() -> tuple[ExportReport, list[discord.File]]:  # file work: off the event loop
+            with tempfile.TemporaryDirectory() as folder:
+                out = Path(folder) / f"removals-v{version}.{file_format}"
+                report = export_removal_list(version, rows, out, file_format, hashing=hashing)
+                return report, [
+                    discord.File(io.BytesIO(path.read_bytes()), filename=path.name)
+                    for path in (report.list_path, report.blocklist_path)
+                ]
+
+        report, files = await asyncio.to_thread(write)
         await interaction.followup.send(
             f"Removal list version {version}: {report.entries} entries, {report.pictures} picture hashes.",
             files=files,

@@ -1184,3 +1184,34 @@ async def test_the_gateway_url_setting_is_where_the_bot_connects(
             await client.connect(reconnect=False)
     assert connected_to
     assert connected_to[0].startswith("wss://gateway.proxy.internal/")
+
+
+async def test_a_linked_ticket_decided_with_its_primary_gets_no_card_but_its_requester_is_told(
+    desk_bot: BotHarness, desk: Desk
+) -> None:
+    """Linked tickets are no review work: no card when filed, none when decided with the primary."""
+    fake, world = desk_bot.fake, desk_bot.world
+    primary = await file_entries(desk, "email:first")
+    card = await card_of(desk_bot, desk, primary)
+    follower = await file_entries(desk, str(world.member.id))
+    assert follower.state is TicketState.LINKED
+    mark = fake.mark()
+
+    await desk.store.approve(primary.id, "alice", "confirmed")
+    await desk_bot.bot.relay.run_once()  # type: ignore[attr-defined]
+
+    assert await desk.store.review_message(follower.id) is None
+    assert channel_posts(fake, world.review_channel_id, mark) == []  # only the primary's card is edited
+    assert len(card_edits(fake, card, mark)) == 1
+    [dm] = direct_messages(desk_bot, world.member, mark)
+    assert follower.id in dm
+
+
+async def test_a_retention_run_that_erased_nothing_is_not_posted_to_the_log_channel(
+    desk_bot: BotHarness, desk: Desk
+) -> None:
+    fake, world = desk_bot.fake, desk_bot.world
+    mark = fake.mark()
+    assert await desk.store.purge_expired() == 0
+    assert await desk_bot.bot.relay.run_once() == 1  # type: ignore[attr-defined]
+    assert channel_posts(fake, world.log_channel_id, mark) == []
