@@ -1215,3 +1215,34 @@ async def test_a_retention_run_that_erased_nothing_is_not_posted_to_the_log_chan
     assert await desk.store.purge_expired() == 0
     assert await desk_bot.bot.relay.run_once() == 1  # type: ignore[attr-defined]
     assert channel_posts(fake, world.log_channel_id, mark) == []
+
+
+async def test_run_logs_in_at_the_configured_api_and_explains_a_refused_token(
+    fake: FakeDiscord,
+    *,
+    world: World,
+    sample_index: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`python -m bot run` end to end up to the gateway: the REST calls go to api_base_url (here the
+    fake), and a token Discord refuses ends the command with a sentence, not a traceback."""
+    monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)  # restored afterwards
+    config = tmp_path / "bot.toml"
+    config.write_text(
+        f'[discord]\ntoken = "not-a-token"\nreview_channel_id = {world.review_channel_id}\n'
+        f"maintainer_role_id = {world.maintainer_role_id}\nguild_ids = [{world.guild_id}]\n"
+        f'index = "{sample_index}"\napi_base_url = "{fake.api_base}"\n'
+        f'[tickets]\ndatabase = "{tmp_path / "tickets.sqlite3"}"\n'
+    )
+    for name in ("DISCORD_TOKEN", "REMOVAL_DESK_DISCORD_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    refused = fake.fail("GET", r"/users/@me$", 401, {"code": 0, "message": "401: Unauthorized"})
+
+    # main() runs its own event loop: give it a thread, while this loop serves the fake.
+    code = await asyncio.to_thread(bot.cli.main, ["--config", str(config), "run"])
+
+    assert code == 2
+    assert refused.hits == 1
+    assert "Discord refused the token" in capsys.readouterr().err
