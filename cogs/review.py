@@ -154,9 +154,10 @@ def review_view(ticket: Ticket) -> discord.ui.View:
     return view
 
 
-@app_commands.default_permissions(manage_messages=True)
-@app_commands.guild_only()
-class TicketCommands(app_commands.Group, name="tickets", description="Review removal requests"):
+class MaintainerCommands(app_commands.Group):
+    """A command group only maintainers may use: the role is checked on every invocation, here,
+    whatever the server's command permissions say (they are only a hint admins can change)."""
+
     def __init__(self, bot: RemovalDeskBot) -> None:
         super().__init__()
         self.bot = bot
@@ -167,6 +168,10 @@ class TicketCommands(app_commands.Group, name="tickets", description="Review rem
         await interaction.response.send_message(REFUSAL, ephemeral=True)
         return False
 
+
+@app_commands.default_permissions(manage_messages=True)
+@app_commands.guild_only()
+class TicketCommands(MaintainerCommands, name="tickets", description="Review removal requests"):
     @app_commands.command(name="queue", description="Requests waiting for review, oldest first")
     async def queue(self, interaction: discord.Interaction) -> None:
         store = self.bot.desk.store
@@ -212,17 +217,7 @@ class TicketCommands(app_commands.Group, name="tickets", description="Review rem
 
 @app_commands.default_permissions(manage_messages=True)
 @app_commands.guild_only()
-class RemovalCommands(app_commands.Group, name="removals", description="The dataset's removal list"):
-    def __init__(self, bot: RemovalDeskBot) -> None:
-        super().__init__()
-        self.bot = bot
-
-    async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        if is_maintainer(self.bot, interaction.user):
-            return True
-        await interaction.response.send_message(REFUSAL, ephemeral=True)
-        return False
-
+class RemovalCommands(MaintainerCommands, name="removals", description="The dataset's removal list"):
     @app_commands.command(name="export", description="Send me the removal list and the hash blocklist")
     async def export(
         self, interaction: discord.Interaction, file_format: Literal["parquet", "csv", "jsonl"] = "csv"

@@ -86,3 +86,8 @@ async def desk_harness(fake: FakeDiscord, world: World, desk: Desk) -> AsyncIter
 
 def query_bytes(name: str) -> bytes:
     return (SAMPLES / "queries" / name).read_bytes()
+
+
+async def settle(harness: BotHarness, timeout: float = 5.0) -> None:
+    """Every handler task discord.py started has finished, button (DynamicItem) callbacks included."""
+    await harness.idle(timeout)

@@ -9,7 +9,6 @@ is asserted on the HTTP requests the bot made.
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import re
@@ -18,30 +17,12 @@ from typing import Any
 from bot import messages
 from bot.desk import Desk
 from bot.tickets.lifecycle import TicketState
-from tests.discord.cogs.conftest import query_bytes
+from tests.discord.cogs.conftest import query_bytes, settle
 from tests.discord.fake_discord import EPHEMERAL, BotHarness, RecordedRequest
 
 CALLBACK = r"/interactions/{id}/[^/]+/callback"
 FOLLOWUP = r"/webhooks/\d+/[^/]+"
 UPDATE_MESSAGE, MODAL, DEFERRED = 7, 9, 5
-
-
-async def settle(harness: BotHarness, timeout: float = 5.0) -> None:
-    """``harness.idle()``, plus the DynamicItem (persistent button) tasks it does not track."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        await harness.idle(timeout)
-        pending = [
-            task
-            for task in asyncio.all_tasks()
-            if task.get_name().startswith("discord-ui-dynamic-item-") and not task.done()
-        ]
-        if not pending:
-            return
-        if loop.time() > deadline:
-            raise TimeoutError(f"button callbacks still running after {timeout}s: {pending}")
-        await asyncio.wait(pending, timeout=timeout)
 
 
 async def send(harness: BotHarness, payload: dict[str, Any]) -> tuple[RecordedRequest, list[RecordedRequest]]:

@@ -49,7 +49,7 @@ from bot.tickets.intake import file_removal_request
 from bot.tickets.lifecycle import TicketState
 from bot.tickets.store import TicketStore
 from cogs.app import RemovalDeskBot
-from tests.discord.cogs.conftest import query_bytes
+from tests.discord.cogs.conftest import query_bytes, settle
 from tests.discord.fake_discord import (
     CANNOT_DM,
     EPHEMERAL,
@@ -113,21 +113,6 @@ def bot_of(desk: Desk) -> Callable[[Any], RemovalDeskBot]:
 # --------------------------------------------------------------------------------------------------
 # Driving the bot
 # --------------------------------------------------------------------------------------------------
-
-
-async def settle(harness: BotHarness) -> None:
-    """``harness.idle()`` plus the tasks discord.py names ``discord-ui-dynamic-item-*`` (clicks on
-    ``DynamicItem`` buttons), which ``idle()`` does not know about."""
-    while True:
-        await harness.idle()
-        pending = [
-            task
-            for task in asyncio.all_tasks()
-            if task.get_name().startswith("discord-ui-dynamic-item-") and not task.done()
-        ]
-        if not pending:
-            return
-        await asyncio.wait(pending, timeout=5.0)
 
 
 async def slash(harness: BotHarness, name: str, *, invoker: Person | None = None, **options: Any) -> int:

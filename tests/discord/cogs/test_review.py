@@ -43,7 +43,7 @@ from bot.tickets.store import TicketStore
 from cogs import render
 from cogs.app import RemovalDeskBot, intents_for, point_at
 from cogs.review import REFUSAL
-from tests.discord.cogs.conftest import query_bytes
+from tests.discord.cogs.conftest import query_bytes, settle
 from tests.discord.fake_discord import (
     CANNOT_DM,
     EPHEMERAL,
@@ -68,24 +68,6 @@ QUERY = StoredQuery(variants=("original",), phash=("feedfacecafebeef",), pdq=("a
 # --------------------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------------------
-
-
-async def settle(harness: BotHarness, timeout: float = 5.0) -> None:
-    """``harness.idle()``, plus the DynamicItem callback tasks it does not know about."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        await harness.idle(timeout)
-        pending = [
-            task
-            for task in asyncio.all_tasks()
-            if task.get_name().startswith("discord-ui-dynamic-item-") and not task.done()
-        ]
-        if not pending:
-            return
-        if loop.time() > deadline:
-            raise TimeoutError(f"button callbacks still running after {timeout}s: {pending}")
-        await asyncio.wait(pending, timeout=timeout)
 
 
 def entry(n: int, *, url_length: int = 0, key_length: int = 0) -> MatchedEntry:
