@@ -83,6 +83,7 @@ class DiscordSettings:
     request_uses: int
     request_per_seconds: int
     pending_check_seconds: int
+    contact: str
     hash_workers: int
 
     def problems(self) -> list[str]:

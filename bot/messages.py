@@ -16,11 +16,13 @@ PICTURE_NOT_DELETED = "I could not delete your message: please delete it yoursel
 NOTE_WARNING = "Optional. Please do not write names, contact details or anything else that identifies you."
 
 
-def no_match(index_entries: int) -> str:
+def no_match(index_entries: int, contact: str = "") -> str:
+    """``contact`` says how to reach a maintainer on this server (``[discord] contact``)."""
+    reach = f" {contact}" if contact else " write to them."
     return (
         f"{PICTURE_HANDLED}\n\nI compared it with all {index_entries:,} pictures in the dataset and found "
         "no copy of it. Copies that were cropped or edited heavily can be missed: if you know the "
-        "picture is in the dataset, a maintainer can still look into it; write to them."
+        f"picture is in the dataset, a maintainer can still look into it;{reach}"
     )
 
 

@@ -209,7 +209,7 @@ class Intake(commands.Cog):
         finally:
             del data
         if not result.found:
-            return messages.no_match(len(self.desk.index)), None, None
+            return messages.no_match(len(self.desk.index), self.desk.settings.discord.contact), None, None
         view = ResultView(self.desk.remember(owner, result))
         return messages.matches_found(len(result.found)), render.check_result(result.found, ""), view
 

@@ -21,6 +21,7 @@ Time is a :class:`FakeClock` given to the :class:`~bot.desk.Desk` (pending check
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import json
 import multiprocessing
@@ -993,3 +994,19 @@ async def test_when_discord_refuses_the_delete_the_person_is_still_answered(desk
     answer = fake.last("POST", rf"/channels/{world.member.dm_channel_id}/messages")
     assert answer.json["content"].startswith(messages.PICTURE_NOT_DELETED)  # no false "deleted"
     assert [field["name"] for field in answer.json["embeds"][0]["fields"]] == ["coffee.jpg"]
+
+
+async def test_no_match_says_how_to_reach_a_maintainer_on_this_server(
+    fake: FakeDiscord, world: World, desk: Desk
+) -> None:
+    """With ``[discord] contact`` set, the person is told where to write, not just "write to them"."""
+    settings = dataclasses.replace(
+        desk.settings, discord=dataclasses.replace(desk.settings.discord, contact="ask in #dataset-help.")
+    )
+    configured = Desk(settings, desk.index, desk.store, None)
+    async with running_bot(fake, world=world, bot_factory=bot_of(configured)) as harness:
+        await settle(harness)
+        since, _ = await check(harness, query_bytes("unrelated_gravel.jpg"))
+        content = followup(fake, since).json["content"]
+        harness.assert_no_errors()
+    assert content.endswith("a maintainer can still look into it; ask in #dataset-help.")
