@@ -17,6 +17,7 @@ import asyncio
 import logging
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import discord
@@ -145,7 +146,7 @@ class RemovalDeskBot(commands.Bot):
 
 async def run_bot(settings: Settings, *, sync_on_start: bool = True) -> None:
     point_at(settings.discord.api_base_url)
-    index = HashIndex(_path(settings.discord.index))
+    index = HashIndex(Path(settings.discord.index).expanduser())
     store = await TicketStore.open(settings.tickets.database_path, settings.tickets)
     context = multiprocessing.get_context("forkserver")
     executor = ProcessPoolExecutor(max_workers=settings.discord.hash_workers, mp_context=context)
@@ -156,9 +157,3 @@ async def run_bot(settings: Settings, *, sync_on_start: bool = True) -> None:
     finally:
         executor.shutdown(cancel_futures=True)
         await store.close()
-
-
-def _path(text: str) -> Any:
-    from pathlib import Path
-
-    return Path(text).expanduser()

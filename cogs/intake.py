@@ -89,7 +89,7 @@ class RequestModal(discord.ui.Modal, title="Request removal"):
             await interaction.followup.send(messages.check_expired(), ephemeral=True)
             return
         await interaction.followup.send(messages.ticket_created(ticket), ephemeral=True)
-        await bot.relay.post_new_ticket(ticket)
+        await bot.relay.run_once()  # its review card appears now, not at the next relay tick
 
 
 class PanelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"rd:panel:dm"):

@@ -36,11 +36,6 @@ class Relay:
         self.settings = bot.desk.settings.discord
         self._lock = asyncio.Lock()
 
-    async def post_new_ticket(self, ticket: Ticket) -> None:
-        """Called right after a ticket is filed here, so its card appears without waiting."""
-        del ticket
-        await self.run_once()
-
     async def run_once(self) -> int:
         """Relay every event not relayed yet; return how many."""
         async with self._lock:

@@ -13,9 +13,10 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,12 +77,16 @@ async def desk(desk_settings: Settings, hash_executor: ThreadPoolExecutor) -> As
 
 @pytest.fixture
 async def desk_harness(fake: FakeDiscord, world: World, desk: Desk) -> AsyncIterator[BotHarness]:
-    async with running_bot(
-        fake, world=world, bot_factory=lambda _intents: RemovalDeskBot(desk.settings, desk)
-    ) as harness:
+    async with running_bot(fake, world=world, bot_factory=bot_of(desk)) as harness:
         await harness.idle()
         yield harness
         harness.assert_no_errors()
+
+
+def bot_of(desk: Desk) -> Callable[[Any], RemovalDeskBot]:
+    """A ``running_bot`` factory for the project's bot over ``desk`` (the harness's intents are unused:
+    the bot chooses its own from the settings)."""
+    return lambda _intents: RemovalDeskBot(desk.settings, desk)
 
 
 def query_bytes(name: str) -> bytes:

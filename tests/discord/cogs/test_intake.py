@@ -30,7 +30,7 @@ import re
 import struct
 import time
 import zlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,8 +49,7 @@ from bot.index.search import HashIndex
 from bot.tickets.intake import file_removal_request
 from bot.tickets.lifecycle import TicketState
 from bot.tickets.store import TicketStore
-from cogs.app import RemovalDeskBot
-from tests.discord.cogs.conftest import query_bytes, settle
+from tests.discord.cogs.conftest import bot_of, query_bytes, settle
 from tests.discord.fake_discord import (
     CANNOT_DM,
     EPHEMERAL,
@@ -105,10 +104,6 @@ async def desk(
 
 def make_desk(settings: Settings, store: TicketStore, executor: Executor, clock: FakeClock) -> Desk:
     return Desk(settings, HashIndex(Path(settings.discord.index)), store, executor, clock=clock)
-
-
-def bot_of(desk: Desk) -> Callable[[Any], RemovalDeskBot]:
-    return lambda _intents: RemovalDeskBot(desk.settings, desk)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ from bot.tickets.store import TicketStore
 from cogs import render
 from cogs.app import RemovalDeskBot, intents_for, point_at
 from cogs.review import REFUSAL
-from tests.discord.cogs.conftest import query_bytes, settle
+from tests.discord.cogs.conftest import bot_of, query_bytes, settle
 from tests.discord.fake_discord import (
     CANNOT_DM,
     EPHEMERAL,
@@ -840,9 +840,7 @@ async def test_buttons_of_a_card_posted_before_a_restart_still_work(
     second_store: TicketStore,
     hash_executor: ThreadPoolExecutor,
 ) -> None:
-    async with running_bot(
-        fake, world=world, bot_factory=lambda _intents: RemovalDeskBot(desk.settings, desk)
-    ) as first:
+    async with running_bot(fake, world=world, bot_factory=bot_of(desk)) as first:
         await first.idle()
         ticket = await file_entries(desk, str(world.member.id))
         card = await card_of(first, desk, ticket)
@@ -850,9 +848,7 @@ async def test_buttons_of_a_card_posted_before_a_restart_still_work(
     log_before = len(channel_posts(fake, world.log_channel_id))
 
     restarted_desk = Desk(desk.settings, desk.index, second_store, hash_executor)
-    async with running_bot(
-        fake, world=world, bot_factory=lambda _intents: RemovalDeskBot(desk.settings, restarted_desk)
-    ) as second:
+    async with running_bot(fake, world=world, bot_factory=bot_of(restarted_desk)) as second:
         await second.idle()
         assert second.bot is not first.bot
         mark = fake.mark()
@@ -886,9 +882,7 @@ async def test_events_from_while_the_bot_was_offline_are_relayed_once_after_a_re
     second_store: TicketStore,
     hash_executor: ThreadPoolExecutor,
 ) -> None:
-    async with running_bot(
-        fake, world=world, bot_factory=lambda _intents: RemovalDeskBot(desk.settings, desk)
-    ) as first:
+    async with running_bot(fake, world=world, bot_factory=bot_of(desk)) as first:
         await first.idle()
         ticket = await file_entries(desk, str(world.member.id))
         card = await card_of(first, desk, ticket)
@@ -896,9 +890,7 @@ async def test_events_from_while_the_bot_was_offline_are_relayed_once_after_a_re
     mark = fake.mark()
 
     restarted_desk = Desk(desk.settings, desk.index, second_store, hash_executor)
-    async with running_bot(
-        fake, world=world, bot_factory=lambda _intents: RemovalDeskBot(desk.settings, restarted_desk)
-    ) as second:
+    async with running_bot(fake, world=world, bot_factory=bot_of(restarted_desk)) as second:
         await second.idle()  # on_ready: start-up work relays what it missed
         await second.bot.relay.run_once()  # type: ignore[attr-defined]
 
