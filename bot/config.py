@@ -53,6 +53,19 @@ class IndexSettings:
 
 
 @dataclass(frozen=True)
+class DownloadSettings:
+    concurrency: int
+    limit_per_host: int
+    connect_timeout_s: float
+    read_timeout_s: float
+    retries: int
+    backoff_base_s: float
+    retry_after_cap_s: float
+    max_bytes: int
+    user_agent: str
+
+
+@dataclass(frozen=True)
 class TicketSettings:
     database: str
     busy_timeout_ms: int
@@ -109,6 +122,7 @@ class Settings:
     index: IndexSettings
     tickets: TicketSettings
     discord: DiscordSettings
+    download: DownloadSettings
 
 
 _Section = TypeVar("_Section")
