@@ -15,6 +15,7 @@ import numpy as np
 
 from bot.config import MatchingSettings
 from bot.hashing import EntryHashes, QueryHashes
+from bot.index.mih import open_search_tables
 from bot.index.storage import DatasetEntry, Manifest, ShardReader
 from bot.matching import EntryMatch, MatchDistance
 
@@ -31,51 +32,84 @@ class FoundEntry:
 
 
 class HashIndex:
-    """An opened index. Opening maps the arrays; nothing is read until a search touches it."""
+    """An opened index. Opening maps the arrays; nothing is read until a search touches it.
+
+    Shards covered by the index's search tables (``DIR/search``, see :mod:`bot.index.mih`) are
+    searched through them; any shard they do not cover (an index from an older version, or
+    tables not yet refreshed after ``--append``) is scanned. Both paths are exact.
+    """
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.manifest = Manifest.read(folder)
         self.shards = [ShardReader(folder / "shards" / name) for name in self.manifest.shards]
+        self.tables = open_search_tables(folder, self.shards)
+        covered = len(self.tables.covered.shards) if self.tables else 0
+        self._covered_starts = np.cumsum([0] + [len(shard) for shard in self.shards[:covered]])
+        self.scanned = self.shards[covered:]
 
     def __len__(self) -> int:
         return sum(len(shard) for shard in self.shards)
 
+    def _verified(
+        self,
+        shard: ShardReader,
+        rows: np.ndarray,
+        variant_ids: np.ndarray,
+        query: QueryHashes,
+        rule: MatchingSettings,
+    ) -> Iterator[EntryMatch]:
+        """The (row, variant) pairs whose pHash is close enough, checked against the whole rule."""
+        if not rows.size:
+            return
+        pdq_distance = np.bitwise_count(shard.pdq[rows] ^ query.pdq[variant_ids]).sum(axis=1, dtype=np.int64)
+        phash_distance = np.bitwise_count(shard.phash[rows] ^ query.phash[variant_ids]).astype(np.int64)
+        keep = (pdq_distance <= rule.pdq_max_distance) & (shard.quality[rows] >= rule.pdq_min_quality)
+        best: dict[int, tuple[MatchDistance, int]] = {}
+        for row, variant, pdq, phash in zip(
+            rows[keep].tolist(),
+            variant_ids[keep].tolist(),
+            pdq_distance[keep].tolist(),
+            phash_distance[keep].tolist(),
+            strict=True,
+        ):
+            distance = MatchDistance(pdq=pdq, phash=phash)
+            if row not in best or distance < best[row][0]:
+                best[row] = (distance, variant)
+        for row, (distance, variant) in best.items():
+            yield EntryMatch(shard=shard.name, row=row, distance=distance, variant=query.variants[variant])
+
     def _scan_shard(
         self, shard: ShardReader, query: QueryHashes, rule: MatchingSettings
     ) -> Iterator[EntryMatch]:
+        """Linear scan: every entry against every variant, a block at a time."""
         query_phash = query.phash[:, None]
         for start in range(0, len(shard), _BLOCK):
             block = shard.phash[start : start + _BLOCK]
             close = np.bitwise_count(block[None, :] ^ query_phash) <= rule.phash_max_distance
             variant_ids, offsets = np.nonzero(close)
-            if not offsets.size:
-                continue
-            rows = offsets + start
-            pdq_distance = np.bitwise_count(shard.pdq[rows] ^ query.pdq[variant_ids]).sum(
-                axis=1, dtype=np.int64
-            )
-            phash_distance = np.bitwise_count(shard.phash[rows] ^ query.phash[variant_ids]).astype(np.int64)
-            keep = (pdq_distance <= rule.pdq_max_distance) & (shard.quality[rows] >= rule.pdq_min_quality)
-            best: dict[int, tuple[MatchDistance, int]] = {}
-            for row, variant, pdq, phash in zip(
-                rows[keep].tolist(),
-                variant_ids[keep].tolist(),
-                pdq_distance[keep].tolist(),
-                phash_distance[keep].tolist(),
-                strict=True,
-            ):
-                distance = MatchDistance(pdq=pdq, phash=phash)
-                if row not in best or distance < best[row][0]:
-                    best[row] = (distance, variant)
-            for row, (distance, variant) in best.items():
-                yield EntryMatch(
-                    shard=shard.name, row=row, distance=distance, variant=query.variants[variant]
-                )
+            yield from self._verified(shard, offsets + start, variant_ids, query=query, rule=rule)
+
+    def _search_tables(self, query: QueryHashes, rule: MatchingSettings) -> Iterator[EntryMatch]:
+        """Multi-index lookup of the pHash radius, then the whole rule on the few entries found."""
+        if self.tables is None:
+            return
+        ordinals, variant_ids = self.tables.within(query.phash, rule.phash_max_distance)
+        shard_numbers = np.searchsorted(self._covered_starts, ordinals, side="right") - 1
+        for number in np.unique(shard_numbers).tolist():
+            mine = shard_numbers == number
+            rows = ordinals[mine] - self._covered_starts[number]
+            yield from self._verified(self.shards[number], rows, variant_ids[mine], query=query, rule=rule)
+
+    def scan(self, query: QueryHashes, rule: MatchingSettings) -> list[EntryMatch]:
+        """The same answer as :meth:`search` from a linear scan of every shard (the reference)."""
+        matches = [match for shard in self.shards for match in self._scan_shard(shard, query, rule)]
+        return sorted(matches, key=lambda match: match.sort_key)
 
     def search(self, query: QueryHashes, rule: MatchingSettings) -> list[EntryMatch]:
         """Every entry the match rule accepts, best (closest) first."""
-        matches = [match for shard in self.shards for match in self._scan_shard(shard, query, rule)]
+        matches = list(self._search_tables(query, rule))
+        matches += [match for shard in self.scanned for match in self._scan_shard(shard, query, rule)]
         return sorted(matches, key=lambda match: match.sort_key)
 
     def _shard(self, name: str) -> ShardReader:
