@@ -245,21 +245,23 @@ class MultiIndex:
         equal = stored == wanted
         return self.ids[positions[equal]].astype(np.int64), stored[equal]
 
-    def within(self, query: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
-        """Every (entry ordinal, query row) pair whose pHashes differ in at most ``radius`` bits.
+    def within(self, query: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every (entry ordinal, query row, distance) whose pHashes differ in <= ``radius`` bits.
 
         ``query`` is a (V,) uint64 array, one hash per query variant. Exact: the same pairs a
-        comparison of every entry with every variant would give.
+        comparison of every entry with every variant would give. The distances come along so
+        that verifying a match never reads the shards' own pHash arrays.
         """
         query = np.ascontiguousarray(query, dtype=np.uint64)
         if radius < 0 or not query.size or self.entries == 0:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, empty
         # Variants often share a hash (a small inner margin rarely changes pHash): probe each once.
         values = self._close_values(np.unique(query), min(radius, HASH_BITS))
         ordinals, hashes = self._ordinals_of(values)
         distances = np.bitwise_count(hashes[:, None] ^ query[None, :])
         rows, variants = np.nonzero(distances <= radius)
-        return ordinals[rows], variants.astype(np.int64)
+        return ordinals[rows], variants.astype(np.int64), distances[rows, variants].astype(np.int64)
 
 
 def expected_bucket_size(entries: int) -> float:

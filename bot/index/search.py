@@ -56,14 +56,17 @@ class HashIndex:
         shard: ShardReader,
         rows: np.ndarray,
         variant_ids: np.ndarray,
+        *,
         query: QueryHashes,
         rule: MatchingSettings,
+        phash_distance: np.ndarray | None = None,
     ) -> Iterator[EntryMatch]:
         """The (row, variant) pairs whose pHash is close enough, checked against the whole rule."""
         if not rows.size:
             return
         pdq_distance = np.bitwise_count(shard.pdq[rows] ^ query.pdq[variant_ids]).sum(axis=1, dtype=np.int64)
-        phash_distance = np.bitwise_count(shard.phash[rows] ^ query.phash[variant_ids]).astype(np.int64)
+        if phash_distance is None:
+            phash_distance = np.bitwise_count(shard.phash[rows] ^ query.phash[variant_ids]).astype(np.int64)
         keep = (pdq_distance <= rule.pdq_max_distance) & (shard.quality[rows] >= rule.pdq_min_quality)
         best: dict[int, tuple[MatchDistance, int]] = {}
         for row, variant, pdq, phash in zip(
@@ -94,12 +97,19 @@ class HashIndex:
         """Multi-index lookup of the pHash radius, then the whole rule on the few entries found."""
         if self.tables is None:
             return
-        ordinals, variant_ids = self.tables.within(query.phash, rule.phash_max_distance)
+        ordinals, variant_ids, distances = self.tables.within(query.phash, rule.phash_max_distance)
         shard_numbers = np.searchsorted(self._covered_starts, ordinals, side="right") - 1
         for number in np.unique(shard_numbers).tolist():
             mine = shard_numbers == number
             rows = ordinals[mine] - self._covered_starts[number]
-            yield from self._verified(self.shards[number], rows, variant_ids[mine], query=query, rule=rule)
+            yield from self._verified(
+                self.shards[number],
+                rows,
+                variant_ids[mine],
+                query=query,
+                rule=rule,
+                phash_distance=distances[mine],
+            )
 
     def scan(self, query: QueryHashes, rule: MatchingSettings) -> list[EntryMatch]:
         """The same answer as :meth:`search` from a linear scan of every shard (the reference)."""
