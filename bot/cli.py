@@ -30,13 +30,23 @@ def _parser() -> argparse.ArgumentParser:
     index_commands = index.add_subparsers(dest="index_command", required=True)
     build = index_commands.add_parser("build", help="hash dataset sources into an index")
     build.add_argument(
-        "sources", nargs="+", type=Path, help="folders, webdataset .tar shards, hash .parquet files"
+        "sources",
+        nargs="+",
+        type=Path,
+        help="folders, webdataset .tar shards, hash .parquet files, URL lists (.csv, .tsv, .parquet)",
     )
     build.add_argument("--out", required=True, type=Path, help="the index folder to create")
     build.add_argument(
         "--append", action="store_true", help="add the sources as new shards of an existing index"
     )
     build.add_argument("--workers", type=int, default=None, help="hashing processes (default: all cores)")
+    build.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        default=None,
+        help="hash on the Dask cluster whose scheduler is at ADDRESS (tcp://host:8786) instead of "
+        "local processes; the sources must be readable from every worker under the same path",
+    )
     build.add_argument("--quiet", action="store_true", help="no progress bar")
     info = index_commands.add_parser("info", help="describe an index")
     info.add_argument("folder", type=Path)
@@ -96,19 +106,36 @@ def _match_record(found: FoundEntry) -> dict[str, object]:
 
 
 def _run_build(args: argparse.Namespace, settings: Settings) -> int:
-    report = build_index(
-        args.sources,
-        args.out,
-        settings,
-        workers=args.workers,
-        append=args.append,
-        show_progress=not args.quiet,
-    )
+    try:
+        report = build_index(
+            args.sources,
+            args.out,
+            settings,
+            workers=args.workers,
+            append=args.append,
+            show_progress=not args.quiet,
+            dask_address=args.dask,
+        )
+    except KeyboardInterrupt:
+        print("interrupted: finished shards are kept; run the same command again to resume", file=sys.stderr)
+        return 130
     failed = sum(report.failures.values())
     print(f"indexed {report.entries} entries into {len(report.shards)} new shard(s) at {args.out}")
     if failed:
         kinds = ", ".join(f"{reason}: {count}" for reason, count in report.failures.most_common())
         print(f"{failed} entries could not be hashed ({kinds}); examples are in each shard's shard.json")
+    if report.skipped_units:
+        print(f"skipped {report.skipped_units} of {report.units} unit(s) already in the index")
+    for source in report.already_indexed:
+        print(f"already indexed, skipped: {source}")
+    if report.pictures:
+        print(f"read {report.pictures} entries in {report.seconds:.1f} s ({report.rate:.1f} per second)")
+    if report.unreadable:
+        print(f"error: {len(report.unreadable)} unit(s) could not be read:", file=sys.stderr)
+        for problem in report.unreadable:
+            print(f"  {problem}", file=sys.stderr)
+        print("fix them and run the same command again: only these units are redone", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -72,9 +72,13 @@ def _read_optional(path: Path) -> bytes | None:
         return None
 
 
-def iter_folder(folder: Path) -> Iterator[SourceItem]:
-    """Every picture under ``folder`` (sorted, so builds are reproducible), then its tar shards."""
-    pictures: list[Path] = []
+def list_folder(folder: Path) -> tuple[list[str], list[Path]]:
+    """The pictures under ``folder`` (POSIX paths relative to it) and its tar shards, both sorted.
+
+    Sorted walk order is what makes a build reproducible and lets it be cut into numbered units
+    that a resumed build finds again.
+    """
+    pictures: list[str] = []
     shards: list[Path] = []
     for root, directories, files in os.walk(folder):
         directories.sort()
@@ -82,18 +86,45 @@ def iter_folder(folder: Path) -> Iterator[SourceItem]:
             path = Path(root) / name
             suffix = path.suffix.lower()
             if suffix in IMAGE_SUFFIXES:
-                pictures.append(path)
+                pictures.append(path.relative_to(folder).as_posix())
             elif suffix == ".tar":
                 shards.append(path)
-    for path in pictures:
-        relative = PurePosixPath(path.relative_to(folder).as_posix())
+    return pictures, shards
+
+
+def iter_folder_pictures(
+    folder: Path, relative_paths: Iterable[str], *, max_bytes: int | None = None
+) -> Iterator[SourceItem]:
+    """The given pictures of ``folder`` with their sidecars, in the order given.
+
+    A file that vanished or cannot be read is one failed entry (``unreadable_file``), not the end
+    of the build; one larger than ``max_bytes`` is refused (``too_many_bytes``, as the decoder
+    would) without being read into memory.
+    """
+    for relative in relative_paths:
+        path = folder / relative
         json_sidecar = _read_optional(path.with_name(path.stem + ".json"))
         txt_sidecar = _read_optional(path.with_name(path.stem + ".txt"))
         if json_sidecar is None and txt_sidecar is None:
-            entry = DatasetEntry(key=str(relative))
+            entry = DatasetEntry(key=relative)
         else:
-            entry = _sidecar_entry(str(relative), json_sidecar, txt_sidecar)
-        yield SourceItem(entry=entry, picture=path.read_bytes())
+            entry = _sidecar_entry(relative, json_sidecar, txt_sidecar)
+        try:
+            with path.open("rb") as handle:
+                if max_bytes is not None and os.fstat(handle.fileno()).st_size > max_bytes:
+                    yield SourceItem(entry=entry, problem="too_many_bytes")
+                    continue
+                picture = handle.read()
+        except OSError:
+            yield SourceItem(entry=entry, problem="unreadable_file")
+            continue
+        yield SourceItem(entry=entry, picture=picture)
+
+
+def iter_folder(folder: Path) -> Iterator[SourceItem]:
+    """Every picture under ``folder`` (sorted, so builds are reproducible), then its tar shards."""
+    pictures, shards = list_folder(folder)
+    yield from iter_folder_pictures(folder, pictures)
     for shard in shards:
         yield from iter_webdataset(shard)
 
@@ -158,8 +189,8 @@ def _pdq_value(value: object) -> np.ndarray:
     return np.frombuffer(raw, dtype=">u8").astype(np.uint64)
 
 
-def iter_hash_parquet(path: Path, batch_rows: int = 65_536) -> Iterator[SourceItem]:
-    """Entries from a Parquet file of precomputed hashes (see the module docstring for columns)."""
+def _open_hash_parquet(path: Path) -> tuple[pq.ParquetFile, list[str]]:
+    """The Parquet file and the columns to read, or a SourceError naming what is wrong with it."""
     try:
         parquet = pq.ParquetFile(path)
     except (OSError, ValueError) as exc:
@@ -168,9 +199,46 @@ def iter_hash_parquet(path: Path, batch_rows: int = 65_536) -> Iterator[SourceIt
     missing = {"key", "phash", "pdq"} - names
     if missing:
         raise SourceError(f"{path} lacks the column(s) {', '.join(sorted(missing))} a hash file needs")
-    wanted = [c for c in ("key", "url", "caption", "phash", "pdq", "quality") if c in names]
-    for batch in parquet.iter_batches(batch_size=batch_rows, columns=wanted):
-        columns = batch.to_pydict()
+    return parquet, [c for c in ("key", "url", "caption", "phash", "pdq", "quality") if c in names]
+
+
+def count_hash_rows(path: Path) -> int:
+    """Rows of a hash Parquet file, from its footer alone; checks the columns on the way."""
+    parquet, _ = _open_hash_parquet(path)
+    return parquet.metadata.num_rows
+
+
+def _row_batches(
+    parquet: pq.ParquetFile, columns: list[str], batch_rows: int, start: int, stop: int | None
+) -> Iterator[dict[str, list]]:
+    """Rows [start, stop) as column dicts, reading only the row groups that hold them."""
+    stop = parquet.metadata.num_rows if stop is None else min(stop, parquet.metadata.num_rows)
+    groups, first_row, offset = [], None, 0
+    for group in range(parquet.metadata.num_row_groups):
+        rows = parquet.metadata.row_group(group).num_rows
+        if offset < stop and offset + rows > start:
+            groups.append(group)
+            first_row = offset if first_row is None else first_row
+        offset += rows
+    if not groups or first_row is None:
+        return
+    position = first_row
+    for batch in parquet.iter_batches(batch_size=batch_rows, row_groups=groups, columns=columns):
+        lo, hi = max(start - position, 0), min(stop - position, batch.num_rows)
+        position += batch.num_rows
+        if lo < hi:
+            yield batch.slice(lo, hi - lo).to_pydict()
+        if position >= stop:
+            return
+
+
+def iter_hash_parquet(
+    path: Path, batch_rows: int = 65_536, *, start: int = 0, stop: int | None = None
+) -> Iterator[SourceItem]:
+    """Entries from rows [start, stop) of a Parquet file of precomputed hashes (see the module
+    docstring for columns); read in batches from the row groups that hold them, never whole."""
+    parquet, wanted = _open_hash_parquet(path)
+    for columns in _row_batches(parquet, wanted, batch_rows, start, stop):
         rows = len(columns["key"])
         urls = columns.get("url", [None] * rows)
         captions = columns.get("caption", [None] * rows)

@@ -20,6 +20,7 @@ from bot.cli import main
 from bot.config import Settings, load_settings
 from bot.decoding import decode_picture
 from bot.hashing import hash_entry
+from bot.index import units
 from bot.index.build import build_index
 from bot.index.search import HashIndex
 from bot.index.storage import IndexFormatError, ShardReader
@@ -128,31 +129,32 @@ def test_cli_build_then_info_reports_entries_and_failures(tmp_path, capsys):
 
     assert code == 0
     entries = len(PHOTOS) + 1  # the photos and the tar's one good sample
-    assert f"indexed {entries} entries into 1 new shard(s)" in stdout
+    # one unit (and shard) for the folder's pictures, one for the tar inside it
+    assert f"indexed {entries} entries into 2 new shard(s)" in stdout
     assert "4 entries could not be hashed" in stdout
+    assert f"read {entries + 4} entries in " in stdout
     code, stdout, _ = run(capsys, ["index", "info", str(out), "--json"])
     assert code == 0
     info = json.loads(stdout)
     assert info["entries"] == entries
     assert info["shards"] == [
-        {"name": "00000", "entries": entries, "failures": {"not_an_image": 2, "corrupt": 1, "no_picture": 1}}
+        {"name": "00000", "entries": len(PHOTOS), "failures": {"not_an_image": 1, "corrupt": 1}},
+        {"name": "00001", "entries": 1, "failures": {"not_an_image": 1, "no_picture": 1}},
     ]
     assert info["hashing"]["entry_margin"] == load_settings().hashing.entry_margin
-    summary = ShardReader(out / "shards" / "00000").summary()
-    assert {(e["key"], e["reason"]) for e in summary["failure_examples"]} == {
-        ("broken.jpg", "not_an_image"),
-        ("truncated.jpg", "corrupt"),
-        ("000000001", "not_an_image"),
-        ("000000002", "no_picture"),
-    }
+    summaries = [ShardReader(out / "shards" / name).summary() for name in ("00000", "00001")]
+    assert [{(e["key"], e["reason"]) for e in s["failure_examples"]} for s in summaries] == [
+        {("broken.jpg", "not_an_image"), ("truncated.jpg", "corrupt")},
+        {("000000001", "not_an_image"), ("000000002", "no_picture")},
+    ]
     index = HashIndex(out)
-    keys = [index.shards[0].entry(row).key for row in range(len(index))]
+    keys = [shard.entry(row).key for shard in index.shards for row in range(len(shard))]
     assert keys == [*PHOTOS, "000000000"]
-    assert index.shards[0].entry(len(PHOTOS)).url == "https://example.org/000000000.jpg"
+    assert index.shards[1].entry(0).url == "https://example.org/000000000.jpg"
     code, stdout, _ = run(capsys, ["index", "info", str(out)])
     assert code == 0
-    assert f"{entries} entries in 1 shard(s)" in stdout
-    assert "4 failed" in stdout
+    assert f"{entries} entries in 2 shard(s)" in stdout
+    assert "2 failed" in stdout
 
 
 def test_source_of_only_bad_pictures_gives_an_empty_shard_that_opens(tmp_path, settings: Settings):
@@ -228,7 +230,7 @@ def test_append_with_other_hashing_parameters_is_refused(tmp_path, settings: Set
     assert HashIndex(out).manifest.shards == ["00000"]
 
 
-def test_shard_size_splits_the_entries_into_several_shards(tmp_path, sample_index, settings: Settings):
+def test_shard_size_cuts_a_folder_into_units_of_that_many_files(tmp_path, sample_index, settings: Settings):
     small = replace(settings, index=replace(settings.index, shard_size=4))
     out = tmp_path / "index"
 
@@ -238,34 +240,55 @@ def test_shard_size_splits_the_entries_into_several_shards(tmp_path, sample_inde
     assert report.entries == len(PHOTOS)
     assert dict(report.failures) == {"not_an_image": 1, "corrupt": 1}
     index = HashIndex(out)
-    assert [len(shard) for shard in index.shards] == [4, 4, 1]
+    # 11 files sorted by name, 4 per unit: broken.jpg falls in the first, truncated.jpg in the last
+    assert [len(shard) for shard in index.shards] == [3, 4, 2]
     failures = [shard.summary()["failures"] for shard in index.shards]
-    # a failure is recorded in the shard being written when it is met, in source order
     assert failures == [{"not_an_image": 1}, {}, {"corrupt": 1}]
     split, whole = all_arrays(out), all_arrays(sample_index)
     for name, array in whole.items():
         np.testing.assert_array_equal(split[name], array, err_msg=name)
 
 
-def test_two_workers_build_exactly_the_same_index_as_one(tmp_path, settings: Settings):
-    source = make_source(tmp_path / "source", copies=3)  # 29 pictures: more than one pool chunk
+def test_entries_equal_hashing_each_picture_on_its_own(sample_index, settings: Settings):
+    """The build's batches and workers change nothing: each entry is hash_entry(decode_picture())."""
+    index = HashIndex(sample_index)
+    shard = index.shards[0]
+
+    for row in range(len(shard)):
+        picture = decode_picture((DATASET / shard.entry(row).key).read_bytes(), settings.decoding)
+        expected = hash_entry(picture.image, settings.hashing)
+        assert int(shard.phash[row]) == expected.phash
+        np.testing.assert_array_equal(shard.pdq[row], expected.pdq)
+        assert int(shard.quality[row]) == expected.quality
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_any_worker_count_builds_exactly_the_same_index(tmp_path, monkeypatch, settings: Settings, workers):
+    source = make_source(tmp_path / "source", copies=3)  # 29 pictures, 2 of them damaged
     (source / "tars").mkdir()
     write_tar(source / "tars" / "00000.tar")
     small = replace(settings, index=replace(settings.index, shard_size=10))
+    # several batches per unit, and units that end mid-batch of the next: the order must hold
+    monkeypatch.setattr(units, "PICTURES_PER_TASK", 3)
 
-    one = build_index([source], tmp_path / "one", small, workers=1, show_progress=False)
-    two = build_index([source], tmp_path / "two", small, workers=2, show_progress=False)
+    reference = build_index([source], tmp_path / "reference", small, workers=1, show_progress=False)
+    monkeypatch.setattr(units, "PICTURES_PER_TASK", 4)
+    other = build_index([source], tmp_path / "other", small, workers=workers, show_progress=False)
 
-    assert (one.entries, one.shards, one.failures) == (two.entries, two.shards, two.failures)
-    assert one.entries == 3 * len(PHOTOS) + 1
-    assert len(one.shards) == 3
-    for shard in one.shards:
+    assert (other.entries, other.shards, other.failures) == (
+        reference.entries,
+        reference.shards,
+        reference.failures,
+    )
+    assert reference.entries == 3 * len(PHOTOS) + 1
+    assert dict(reference.failures) == {"not_an_image": 2, "corrupt": 1, "no_picture": 1}
+    assert reference.shards == ["00000", "00001", "00002", "00003"]  # 10 + 10 + 9 files, the tar
+    for shard in reference.shards:
         for name in (*ARRAYS, "meta.jsonl", "shard.json"):
-            first = (tmp_path / "one" / "shards" / shard / name).read_bytes()
-            assert first == (tmp_path / "two" / "shards" / shard / name).read_bytes(), f"{shard}/{name}"
-    assert (tmp_path / "one" / "manifest.json").read_bytes() == (
-        tmp_path / "two" / "manifest.json"
-    ).read_bytes()
+            first = (tmp_path / "reference" / "shards" / shard / name).read_bytes()
+            assert first == (tmp_path / "other" / "shards" / shard / name).read_bytes(), f"{shard}/{name}"
+    for name in ("manifest.json", "units.jsonl"):
+        assert (tmp_path / "reference" / name).read_bytes() == (tmp_path / "other" / name).read_bytes()
 
 
 def test_failed_build_with_a_missing_source_can_be_rerun(tmp_path, capsys):
@@ -283,14 +306,18 @@ def test_failed_build_with_a_missing_source_can_be_rerun(tmp_path, capsys):
 
 
 def test_append_after_a_build_killed_before_the_manifest_update(tmp_path, settings: Settings):
-    source, out = _one_photo_index(tmp_path, settings)
+    _, out = _one_photo_index(tmp_path, settings)
     shutil.copytree(out / "shards" / "00000", out / "shards" / "00001")  # the orphan shard
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(DATASET / "rocket.jpg", other / "rocket.jpg")
 
-    build_index([source], out, settings, workers=1, append=True, show_progress=False)
+    report = build_index([other], out, settings, workers=1, append=True, show_progress=False)
 
+    assert report.shards == ["00002"]  # past the orphan, which stays unlisted
     index = HashIndex(out)
-    assert len(index) == 2
-    assert len(index.manifest.shards) == 2
+    assert index.manifest.shards == ["00000", "00002"]
+    assert [shard.entry(0).key for shard in index.shards] == ["coffee.jpg", "rocket.jpg"]
 
 
 # --- opening ----------------------------------------------------------------------------------------
