@@ -211,7 +211,8 @@ def read_task(task: ReadTask, settings: Settings) -> Iterator[SourceItem]:
     if task.kind is UnitKind.HASHES:
         return iter_hash_parquet(path, start=task.start, stop=task.stop)
     urls = _url_lists()
-    assert urls is not None and task.stop is not None
+    assert urls is not None, "a URL-list unit is only planned when bot.index.urls is there"
+    assert task.stop is not None
     return urls.iter_url_pictures(urls.iter_url_rows(path, task.start, task.stop), settings.download)
 
 
