@@ -1,0 +1,273 @@
+"""Search latency over a large index: the multi-index search against a chunked linear scan.
+
+Usage: python bench/search.py [--entries 100000000] [--queries 200] [--scan-queries 8] [--json]
+
+The index is synthetic but shaped like a web-scale dataset, and the queries are real:
+
+* entries come in clusters of near-duplicates (one picture re-posted, resized, re-encoded): a
+  centre and 0-7 copies 0-6 bits away, so many buckets hold runs of close hashes;
+* centres draw each pHash bit with the frequency measured on real photographs (the DC bit of
+  pHash is nearly always 1, low frequencies lean one way), not uniformly;
+* the real dataset pictures (the dev set's originals when ``/tmp/devset`` exists, else
+  ``samples/dataset``) are planted with near-duplicates of their own, and the queries are real
+  pictures (the dev set's copies, else ``samples/queries``) hashed with every variant the matcher
+  looks up, so each query has true matches to find and the variant count is the configured one.
+
+It prints the search's p50/p99 per query (all variants, the whole rule: pHash radius through the
+tables, then PDQ and quality), the same for a chunked numpy scan of the same index (the baseline:
+``HashIndex.scan``), whether every answer was identical, the bytes per entry of every array the
+search reads, the resident memory after the queries, and the time to open the index.
+
+The generated index is kept in ``--data`` (default /tmp/removal-desk-bench/search-N) and reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bot.config import Settings, load_settings
+from bot.decoding import decode_picture
+from bot.hashing import QueryHashes, hash_entry, hash_query
+from bot.index.mih import refresh_search_tables
+from bot.index.search import HashIndex
+from bot.index.storage import Manifest
+
+ROOT = Path(__file__).resolve().parent.parent
+DEVSET = Path("/tmp/devset")
+SHARD_ENTRIES = 10_000_000
+DATA_VERSION = 2  # bump when the generator changes, so cached data is rebuilt
+KEY_WIDTH = 12
+
+
+def _pictures() -> tuple[list[Path], list[Path]]:
+    """(dataset pictures to plant, query pictures)."""
+    if (DEVSET / "index").is_dir():
+        queries = sorted((DEVSET / "pos").glob("*")) + sorted((DEVSET / "neg").glob("*"))
+        return sorted((DEVSET / "index").glob("*")), queries
+    return sorted((ROOT / "samples" / "dataset").glob("*.jpg")), sorted(
+        (ROOT / "samples" / "queries").glob("*.jpg")
+    )
+
+
+def _entry_hashes(path: Path) -> tuple[int, np.ndarray, int]:
+    settings = load_settings(with_deployment_files=False)
+    hashes = hash_entry(decode_picture(path.read_bytes(), settings.decoding).image, settings.hashing)
+    return hashes.phash, hashes.pdq, hashes.quality
+
+
+def _query_hashes(path: Path) -> QueryHashes:
+    settings = load_settings(with_deployment_files=False)
+    return hash_query(decode_picture(path.read_bytes(), settings.decoding).image, settings.hashing)
+
+
+def _bits(values: np.ndarray) -> np.ndarray:
+    """(N, 64) bits, column 0 the most significant."""
+    return np.unpackbits(values.astype(">u8").view(np.uint8).reshape(-1, 8), axis=1)
+
+
+def _from_bits(bits: np.ndarray) -> np.ndarray:
+    return np.packbits(bits, axis=1).view(">u8").ravel().astype(np.uint64)
+
+
+def _flip_random_bits(rng: np.random.Generator, values: np.ndarray, max_bits: int) -> np.ndarray:
+    """Each value with 0..max_bits random bits flipped (positions may repeat: at most max_bits)."""
+    flips = rng.integers(0, max_bits + 1, size=values.size)
+    out = values.copy()
+    for step in range(max_bits):
+        chosen = flips > step
+        positions = rng.integers(0, 64, size=int(chosen.sum()), dtype=np.uint64)
+        out[chosen] ^= np.left_shift(np.uint64(1), positions)
+    return out
+
+
+def _write_shard(folder: Path, name: str, phash: np.ndarray, pdq: np.ndarray, first_key: int) -> None:
+    """A shard in the index format, written with numpy (ShardWriter goes entry by entry)."""
+    path = folder / "shards" / name
+    path.mkdir(parents=True, exist_ok=True)
+    count = len(phash)
+    np.save(path / "phash.npy", phash)
+    np.save(path / "pdq.npy", pdq)
+    quality = np.full(count, 100, dtype=np.uint8)
+    np.save(path / "quality.npy", quality)
+    # Fixed-width JSON lines {"key":"000000000123"} so offsets are arithmetic.
+    prefix, suffix = b'{"key":"', b'"}\n'
+    width = len(prefix) + KEY_WIDTH + len(suffix)
+    lines = np.empty((count, width), dtype=np.uint8)
+    lines[:, : len(prefix)] = np.frombuffer(prefix, dtype=np.uint8)
+    lines[:, width - len(suffix) :] = np.frombuffer(suffix, dtype=np.uint8)
+    numbers = np.arange(first_key, first_key + count, dtype=np.int64)
+    for digit in range(KEY_WIDTH):
+        lines[:, len(prefix) + KEY_WIDTH - 1 - digit] = ord("0") + (numbers // 10**digit) % 10
+    lines.tofile(path / "meta.jsonl")
+    np.save(path / "meta.offsets.npy", np.arange(count + 1, dtype=np.uint64) * width)
+    summary = {"entries": count, "failures": {}, "failure_examples": [], "sources": ["bench/search.py"]}
+    (path / "shard.json").write_text(json.dumps(summary), encoding="utf-8")
+
+
+def generate(folder: Path, entries: int, seed: int, planted: list[tuple[int, np.ndarray, int]]) -> None:
+    """Write a clustered synthetic index of ``entries`` entries with the real pictures planted."""
+    rng = np.random.default_rng(seed)
+    real = np.array([phash for phash, _, _ in planted], dtype=np.uint64)
+    bit_frequency = _bits(real).mean(axis=0).clip(0.05, 0.95)
+    folder.mkdir(parents=True, exist_ok=True)
+    names, written = [], 0
+    while written < entries:
+        count = min(SHARD_ENTRIES, entries - written)
+        sizes = rng.integers(1, 9, size=count)  # cluster sizes 1-8, mean 4.5
+        sizes = sizes[: np.searchsorted(np.cumsum(sizes), count) + 1]
+        centres = np.concatenate(
+            [
+                _from_bits((rng.random((chunk, 64)) < bit_frequency).astype(np.uint8))
+                for chunk in np.diff(np.r_[0 : len(sizes) : 1_000_000, len(sizes)])
+            ]
+        )
+        phash = _flip_random_bits(rng, np.repeat(centres, sizes)[:count], 6)
+        pdq = rng.integers(0, 2**64, size=(count, 4), dtype=np.uint64)
+        if written == 0:  # the real pictures, each with up to 7 near-duplicates
+            rows = []
+            for phash_value, pdq_value, _quality in planted:
+                copies = int(rng.integers(1, 9))
+                rows.extend([(phash_value, pdq_value)] * copies)
+            phash[: len(rows)] = _flip_random_bits(rng, np.array([r[0] for r in rows], dtype=np.uint64), 4)
+            pdq[: len(rows)] = np.stack([r[1] for r in rows])
+        name = f"{len(names):05d}"
+        _write_shard(folder, name, phash, pdq, written)
+        names.append(name)
+        written += count
+        print(f"  generated {written:,} / {entries:,} entries", file=sys.stderr)
+    Manifest(hashing={"bench": DATA_VERSION, "seed": seed}, shards=names).write(folder)
+    started = time.perf_counter()
+    refresh_search_tables(folder)
+    print(f"  search tables built in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    (folder / "bench-ready").write_text(str(DATA_VERSION), encoding="utf-8")
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def measure(args: argparse.Namespace, settings: Settings, queries: list[QueryHashes]) -> dict[str, object]:
+    rss_before = _rss_mb()
+    started = time.perf_counter()
+    index = HashIndex(args.data)
+    open_s = time.perf_counter() - started
+    assert index.tables is not None, "the bench index has search tables"
+    assert not index.scanned, "the search tables cover every shard"
+    rule = settings.matching
+    for query in queries[:3]:  # compile the kernel, touch the offsets
+        index.search(query, rule)
+    timings, found = [], []
+    for number in range(args.queries):
+        query = queries[number % len(queries)]
+        started = time.perf_counter()
+        matches = index.search(query, rule)
+        timings.append((time.perf_counter() - started) * 1000)
+        found.append(len(matches))
+    rss_after = _rss_mb()
+    scan_timings, identical = [], True
+    for query in queries[: args.scan_queries]:
+        started = time.perf_counter()
+        expected = index.scan(query, rule)
+        scan_timings.append((time.perf_counter() - started) * 1000)
+        identical &= index.search(query, rule) == expected
+    tables = index.tables
+    searched_bytes = tables.nbytes + sum(shard.pdq.nbytes + shard.quality.nbytes for shard in index.shards)
+    return {
+        "entries": len(index),
+        "queries": args.queries,
+        "variants_per_query": statistics.median(len(q.variants) for q in queries),
+        "phash_max_distance": rule.phash_max_distance,
+        "pdq_max_distance": rule.pdq_max_distance,
+        "p50_ms": round(statistics.median(timings), 2),
+        "p99_ms": round(_percentile(timings, 0.99), 2),
+        "max_ms": round(max(timings), 2),
+        "matches_per_query_median": statistics.median(found),
+        "linear_scan_p50_ms": round(statistics.median(scan_timings), 1),
+        "linear_scan_queries": len(scan_timings),
+        "identical": identical,
+        "bytes_per_entry": round(searched_bytes / len(index), 2),
+        "table_bytes_per_entry": round(tables.nbytes / len(index), 2),
+        "rss_growth_mb": round(rss_after - rss_before, 1),
+        "open_s": round(open_s, 4),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--entries", type=float, default=1e8)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--scan-queries", type=int, default=8, help="queries also answered by the scan")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--data", type=Path, default=None)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    args.entries = int(args.entries)
+    args.data = args.data or Path(f"/tmp/removal-desk-bench/search-{args.entries}")
+    settings = load_settings(with_deployment_files=False)
+    dataset, query_pictures = _pictures()
+    with ProcessPoolExecutor(os.cpu_count(), mp_context=multiprocessing.get_context("forkserver")) as pool:
+        planted = list(pool.map(_entry_hashes, dataset))
+        rng = np.random.default_rng(args.seed)
+        chosen = sorted(
+            rng.choice(len(query_pictures), min(args.queries, len(query_pictures)), replace=False)
+        )
+        queries = list(pool.map(_query_hashes, [query_pictures[i] for i in chosen]))
+    ready = args.data / "bench-ready"
+    if not ready.exists() or ready.read_text() != str(DATA_VERSION):
+        print(f"generating {args.entries:,} entries in {args.data} ...", file=sys.stderr)
+        # In a child process: the generator's working memory must not count as the search's.
+        child = multiprocessing.get_context("spawn").Process(
+            target=generate, args=(args.data, args.entries, args.seed, planted)
+        )
+        child.start()
+        child.join()
+        if child.exitcode:
+            sys.exit("generating the bench index failed")
+    result = measure(args, settings, queries)
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(
+        f"{result['entries']:,} entries, {result['queries']} real queries of "
+        f"{result['variants_per_query']} variants, rule pHash <= {result['phash_max_distance']} "
+        f"and PDQ <= {result['pdq_max_distance']}"
+    )
+    print(
+        f"  search p50 {result['p50_ms']} ms  p99 {result['p99_ms']} ms  max {result['max_ms']} ms"
+    )
+    print(
+        f"  baseline: chunked numpy scan p50 {result['linear_scan_p50_ms']} ms "
+        f"({result['linear_scan_queries']} queries)"
+    )
+    print(f"  identical answers: {result['identical']}")
+    print(
+        f"  bytes per entry read by the search: {result['bytes_per_entry']} "
+        f"(tables {result['table_bytes_per_entry']}); resident growth {result['rss_growth_mb']} MB"
+    )
+    print(f"  open: {result['open_s'] * 1000:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
