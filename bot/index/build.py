@@ -263,8 +263,8 @@ def _units_to_do(
     for unit_id, identity in done.items():
         if identity["root"] in roots and unit_id not in planned:
             raise IndexFormatError(
-                f"{identity['root']} has changed since part of it was indexed into {out} (its "
-                f"{identity['kind']} {identity['path']} differ, or shard_size did): build a new index "
+                f"{identity['root']} has changed since part of it was indexed into {out} "
+                f"({identity['path']} is not what it was, or shard_size changed): build a new index "
                 "for it, or give the changed copy another path"
             )
     return [unit for unit in units if unit.id not in done]
