@@ -125,6 +125,14 @@ def query_bases(image: Image.Image, settings: HashingSettings) -> dict[str, Imag
     return bases
 
 
+def query_regions(base_name: str, settings: HashingSettings) -> tuple[tuple[float, float, float, float], ...]:
+    """Inner regions hashed for a base: fewer for a trimmed one (a border is rarely also a crop).
+
+    Every variant is one more lookup in the index, so the list is as short as recall allows.
+    """
+    return settings.trimmed_query_regions if base_name.startswith("trimmed") else settings.query_regions
+
+
 def hash_query(image: Image.Image, settings: HashingSettings) -> QueryHashes:
     """Hash every variant of a query picture; quality is that of the picture as sent."""
     names: list[str] = []
@@ -132,7 +140,7 @@ def hash_query(image: Image.Image, settings: HashingSettings) -> QueryHashes:
     pdqs: list[np.ndarray] = []
     quality = 0
     for base_name, base in query_bases(image, settings).items():
-        for margins in settings.query_regions:
+        for margins in query_regions(base_name, settings):
             region = _inner_region(base, margins)
             pdq, region_quality = PDQ.compute_with_quality(region)
             if base_name == "as-sent":
