@@ -40,11 +40,11 @@ from bot.index.sources import (
 
 LEDGER_NAME = "units.jsonl"
 
-# Pictures per task: ~1 s of hashing, so the per-task overhead (a few ms for a process pool or a
-# Dask scheduler) stays under 1 %, while a unit still splits into enough tasks to keep every core
-# busy. Hash rows cost microseconds each: a task reads a whole Parquet row batch. URL rows wait on
+# Pictures per task: ~0.3-0.5 s of hashing, so the per-task overhead (~1 ms for a process pool, a
+# few ms for a Dask scheduler) stays around 1 %, while even a unit of a few hundred pictures splits
+# into enough tasks to keep every core busy. Hash rows cost microseconds each: a task reads a whole Parquet row batch. URL rows wait on
 # the network: a larger task keeps a worker's downloads overlapping with its hashing.
-PICTURES_PER_TASK = 64
+PICTURES_PER_TASK = 32
 HASH_ROWS_PER_TASK = 65_536
 URL_ROWS_PER_TASK = 512
 
