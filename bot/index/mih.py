@@ -184,10 +184,27 @@ def _index_dtype(count: int) -> type[np.unsignedinteger]:
 
 @dataclass(frozen=True)
 class Covered:
-    """The shards a set of search tables was built from, in order, and their entry counts."""
+    """The shards a set of search tables was built from, in order: names, entry counts, and a
+    fingerprint of each shard's pHash file, so a shard rewritten under the same name is noticed."""
 
     shards: tuple[str, ...]
     counts: tuple[int, ...]
+    fingerprints: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, shards: Sequence[ShardReader]) -> Covered:
+        return cls(
+            tuple(shard.name for shard in shards),
+            tuple(len(shard) for shard in shards),
+            tuple(shard_fingerprint(shard) for shard in shards),
+        )
+
+
+def shard_fingerprint(shard: ShardReader) -> str:
+    """Size, modification time and inode of the shard's pHash file: a rewritten shard (written
+    under a temporary name and renamed in) always differs, and no file is read to tell."""
+    status = (shard.path / "phash.npy").stat()
+    return f"{status.st_size}-{status.st_mtime_ns}-{status.st_ino}"
 
 
 def build_tables(folder: Path, phash: np.ndarray, covered: Covered) -> None:
@@ -213,6 +230,7 @@ def build_tables(folder: Path, phash: np.ndarray, covered: Covered) -> None:
         "entries": len(phash),
         "shards": list(covered.shards),
         "counts": list(covered.counts),
+        "fingerprints": list(covered.fingerprints),
     }
     (temporary / "search.json").write_text(json.dumps(description, indent=1), encoding="utf-8")
     for child in temporary.iterdir():
@@ -229,7 +247,11 @@ class MultiIndex:
         description = json.loads((folder / "search.json").read_text(encoding="utf-8"))
         if description.get("layout") != LAYOUT_NAME:
             raise ValueError(f"{folder} holds search tables of layout {description.get('layout')!r}")
-        self.covered = Covered(tuple(description["shards"]), tuple(description["counts"]))
+        self.covered = Covered(
+            tuple(description["shards"]),
+            tuple(description["counts"]),
+            tuple(description.get("fingerprints", ())),
+        )
         self.entries = int(description["entries"])
         self.values = [np.load(folder / f"values.{t}.npy", mmap_mode="r") for t in range(TABLES)]
         self.offsets = [np.load(folder / f"offsets.{t}.npy", mmap_mode="r") for t in range(TABLES)]
@@ -316,16 +338,14 @@ def open_search_tables(index_folder: Path, shards: Sequence[ShardReader]) -> Mul
     """The index's search tables, if they describe a leading run of its shards exactly.
 
     Tables built before shards were appended still serve the shards they cover (the index scans
-    the rest); tables that disagree with the shards they claim (a rebuilt shard, a different
-    entry count) are not used at all, so a stale table can never hide an entry.
+    the rest); tables that disagree with the shards they claim (names, entry counts and file
+    fingerprints must all agree) are not used at all, so a stale table can never hide an entry.
     """
     folder = search_folder(index_folder)
     if not (folder / "search.json").exists():
         return None
     tables = MultiIndex(folder)
-    covered = tables.covered
-    present = [(shard.name, len(shard)) for shard in shards[: len(covered.shards)]]
-    if present != list(zip(covered.shards, covered.counts, strict=True)):
+    if Covered.of(shards[: len(tables.covered.shards)]) != tables.covered:
         return None
     return tables
 
@@ -341,7 +361,7 @@ def refresh_search_tables(index_folder: Path) -> MultiIndex | None:
     current = open_search_tables(index_folder, shards)
     if current is not None and len(current.covered.shards) == len(shards):
         return current
-    covered = Covered(tuple(shard.name for shard in shards), tuple(len(shard) for shard in shards))
+    covered = Covered.of(shards)
     if shards:
         phash = np.concatenate([np.asarray(shard.phash) for shard in shards])
     else:

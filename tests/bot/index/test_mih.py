@@ -13,7 +13,7 @@ import json
 import math
 import shutil
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import pairwise, product
 from pathlib import Path
 
@@ -224,7 +224,7 @@ class SearchData:
 
 
 def uniform_hashes(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    hashes = random_words(rng, 150_000)
+    hashes = random_words(rng, 100_000)
     return hashes, hashes[rng.choice(len(hashes), size=200, replace=False)]
 
 
@@ -284,7 +284,7 @@ def test_phash_like_data_has_32_one_bits(search_data_sets):
     data = search_data_sets["weight32"]
 
     assert set(np.bitwise_count(data.hashes).tolist()) == {32}
-    assert set(np.bitwise_count(data.anchors ^ np.uint64(bit(0))).tolist()) == {31}  # DC bit set
+    assert np.all(data.hashes >> np.uint64(HASH_BITS - 1) == 1)  # the DC bit
 
 
 def query_rows(data: SearchData, rng: np.random.Generator, *, rows: int, radius: int) -> np.ndarray:
@@ -312,7 +312,7 @@ def query_rows(data: SearchData, rng: np.random.Generator, *, rows: int, radius:
 def test_within_equals_brute_force(search_data, radius, rows):
     rng = np.random.default_rng(1000 * radius + rows)
     found_any = False
-    for _ in range(4):
+    for _ in range(3):
         query = query_rows(search_data, rng, rows=rows, radius=radius)
         expected = brute_force_pairs(search_data.hashes, query, radius)
 
@@ -575,7 +575,7 @@ def test_index_with_tables_equals_scan_and_plain_rule_on_random_data(random_tabl
     index, entries = random_tables_index
     rng = np.random.default_rng(410)
     found = [
-        assert_tables_exact(index, query, rule, monkeypatch) for query in queries_around(rng, entries, 8)
+        assert_tables_exact(index, query, rule, monkeypatch) for query in queries_around(rng, entries, 5)
     ]
 
     assert sum(map(len, found)) > 0
@@ -588,7 +588,7 @@ def test_index_with_tables_equals_scan_and_plain_rule_on_clustered_data(
     index, entries = clustered_tables_index
     rng = np.random.default_rng(411)
     found = [
-        assert_tables_exact(index, query, rule, monkeypatch) for query in queries_around(rng, entries, 8)
+        assert_tables_exact(index, query, rule, monkeypatch) for query in queries_around(rng, entries, 5)
     ]
 
     assert sum(map(len, found)) > 0
@@ -634,7 +634,9 @@ def test_appended_shard_is_scanned_until_refresh(tmp_path, monkeypatch):
     assert [shard.name for shard in index.scanned] == [name]
     queries = [query_near(rng, entry, 4, phash_bits=(0, 6), pdq_bits=(0, 30)) for entry in new[:10]]
     found = [m for query in queries for m in assert_tables_exact(index, query, RULE, monkeypatch)]
-    assert {m.shard for m in found} >= {name, "00000"} or {m.shard for m in found} >= {name, "00001"}
+    shards_found = {m.shard for m in found}
+    assert name in shards_found  # the scanned shard...
+    assert shards_found & {"00000", "00001"}  # ...and the covered ones answer together
 
     refreshed = refresh_search_tables(folder)
     assert refreshed is not None
@@ -694,12 +696,6 @@ def test_tables_covering_more_shards_than_listed_are_not_used(tmp_path):
     assert HashIndex(folder).tables is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open_search_tables checks only shard names and entry counts: a shard rebuilt under the "
-    "same name with the same count (e.g. an index rebuilt in place, where shard_size makes counts "
-    "equal) keeps its stale tables, which hide its new entries; refresh_search_tables keeps them too",
-)
 def test_tables_of_a_shard_rebuilt_with_the_same_count_are_not_used(tmp_path, monkeypatch):
     rng = np.random.default_rng(504)
     folder = tmp_path / "index"
@@ -708,14 +704,8 @@ def test_tables_of_a_shard_rebuilt_with_the_same_count_are_not_used(tmp_path, mo
     index = HashIndex(folder)
     query = make_query([int(index.shards[1].phash[5])], [np.array(index.shards[1].pdq[5])])
 
-    assert_tables_exact(index, query, replace_rule_quality(RULE), monkeypatch)
-
-
-def replace_rule_quality(rule: MatchingSettings) -> MatchingSettings:
-    """The rule without the quality minimum, so the planted entry counts whatever its quality."""
-    return MatchingSettings(
-        phash_max_distance=rule.phash_max_distance, pdq_max_distance=rule.pdq_max_distance, pdq_min_quality=0
-    )
+    # without the quality minimum, so the rebuilt entry counts whatever its quality
+    assert_tables_exact(index, query, replace(RULE, pdq_min_quality=0), monkeypatch)
 
 
 def test_index_without_search_folder_scans_exactly(tmp_path, monkeypatch):
@@ -728,17 +718,15 @@ def test_index_without_search_folder_scans_exactly(tmp_path, monkeypatch):
     index = HashIndex(folder)
     assert index.tables is None
     assert open_search_tables(folder, index.shards) is None
-    found = [
-        assert_tables_exact(index, query, RULE, monkeypatch) for query in queries_around(rng, entries, 5)
-    ]
+    queries = queries_around(rng, entries, 5)
+    found = [assert_tables_exact(index, query, RULE, monkeypatch) for query in queries]
     assert sum(map(len, found)) > 0
 
-    refresh_search_tables(folder)
+    refresh_search_tables(folder)  # tables built, then deleted: the index goes back to scanning
     shutil.rmtree(search_folder(folder))
-    assert HashIndex(folder).tables is None
-    assert [
-        assert_tables_exact(HashIndex(folder), q, RULE, monkeypatch) for q in queries_around(rng, entries, 5)
-    ]
+    index = HashIndex(folder)
+    assert index.tables is None
+    assert [assert_tables_exact(index, query, RULE, monkeypatch) for query in queries] == found
 
 
 def test_tables_on_disk_are_plain_npy_opened_memory_mapped(random_tables_index):
