@@ -173,6 +173,9 @@ def measure(args: argparse.Namespace, settings: Settings, queries: list[QueryHas
     open_s = time.perf_counter() - started
     assert index.tables is not None, "the bench index has search tables"
     assert not index.scanned, "the search tables cover every shard"
+    started = time.perf_counter()
+    index.warm()  # as the bot does in the background after opening (see MultiIndex.warm)
+    warm_s = time.perf_counter() - started
     rule = settings.matching
     for query in queries[:3]:  # compile the kernel, touch the offsets
         index.search(query, rule)
@@ -209,6 +212,7 @@ def measure(args: argparse.Namespace, settings: Settings, queries: list[QueryHas
         "table_bytes_per_entry": round(tables.nbytes / len(index), 2),
         "rss_growth_mb": round(rss_after - rss_before, 1),
         "open_s": round(open_s, 4),
+        "warm_s": round(warm_s, 2),
     }
 
 
@@ -218,7 +222,7 @@ def main() -> None:
     )
     parser.add_argument("--entries", type=float, default=1e8)
     parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--scan-queries", type=int, default=8, help="queries also answered by the scan")
+    parser.add_argument("--scan-queries", type=int, default=3, help="queries also answered by the scan")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--json", action="store_true")
@@ -254,9 +258,7 @@ def main() -> None:
         f"{result['variants_per_query']} variants, rule pHash <= {result['phash_max_distance']} "
         f"and PDQ <= {result['pdq_max_distance']}"
     )
-    print(
-        f"  search p50 {result['p50_ms']} ms  p99 {result['p99_ms']} ms  max {result['max_ms']} ms"
-    )
+    print(f"  search p50 {result['p50_ms']} ms  p99 {result['p99_ms']} ms  max {result['max_ms']} ms")
     print(
         f"  baseline: chunked numpy scan p50 {result['linear_scan_p50_ms']} ms "
         f"({result['linear_scan_queries']} queries)"
@@ -266,7 +268,9 @@ def main() -> None:
         f"  bytes per entry read by the search: {result['bytes_per_entry']} "
         f"(tables {result['table_bytes_per_entry']}); resident growth {result['rss_growth_mb']} MB"
     )
-    print(f"  open: {result['open_s'] * 1000:.1f} ms")
+    print(
+        f"  open: {result['open_s'] * 1000:.1f} ms; tables mapped in the background in {result['warm_s']} s"
+    )
 
 
 if __name__ == "__main__":

@@ -147,6 +147,8 @@ class RemovalDeskBot(commands.Bot):
 async def run_bot(settings: Settings, *, sync_on_start: bool = True) -> None:
     point_at(settings.discord.api_base_url)
     index = HashIndex(Path(settings.discord.index).expanduser())
+    # Map the search tables while the bot logs in, so the first queries do not pay page faults.
+    warming = asyncio.create_task(asyncio.to_thread(index.warm))
     store = await TicketStore.open(settings.tickets.database_path, settings.tickets)
     context = multiprocessing.get_context("forkserver")
     executor = ProcessPoolExecutor(max_workers=settings.discord.hash_workers, mp_context=context)
@@ -155,5 +157,6 @@ async def run_bot(settings: Settings, *, sync_on_start: bool = True) -> None:
         async with RemovalDeskBot(settings, desk, sync_on_start=sync_on_start) as bot:
             await bot.start(settings.discord.token)
     finally:
+        await warming
         executor.shutdown(cancel_futures=True)
         await store.close()

@@ -51,6 +51,11 @@ class HashIndex:
     def __len__(self) -> int:
         return sum(len(shard) for shard in self.shards)
 
+    def warm(self) -> None:
+        """Map the search tables' pages ahead of the first queries (see :meth:`MultiIndex.warm`)."""
+        if self.tables is not None:
+            self.tables.warm()
+
     def _verified(
         self,
         shard: ShardReader,
