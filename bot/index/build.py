@@ -133,7 +133,8 @@ def _hash_batch_in_worker(task: ReadTask) -> BatchResult:
 class BatchRunner(Protocol):
     """Runs batches somewhere; ``submit`` returns a call that waits for the batch's result."""
 
-    max_in_flight: int
+    max_in_flight: int  # batches submitted and not yet taken
+    task_scale: int  # batch size, in multiples of the usual (see WorkUnit.tasks)
 
     def submit(self, task: ReadTask) -> Callable[[], BatchResult]: ...
 
@@ -142,6 +143,7 @@ class InlineRunner:
     """Hash in this process: one worker, no pool to start (tests, tiny sources)."""
 
     max_in_flight = 1
+    task_scale = 1
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -166,6 +168,7 @@ class ProcessRunner:
         # Enough queued batches that no worker waits for the next one, few enough that a slow
         # batch at the head of the queue holds back only a little finished work.
         self.max_in_flight = 4 * workers
+        self.task_scale = 1
 
     def submit(self, task: ReadTask) -> Callable[[], BatchResult]:
         return self._pool.submit(_hash_batch_in_worker, task).result
@@ -385,9 +388,7 @@ def _hash_units(
     """Hash the units' batches with ``runner`` and commit each unit's shard once its last batch
     is in: shard, then ledger line, then manifest (see :mod:`bot.index.units` for why)."""
     number = _next_shard_number(out, manifest)
-    tasks = (
-        ((index, last), task) for index, unit in enumerate(todo) for last, task in _flag_last(unit.tasks())
-    )
+    tasks = _tagged_tasks(todo, runner.task_scale)
     progress = _Progress(todo, enabled=show_progress)
     writer: ShardWriter | None = None
     source_error: str | None = None
@@ -424,6 +425,9 @@ def _hash_units(
         progress.close()
 
 
-def _flag_last(tasks: list[ReadTask]) -> Iterator[tuple[bool, ReadTask]]:
-    for position, task in enumerate(tasks):
-        yield position == len(tasks) - 1, task
+def _tagged_tasks(todo: list[WorkUnit], scale: int) -> Iterator[tuple[tuple[int, bool], ReadTask]]:
+    """Every unit's tasks in order, each tagged with its unit's index and whether it is the last."""
+    for index, unit in enumerate(todo):
+        tasks = unit.tasks(scale)
+        for position, task in enumerate(tasks):
+            yield (index, position == len(tasks) - 1), task

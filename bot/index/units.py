@@ -40,10 +40,11 @@ from bot.index.sources import (
 
 LEDGER_NAME = "units.jsonl"
 
-# Pictures per task: ~0.3-0.5 s of hashing, so the per-task overhead (~1 ms for a process pool, a
-# few ms for a Dask scheduler) stays around 1 %, while even a unit of a few hundred pictures splits
-# into enough tasks to keep every core busy. Hash rows cost microseconds each: a task reads a whole Parquet row batch. URL rows wait on
-# the network: a larger task keeps a worker's downloads overlapping with its hashing.
+# Pictures per task: ~0.3-0.5 s of hashing, so a process pool's per-task overhead (~1 ms) stays
+# under 1 %, while even a unit of a few hundred pictures splits into enough tasks to keep every core
+# busy (a Dask build scales these up: see bot.index.cluster). Hash rows cost microseconds each: a
+# task reads a whole Parquet row batch. URL rows wait on the network: a larger task keeps a
+# worker's downloads overlapping with its hashing.
 PICTURES_PER_TASK = 32
 HASH_ROWS_PER_TASK = 65_536
 URL_ROWS_PER_TASK = 512
@@ -105,16 +106,19 @@ class WorkUnit:
         assert self.stop is not None
         return f"{self.path} ({noun} {self.start:,}-{self.stop - 1:,})"
 
-    def tasks(self) -> list[ReadTask]:
+    def tasks(self, scale: int = 1) -> list[ReadTask]:
+        """The unit's batches, ``scale`` times the usual size for picture and URL batches (a
+        cluster's scheduler pays more per task than a local pool does)."""
         if self.kind is UnitKind.PICTURES:
+            step = PICTURES_PER_TASK * scale
             return [
-                ReadTask(self.kind, self.path, files=self.files[i : i + PICTURES_PER_TASK])
-                for i in range(0, len(self.files), PICTURES_PER_TASK)
+                ReadTask(self.kind, self.path, files=self.files[i : i + step])
+                for i in range(0, len(self.files), step)
             ]
         if self.kind is UnitKind.WEBDATASET:
             return [ReadTask(self.kind, self.path)]
         assert self.stop is not None
-        step = HASH_ROWS_PER_TASK if self.kind is UnitKind.HASHES else URL_ROWS_PER_TASK
+        step = HASH_ROWS_PER_TASK if self.kind is UnitKind.HASHES else URL_ROWS_PER_TASK * scale
         return [
             ReadTask(self.kind, self.path, start, min(start + step, self.stop))
             for start in range(self.start, self.stop, step)

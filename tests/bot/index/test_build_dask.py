@@ -9,7 +9,7 @@ import pytest
 from distributed import LocalCluster
 
 from bot.config import Settings
-from bot.index import units
+from bot.index import cluster, units
 from bot.index.build import build_index
 from tests.bot.index.test_build import ARRAYS, PHOTOS, make_source, run, shard_files, write_tar
 from tests.bot.index.test_build_resume import photo_folder
@@ -29,7 +29,9 @@ def test_dask_build_equals_the_local_build_entry_for_entry(
     (source / "tars").mkdir()
     write_tar(source / "tars" / "00000.tar")
     small = replace(settings, index=replace(settings.index, shard_size=8))
-    monkeypatch.setattr(units, "PICTURES_PER_TASK", 3)  # several tasks per unit, finishing out of order
+    # several tasks per unit, finishing out of order
+    monkeypatch.setattr(units, "PICTURES_PER_TASK", 3)
+    monkeypatch.setattr(cluster, "_TASK_SCALE", 1)
 
     local = build_index([source], tmp_path / "local", small, workers=1, show_progress=False)
     remote = build_index(
