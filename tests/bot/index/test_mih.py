@@ -22,6 +22,7 @@ import pytest
 
 from bot.config import MatchingSettings
 from bot.hashing import EntryHashes, QueryHashes
+from bot.index import mih
 from bot.index.mih import (
     HASH_BITS,
     TABLES,
@@ -219,6 +220,7 @@ class SearchData:
 
     hashes: np.ndarray
     tables: MultiIndex
+    tables_folder: Path
     anchors: np.ndarray
     perturb: Callable[[np.random.Generator, int, int], int]
 
@@ -265,8 +267,14 @@ class SearchDataCache:
         if name not in self._built:
             make, perturb = DATASETS[name]
             hashes, anchors = make(np.random.default_rng(list(DATASETS).index(name)))
-            tables = open_tables(self._tmp_path_factory.mktemp(name) / "search", hashes)
-            self._built[name] = SearchData(hashes=hashes, tables=tables, anchors=anchors, perturb=perturb)
+            folder = self._tmp_path_factory.mktemp(name) / "search"
+            self._built[name] = SearchData(
+                hashes=hashes,
+                tables=open_tables(folder, hashes),
+                tables_folder=folder,
+                anchors=anchors,
+                perturb=perturb,
+            )
         return self._built[name]
 
 
@@ -329,6 +337,35 @@ def test_clustered_queries_find_whole_clusters(search_data_sets):
 
     assert len(pairs) >= 5 * 40
     assert pairs == brute_force_pairs(data.hashes, centres, 16)
+
+
+@pytest.mark.parametrize("threads", [1, 3, 5])
+def test_within_is_exact_however_the_query_is_split_between_threads(search_data, threads, monkeypatch):
+    """The query's rows are dealt out to SEARCH_THREADS parts; fewer rows than parts included."""
+    monkeypatch.setattr(mih, "SEARCH_THREADS", threads)
+    rng = np.random.default_rng(threads)
+    for rows in (1, 2, 12, 36):
+        query = query_rows(search_data, rng, rows=rows, radius=9)
+        assert within_pairs(search_data.tables, query, 9) == brute_force_pairs(search_data.hashes, query, 9)
+
+
+def test_warming_the_tables_changes_no_answer(search_data, tmp_path):
+    rng = np.random.default_rng(600)
+    query = query_rows(search_data, rng, rows=12, radius=10)
+    expected = brute_force_pairs(search_data.hashes, query, 10)
+    search_data.tables.warm()
+    assert within_pairs(search_data.tables, query, 10) == expected
+
+    in_memory = MultiIndex(search_data.tables_folder)  # the fallback for arrays that are not mapped
+    in_memory.values = [np.array(values) for values in in_memory.values]
+    in_memory.offsets = [np.array(offsets) for offsets in in_memory.offsets]
+    in_memory.ids = np.array(in_memory.ids)
+    in_memory.warm()
+    assert within_pairs(in_memory, query, 10) == expected
+
+    empty = open_tables(tmp_path / "search", np.zeros(0, dtype=np.uint64))
+    empty.warm()
+    assert within_pairs(empty, query, 10) == {}
 
 
 # --- radius edges: distance R is found, R + 1 is not, however the bits fall into the tables --------
@@ -706,6 +743,44 @@ def test_tables_of_a_shard_rebuilt_with_the_same_count_are_not_used(tmp_path, mo
 
     # without the quality minimum, so the rebuilt entry counts whatever its quality
     assert_tables_exact(index, query, replace(RULE, pdq_min_quality=0), monkeypatch)
+
+
+def test_tables_from_before_fingerprints_are_not_used_and_refresh_replaces_them(tmp_path, monkeypatch):
+    rng = np.random.default_rng(506)
+    folder = tmp_path / "index"
+    entries = random_entries(rng, 150)
+    indexed_with_tables(folder, split_into_shards(entries, [100, 50]))
+    description_file = search_folder(folder) / "search.json"
+    description = json.loads(description_file.read_text(encoding="utf-8"))
+    del description["fingerprints"]
+    description_file.write_text(json.dumps(description), encoding="utf-8")
+
+    index = HashIndex(folder)
+    assert index.tables is None
+    query = query_near(rng, entries[120], 3, phash_bits=(0, 8), pdq_bits=(0, 30), exact=True)
+    found = assert_tables_exact(index, query, replace(RULE, pdq_min_quality=0), monkeypatch)
+    assert ("00001", 20) in {(m.shard, m.row) for m in found}
+
+    refreshed = refresh_search_tables(folder)
+    assert refreshed is not None
+    assert len(refreshed.covered.fingerprints) == 2
+    index = HashIndex(folder)
+    assert index.tables is not None
+    assert assert_tables_exact(index, query, replace(RULE, pdq_min_quality=0), monkeypatch) == found
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="shard_fingerprint includes the pHash file's inode: an index copied with its timestamps "
+    "(cp -a, rsync -a, a restored backup, an index built on another machine) has new inodes, so its "
+    "tables are silently dropped and every query scans every shard until the tables are rebuilt",
+)
+def test_an_index_copied_with_its_timestamps_keeps_its_tables(tmp_path):
+    rng = np.random.default_rng(507)
+    indexed_with_tables(tmp_path / "built", [random_entries(rng, 30), random_entries(rng, 20)])
+    shutil.copytree(tmp_path / "built", tmp_path / "deployed")  # copy2: contents and timestamps
+
+    assert HashIndex(tmp_path / "deployed").tables is not None
 
 
 def test_index_without_search_folder_scans_exactly(tmp_path, monkeypatch):
