@@ -47,6 +47,9 @@ import numpy as np
 from bot.index.storage import Manifest, ShardReader
 
 LAYOUT_NAME = "mih-interleaved-3"
+# Beyond this radius the buckets to probe (~70k per query hash at 16, ~500k at 20) cost more than
+# scanning: the index scans instead (still exact). The default rule searches radius 8.
+MAX_TABLE_RADIUS = 16
 TABLES = 3
 HASH_BITS = 64
 # Buckets touched ahead of the one being scanned (enough to cover a DRAM latency or two).
@@ -203,10 +206,11 @@ class Covered:
 
 
 def shard_fingerprint(shard: ShardReader) -> str:
-    """Size, modification time and inode of the shard's pHash file: a rewritten shard (written
-    under a temporary name and renamed in) always differs, and no file is read to tell."""
+    """Size and modification time (ns) of the shard's pHash file: a rewritten shard differs, no
+    file is read to tell, and an index copied with its timestamps (cp -a, rsync -a, a restored
+    backup) keeps its tables."""
     status = (shard.path / "phash.npy").stat()
-    return f"{status.st_size}-{status.st_mtime_ns}-{status.st_ino}"
+    return f"{status.st_size}-{status.st_mtime_ns}"
 
 
 def build_tables(folder: Path, phash: np.ndarray, covered: Covered) -> None:
@@ -275,7 +279,7 @@ class MultiIndex:
                 if mapping is None:
                     raise OSError("not memory-mapped")
                 mapping.madvise(_MADV_POPULATE_READ)
-            except (OSError, ValueError):
+            except (OSError, ValueError, AttributeError):  # no madvise on this platform
                 np.asarray(array.reshape(-1).view(np.uint8)[::4096]).sum()
 
     def _flip_masks(self, table: int, radius: int) -> np.ndarray:
@@ -363,7 +367,10 @@ def open_search_tables(index_folder: Path, shards: Sequence[ShardReader]) -> Mul
     folder = search_folder(index_folder)
     if not (folder / "search.json").exists():
         return None
-    tables = MultiIndex(folder)
+    try:
+        tables = MultiIndex(folder)
+    except (ValueError, KeyError):  # another layout or version: scan until the tables are rebuilt
+        return None
     if Covered.of(shards[: len(tables.covered.shards)]) != tables.covered:
         return None
     return tables

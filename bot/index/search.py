@@ -15,7 +15,7 @@ import numpy as np
 
 from bot.config import MatchingSettings
 from bot.hashing import EntryHashes, QueryHashes
-from bot.index.mih import open_search_tables
+from bot.index.mih import MAX_TABLE_RADIUS, open_search_tables
 from bot.index.storage import DatasetEntry, Manifest, ShardReader
 from bot.matching import EntryMatch, MatchDistance
 
@@ -123,6 +123,8 @@ class HashIndex:
 
     def search(self, query: QueryHashes, rule: MatchingSettings) -> list[EntryMatch]:
         """Every entry the match rule accepts, best (closest) first."""
+        if rule.phash_max_distance > MAX_TABLE_RADIUS:
+            return self.scan(query, rule)
         matches = list(self._search_tables(query, rule))
         matches += [match for shard in self.scanned for match in self._scan_shard(shard, query, rule)]
         return sorted(matches, key=lambda match: match.sort_key)

@@ -769,12 +769,6 @@ def test_tables_from_before_fingerprints_are_not_used_and_refresh_replaces_them(
     assert assert_tables_exact(index, query, replace(RULE, pdq_min_quality=0), monkeypatch) == found
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="shard_fingerprint includes the pHash file's inode: an index copied with its timestamps "
-    "(cp -a, rsync -a, a restored backup, an index built on another machine) has new inodes, so its "
-    "tables are silently dropped and every query scans every shard until the tables are rebuilt",
-)
 def test_an_index_copied_with_its_timestamps_keeps_its_tables(tmp_path):
     rng = np.random.default_rng(507)
     indexed_with_tables(tmp_path / "built", [random_entries(rng, 30), random_entries(rng, 20)])
