@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 from pathlib import Path
 
 from bot import ticket_cli
@@ -13,6 +14,7 @@ from bot.checking import check_picture
 from bot.config import ConfigError, Settings, load_settings
 from bot.decoding import ImageRejectedError
 from bot.index.build import build_index
+from bot.index.mih import refresh_search_tables
 from bot.index.search import FoundEntry, HashIndex
 from bot.index.sources import SourceError
 from bot.index.storage import IndexFormatError
@@ -48,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
         "local processes; the sources must be readable from every worker under the same path",
     )
     build.add_argument("--quiet", action="store_true", help="no progress bar")
+    tables = index_commands.add_parser(
+        "tables", help="(re)build an index's search tables (index build does it after hashing)"
+    )
+    tables.add_argument("folder", type=Path)
     info = index_commands.add_parser("info", help="describe an index")
     info.add_argument("folder", type=Path)
     info.add_argument("--json", action="store_true", help="one JSON object instead of text")
@@ -139,23 +145,46 @@ def _run_build(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _run_tables(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    tables = refresh_search_tables(args.folder)
+    print(
+        f"search tables over {tables.entries} entries: {tables.nbytes / 2**20:,.1f} MiB "
+        f"in {time.perf_counter() - started:.1f} s"
+    )
+    return 0
+
+
 def _run_info(args: argparse.Namespace) -> int:
     index = HashIndex(args.folder)
     shards = []
     for shard in index.shards:
         summary = shard.summary()
         shards.append({"name": shard.name, "entries": len(shard), "failures": summary["failures"]})
+    tables = index.tables
     document = {
         "folder": str(args.folder),
         "entries": len(index),
         "hashing": index.manifest.hashing,
         "shards": shards,
+        "search_tables": {
+            "covered_shards": len(tables.covered.shards) if tables else 0,
+            "scanned_shards": len(index.scanned),
+            "bytes": tables.nbytes if tables else 0,
+        },
     }
     if args.json:
         print(json.dumps(document))
         return 0
     print(f"index {args.folder}: {len(index)} entries in {len(shards)} shard(s)")
     print(f"hashing: {json.dumps(index.manifest.hashing, sort_keys=True)}")
+    if tables is None:
+        print("search tables: none (every query scans every shard; `index tables DIR` builds them)")
+    else:
+        print(
+            f"search tables: {tables.nbytes / 2**20:,.1f} MiB over {len(tables.covered.shards)} shard(s)"
+            + (f"; {len(index.scanned)} newer shard(s) scanned" if index.scanned else "")
+        )
     for shard_info in shards:
         failures = sum(shard_info["failures"].values())
         print(f"  shard {shard_info['name']}: {shard_info['entries']} entries, {failures} failed")
@@ -215,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(args.config)
         if args.command == "index" and args.index_command == "build":
             return _run_build(args, settings)
+        if args.command == "index" and args.index_command == "tables":
+            return _run_tables(args)
         if args.command == "index":
             return _run_info(args)
         if args.command == "run":
