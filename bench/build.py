@@ -10,7 +10,8 @@ file is a different picture. ``--photos DIR`` measures your own files instead.
 Measured, each over the same files:
 
 * entry hashing in one process (``hash_item``: ``decode_picture`` + ``hash_entry``, what the build
-  runs per picture), with where its time goes (decode stages, PDQ, pHash);
+  runs per picture), with the allocator settings the build's processes use and with glibc's
+  defaults, and where its time goes (decode stages, PDQ, pHash);
 * the whole ``build_index`` with 1 worker and with ``--workers`` worker processes: wall-clock rate,
   speed-up, and photos per CPU-second (all processes), which other load on the machine does not skew;
 * the baseline in the same run: a plain ``imagehash.phash(Image.open(f))`` loop;
@@ -26,6 +27,7 @@ import argparse
 import io
 import json
 import math
+import multiprocessing
 import os
 import resource
 import shutil
@@ -46,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 from bot.config import Settings, load_settings  # noqa: E402
 from bot.decoding import decode_picture  # noqa: E402
 from bot.hashing import PDQ, PHash, _inner_region  # noqa: E402
-from bot.index.build import BatchResult, build_index, hash_item  # noqa: E402
+from bot.index.build import BatchResult, build_index, hash_item, keep_freed_memory_for_reuse  # noqa: E402
 from bot.index.sources import SourceItem  # noqa: E402
 from bot.index.storage import DatasetEntry, ShardWriter  # noqa: E402
 
@@ -151,6 +153,26 @@ def build_rate(folder: Path, out: Path, settings: Settings, workers: int) -> dic
     }
 
 
+def _spin(iterations: int) -> int:
+    total = 0
+    for i in range(iterations):
+        total += i * i
+    return total
+
+
+def free_core_speed_up(workers: int, iterations: int = 10_000_000) -> float:
+    """The speed-up of ``workers`` processes on a pure-Python loop: how many cores were free for this
+    run (other programs on the machine lower it, and the build's speed-up with it)."""
+    started = time.perf_counter()
+    _spin(iterations)
+    alone = time.perf_counter() - started
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        started = time.perf_counter()
+        pool.map(_spin, [iterations] * workers)
+        together = time.perf_counter() - started
+    return workers * alone / together
+
+
 def disk_bytes_per_entry(index: Path) -> dict[str, float]:
     sizes: dict[str, int] = {}
     entries = 0
@@ -223,18 +245,22 @@ def main() -> None:
             "mean_file_kb": sum(map(len, datas)) / len(datas) / 1024,
             "cpus": os.cpu_count(),
         }
-        figures["entry_hashing"] = per_photo(
-            datas, lambda data: hash_item(SourceItem(DatasetEntry("k"), picture=data), settings), args.repeat
-        )
+        hash_one = lambda data: hash_item(SourceItem(DatasetEntry("k"), picture=data), settings)  # noqa: E731
+        # First the plain script and our hashing as any script would run it, then as the build's
+        # processes run it (keep_freed_memory_for_reuse: a process-wide setting, so it comes last).
+        figures["baseline_imagehash_phash"] = baseline(files, args.repeat)
+        figures["entry_hashing_default_allocator"] = per_photo(datas, hash_one, args.repeat)
+        keep_freed_memory_for_reuse()
+        figures["entry_hashing"] = per_photo(datas, hash_one, args.repeat)
         figures["decode_only"] = per_photo(
             datas, lambda data: decode_picture(data, settings.decoding), args.repeat
         )
         figures["stages_ms"] = stage_breakdown(datas, settings, args.repeat)
-        figures["baseline_imagehash_phash"] = baseline(files, args.repeat)
         one = build_rate(folder, work / "index-1", settings, 1)
         many = build_rate(folder, work / f"index-{args.workers}", settings, args.workers)
         figures["build"] = [one, many]
         figures["speed_up"] = many["photos_per_s"] / one["photos_per_s"]
+        figures["free_core_speed_up"] = free_core_speed_up(args.workers)
         figures["disk_bytes_per_entry"] = disk_bytes_per_entry(work / "index-1")
         figures["merge_entries_per_s"] = merge_rate(work / "merge")
 
@@ -247,8 +273,13 @@ def main() -> None:
         f"{figures['mean_file_kb']:.0f} KB mean, {figures['cpus']} cores"
     )
     print(
-        f"entry hashing (decode_picture + hash_entry, pHash + PDQ): {hashing['ms_per_photo']:.2f} ms "
-        f"per photo = {hashing['photos_per_cpu_s']:.0f} photos/s per core"
+        f"entry hashing as the build runs it (decode_picture + hash_entry, pHash + PDQ): "
+        f"{hashing['ms_per_photo']:.2f} ms per photo = {hashing['photos_per_cpu_s']:.0f} photos/s per core"
+    )
+    default = figures["entry_hashing_default_allocator"]
+    print(
+        f"  the same with glibc's default allocator settings: {default['ms_per_photo']:.2f} ms "
+        f"= {default['photos_per_cpu_s']:.0f} photos/s per core"
     )
     print(f"  of which decode_picture: {figures['decode_only']['ms_per_photo']:.2f} ms")
     for stage, value in figures["stages_ms"].items():
@@ -263,7 +294,10 @@ def main() -> None:
             f"build_index, {run['workers']} worker(s): {run['photos_per_s']:.0f} photos/s "
             f"({run['wall_s']:.1f} s wall, {run['photos_per_cpu_s']:.0f} photos per CPU-second)"
         )
-    print(f"speed-up {args.workers} workers / 1: {figures['speed_up']:.2f}x")
+    print(
+        f"speed-up {args.workers} workers / 1: {figures['speed_up']:.2f}x (a pure-Python loop in "
+        f"{args.workers} processes, same run: {figures['free_core_speed_up']:.2f}x, i.e. the cores free)"
+    )
     disk = figures["disk_bytes_per_entry"]
     print(
         "bytes per entry on disk: "
