@@ -13,7 +13,7 @@ from bot import ticket_cli
 from bot.checking import check_picture
 from bot.config import ConfigError, Settings, load_settings
 from bot.decoding import ImageRejectedError
-from bot.index.build import build_index
+from bot.index.build import HashingProcessDiedError, build_index
 from bot.index.mih import refresh_search_tables
 from bot.index.search import FoundEntry, HashIndex
 from bot.index.sources import SourceError
@@ -125,6 +125,9 @@ def _run_build(args: argparse.Namespace, settings: Settings) -> int:
     except KeyboardInterrupt:
         print("interrupted: finished shards are kept; run the same command again to resume", file=sys.stderr)
         return 130
+    except HashingProcessDiedError as exc:
+        print(f"error: {exc}; finished shards are kept: run the command again to resume", file=sys.stderr)
+        return 2
     failed = sum(report.failures.values())
     print(f"indexed {report.entries} entries into {len(report.shards)} new shard(s) at {args.out}")
     if failed:

@@ -19,6 +19,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,6 +166,10 @@ def _hash_batch_in_worker(task: ReadTask) -> BatchResult:
 # --- runners: where batches are hashed ----------------------------------------------------------
 
 
+class HashingProcessDiedError(RuntimeError):
+    """A worker process ended without an answer; the shards finished so far are kept."""
+
+
 class BatchRunner(Protocol):
     """Runs batches somewhere; ``submit`` returns a call that waits for the batch's result."""
 
@@ -206,7 +211,18 @@ class ProcessRunner:
         self.task_scale = 1
 
     def submit(self, task: ReadTask) -> Callable[[], BatchResult]:
-        return self._pool.submit(_hash_batch_in_worker, task).result
+        future = self._pool.submit(_hash_batch_in_worker, task)
+
+        def wait() -> BatchResult:
+            try:
+                return future.result()
+            except BrokenProcessPool as exc:
+                raise HashingProcessDiedError(
+                    "a hashing process died: the system killed it (out of memory?) or it crashed on "
+                    f"a picture of {task.path}"
+                ) from exc
+
+        return wait
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
