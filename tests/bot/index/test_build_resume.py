@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from bot.config import Settings
+from bot.index import build
 from bot.index.build import build_index, hashing_parameters
 from bot.index.search import HashIndex
 from bot.index.storage import IndexFormatError, Manifest
@@ -222,3 +223,29 @@ def test_unreadable_tar_is_reported_and_only_it_is_redone_once_fixed(tmp_path, c
     assert "indexed 1 entries into 1 new shard(s)" in stdout
     assert "skipped 1 of 2 unit(s)" in stdout
     assert listed_shard_files(out)["00000"] == before["00000"]
+
+
+def test_a_hashing_process_that_dies_ends_the_build_and_a_rerun_completes_it(
+    tmp_path, monkeypatch, settings: Settings
+):
+    source = photo_folder(tmp_path / "source", PHOTOS)
+    out, reference = tmp_path / "index", tmp_path / "reference"
+    small = small_units(settings, 4)
+    build_index([source], reference, small, workers=1, show_progress=False)
+    real_read_task = build.read_task
+
+    def read_or_die(task, task_settings):
+        if "rocket.jpg" in task.files:  # the system kills the process that reads it
+            os._exit(9)
+        return real_read_task(task, task_settings)
+
+    monkeypatch.setattr(build, "read_task", read_or_die)  # the forked workers inherit it
+    with pytest.raises(build.HashingProcessDiedError, match="a hashing process died"):
+        build_index([source], out, small, workers=2, show_progress=False)
+    assert len(Manifest.read(out).shards) < 3
+    monkeypatch.setattr(build, "read_task", real_read_task)
+
+    build_index([source], out, small, workers=2, show_progress=False)
+
+    assert len(Manifest.read(out).shards) == 3
+    assert_same_entries(out, reference)
