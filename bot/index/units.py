@@ -24,10 +24,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from bot.config import Settings
+from bot.index import urls
 from bot.index.sources import (
     SourceError,
     SourceItem,
@@ -128,15 +128,6 @@ class WorkUnit:
 # --- planning -----------------------------------------------------------------------------------
 
 
-def _url_lists() -> ModuleType | None:
-    """bot.index.urls, imported late (it imports bot.index.sources); None until it is installed."""
-    try:
-        from bot.index import urls
-    except ModuleNotFoundError:
-        return None
-    return urls
-
-
 def _file_fingerprint(path: Path) -> str:
     """Size and modification time: changes when a file is rewritten, costs one stat."""
     status = path.stat()
@@ -178,8 +169,7 @@ def source_units(source: Path, unit_size: int) -> list[WorkUnit]:
     suffix = source.suffix.lower()
     if suffix == ".tar":
         return [WorkUnit(root, UnitKind.WEBDATASET, root, 0, None, _file_fingerprint(source))]
-    urls = _url_lists()
-    if urls is not None and urls.is_url_list(source):
+    if urls.is_url_list(source):
         rows = urls.count_url_rows(source)
         return _row_units(root, UnitKind.URLS, source, rows, unit_size)
     if suffix == ".parquet":
@@ -214,8 +204,6 @@ def read_task(task: ReadTask, settings: Settings) -> Iterator[SourceItem]:
         return iter_webdataset(path)
     if task.kind is UnitKind.HASHES:
         return iter_hash_parquet(path, start=task.start, stop=task.stop)
-    urls = _url_lists()
-    assert urls is not None, "a URL-list unit is only planned when bot.index.urls is there"
     assert task.stop is not None
     return urls.iter_url_pictures(urls.iter_url_rows(path, task.start, task.stop), settings.download)
 
