@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import math
+import mmap
 import os
 import shutil
 from collections.abc import Sequence
@@ -271,13 +272,16 @@ class MultiIndex:
         A freshly opened index answers its first thousands of queries slowly: each probe lands
         on a page this process has not touched yet. A server calls this once, in the background,
         after opening (the bot does); it reads the tables from the page cache or disk in one
-        sequential sweep (MADV_POPULATE_READ, Linux 5.14+; a strided read elsewhere).
+        sequential sweep (MADV_POPULATE_READ, Linux 5.14+; a strided read elsewhere). It asks for
+        huge pages first (MADV_HUGEPAGE): tables read cold then map in 2 MB pages, and a probe no
+        longer pays a page-table walk, which is dear in a virtual machine.
         """
         for array in [*self.values, *self.offsets, self.ids]:
             mapping = getattr(array, "_mmap", None)
             try:
                 if mapping is None:
                     raise OSError("not memory-mapped")
+                mapping.madvise(mmap.MADV_HUGEPAGE)
                 mapping.madvise(_MADV_POPULATE_READ)
             except (OSError, ValueError, AttributeError):  # no madvise on this platform
                 np.asarray(array.reshape(-1).view(np.uint8)[::4096]).sum()
