@@ -15,6 +15,7 @@ import ctypes
 import ctypes.util
 import multiprocessing
 import os
+import sys
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
@@ -31,6 +32,7 @@ from tqdm import tqdm
 from bot.config import Settings
 from bot.decoding import ImageRejectedError, decode_picture
 from bot.hashing import HASH_KINDS, EntryHashes, hash_entry
+from bot.index.mih import refresh_search_tables
 from bot.index.sources import SourceError, SourceItem
 from bot.index.storage import DatasetEntry, IndexFormatError, Manifest, ShardWriter
 from bot.index.units import ReadTask, UnitLedger, WorkUnit, plan_units, read_task
@@ -399,19 +401,20 @@ def build_index(
     report.already_indexed = sorted(
         {unit.root for unit in units} - {unit.root for unit in units if unit.id in todo_ids}
     )
-    if not todo:
-        report.seconds = time.monotonic() - started
-        return report
-    with _runner(settings, workers, dask_address) as runner:
-        _hash_units(
-            todo,
-            runner,
-            out=out,
-            manifest=manifest,
-            ledger=ledger,
-            report=report,
-            show_progress=show_progress,
-        )
+    if todo:
+        with _runner(settings, workers, dask_address) as runner:
+            _hash_units(
+                todo,
+                runner,
+                out=out,
+                manifest=manifest,
+                ledger=ledger,
+                report=report,
+                show_progress=show_progress,
+            )
+    if show_progress:
+        print("updating the search tables ...", file=sys.stderr)
+    refresh_search_tables(out)  # nothing to do when they already cover every shard
     report.seconds = time.monotonic() - started
     return report
 
