@@ -29,7 +29,8 @@ def test_tables_are_built_reported_and_change_no_answer(tmp_path, capsys):
         == 0
     )
     capsys.readouterr()
-    shutil.rmtree(folder / "search", ignore_errors=True)
+    assert _info(folder, capsys)["search_tables"]["covered_shards"] == 1  # the build made them
+    shutil.rmtree(folder / "search")
     assert _info(folder, capsys)["search_tables"]["covered_shards"] == 0
     scanned = _check(folder, capsys)
 
