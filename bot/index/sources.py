@@ -10,7 +10,11 @@ Supported sources (see README, "Building an index"):
   members of one sample share a name before the first dot (``000010.jpg``, ``000010.json``,
   ``000010.txt``) and sit next to each other, so the tar is streamed, never unpacked;
 * a Parquet file of precomputed hashes with columns ``key``, ``phash``, ``pdq`` and optionally
-  ``url``, ``caption`` and ``quality`` (read in batches, never loaded whole).
+  ``url``, ``caption`` and ``quality`` (read in batches, never loaded whole);
+* a URL list (LAION-style metadata), whose pictures are downloaded: see :mod:`bot.index.urls`.
+
+A build reads these in slices (:mod:`bot.index.units`): a folder's sorted pictures by position,
+a hash file by row range, each ``.tar`` whole.
 """
 
 from __future__ import annotations
