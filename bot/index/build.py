@@ -127,30 +127,29 @@ def keep_freed_memory_for_reuse() -> None:
 def hash_batch(task: ReadTask, settings: Settings) -> BatchResult:
     """Read one task's slice and hash it; a bad picture is a failure, a bad source an error."""
     keep_freed_memory_for_reuse()
-    entries: list[DatasetEntry] = []
-    phash: list[int] = []
-    pdq: list[np.ndarray] = []
-    quality: list[int] = []
-    failures: list[tuple[DatasetEntry, str]] = []
-    source_error = None
+    hashed: list[tuple[DatasetEntry, EntryHashes | None, str | None]] = []
     try:
         for item in read_task(task, settings):
-            entry, hashes, problem = hash_item(item, settings)
-            if hashes is None:
-                failures.append((entry, problem or "unknown"))
-                continue
-            entries.append(entry)
-            phash.append(hashes.phash)
-            pdq.append(hashes.pdq)
-            quality.append(hashes.quality)
+            hashed.append(hash_item(item, settings))
     except SourceError as exc:
-        source_error = str(exc)
+        return _batch_result(hashed, source_error=str(exc))
+    return _batch_result(hashed)
+
+
+def _batch_result(
+    hashed: list[tuple[DatasetEntry, EntryHashes | None, str | None]], source_error: str | None = None
+) -> BatchResult:
+    entries = [(entry, hashes) for entry, hashes, _ in hashed if hashes is not None]
     return BatchResult(
-        entries=entries,
-        phash=np.array(phash, dtype=np.uint64),
-        pdq=np.stack(pdq).astype(np.uint64) if pdq else np.zeros((0, 4), dtype=np.uint64),
-        quality=np.array(quality, dtype=np.uint8),
-        failures=failures,
+        entries=[entry for entry, _ in entries],
+        phash=np.array([hashes.phash for _, hashes in entries], dtype=np.uint64),
+        pdq=(
+            np.stack([hashes.pdq for _, hashes in entries]).astype(np.uint64)
+            if entries
+            else np.zeros((0, 4), dtype=np.uint64)
+        ),
+        quality=np.array([hashes.quality for _, hashes in entries], dtype=np.uint8),
+        failures=[(entry, problem or "unknown") for entry, hashes, problem in hashed if hashes is None],
         source_error=source_error,
     )
 
@@ -165,11 +164,16 @@ def _hash_batch_in_worker(task: ReadTask) -> BatchResult:
     return hash_batch(task, _worker_settings)
 
 
+def _hash_item_in_worker(item: SourceItem) -> tuple[DatasetEntry, EntryHashes | None, str | None]:
+    keep_freed_memory_for_reuse()
+    return hash_item(item)
+
+
 # --- runners: where batches are hashed ----------------------------------------------------------
 
 
 class HashingProcessDiedError(RuntimeError):
-    """A worker process ended without an answer; the shards finished so far are kept."""
+    """Cluster workers kept dying on a batch; the shards finished so far are kept."""
 
 
 class BatchRunner(Protocol):
@@ -196,35 +200,76 @@ class InlineRunner:
 
 
 class ProcessRunner:
-    """A local process pool: hashing is CPU-bound, so one process per core."""
+    """A local process pool: hashing is CPU-bound, so one process per core.
+
+    A picture that kills the process hashing it (a decoder crash, the system out of memory) must
+    not stop a build for good: a re-run would die on it again. When the pool breaks, its batches
+    go to a new pool; a batch that breaks a pool twice is hashed one picture per process, and the
+    picture whose process dies is one failure, ``hashing_process_died``.
+    """
 
     def __init__(self, settings: Settings, workers: int) -> None:
         # fork: workers start in milliseconds and inherit the imported modules. The pool is started
         # here, before this process has any other thread (a progress bar's monitor) to fork with.
         methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("fork") if "fork" in methods else None
-        self._pool = ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_init_worker, initargs=(settings,)
-        )
+        self._context = multiprocessing.get_context("fork") if "fork" in methods else None
+        self._settings = settings
+        self._workers = workers
+        self._pool = self._new_pool(workers)
         self._pool.submit(int).result()
         # Enough queued batches that no worker waits for the next one, few enough that a slow
         # batch at the head of the queue holds back only a little finished work.
         self.max_in_flight = 4 * workers
         self.task_scale = 1
 
+    def _new_pool(self, workers: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            workers, mp_context=self._context, initializer=_init_worker, initargs=(self._settings,)
+        )
+
     def submit(self, task: ReadTask) -> Callable[[], BatchResult]:
-        future = self._pool.submit(_hash_batch_in_worker, task)
+        pool = self._pool
+        try:
+            future = pool.submit(_hash_batch_in_worker, task)
+        except BrokenProcessPool:  # broke before anyone waited on it
+            return lambda: self._retry(task, pool)
 
         def wait() -> BatchResult:
             try:
                 return future.result()
-            except BrokenProcessPool as exc:
-                raise HashingProcessDiedError(
-                    "a hashing process died: the system killed it (out of memory?) or it crashed on "
-                    f"a picture of {task.path}"
-                ) from exc
+            except BrokenProcessPool:
+                return self._retry(task, pool)
 
         return wait
+
+    def _retry(self, task: ReadTask, broken: ProcessPoolExecutor) -> BatchResult:
+        self._replace(broken)
+        pool = self._pool
+        try:
+            return pool.submit(_hash_batch_in_worker, task).result()
+        except BrokenProcessPool:
+            self._replace(pool)
+            return self._one_picture_per_process(task)
+
+    def _replace(self, broken: ProcessPoolExecutor) -> None:
+        """A new pool for every batch still to come, unless another batch already made one."""
+        if broken is self._pool:
+            broken.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new_pool(self._workers)
+
+    def _one_picture_per_process(self, task: ReadTask) -> BatchResult:
+        hashed: list[tuple[DatasetEntry, EntryHashes | None, str | None]] = []
+        try:
+            items = list(read_task(task, self._settings))
+        except SourceError as exc:
+            return _batch_result(hashed, source_error=str(exc))
+        for item in items:
+            with self._new_pool(1) as alone:
+                try:
+                    hashed.append(alone.submit(_hash_item_in_worker, item).result())
+                except BrokenProcessPool:
+                    hashed.append((item.entry, None, "hashing_process_died"))
+        return _batch_result(hashed)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from bot.config import Settings
-from bot.index.build import BatchResult, BatchRunner, hash_batch
+from bot.index.build import BatchResult, BatchRunner, HashingProcessDiedError, hash_batch
 from bot.index.units import ReadTask
 
 # Tasks in flight per worker thread: one running, one queued on the worker so it never waits for
@@ -37,9 +37,21 @@ class DaskRunner:
         self.task_scale = _TASK_SCALE
 
     def submit(self, task: ReadTask) -> Callable[[], BatchResult]:
+        from distributed import KilledWorker
+
         # pure=False: two equal tasks (a source named twice) must still be two results.
         future = self._client.submit(hash_batch, task, self._settings, pure=False)  # type: ignore[attr-defined]
-        return future.result
+
+        def wait() -> BatchResult:
+            try:
+                return future.result()
+            except KilledWorker as exc:  # the scheduler gave up after several workers died on it
+                raise HashingProcessDiedError(
+                    f"Dask workers kept dying on a batch of {task.path} (out of memory, or a picture "
+                    "that crashes the decoder)"
+                ) from exc
+
+        return wait
 
 
 @contextmanager

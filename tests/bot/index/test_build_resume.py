@@ -225,27 +225,35 @@ def test_unreadable_tar_is_reported_and_only_it_is_redone_once_fixed(tmp_path, c
     assert listed_shard_files(out)["00000"] == before["00000"]
 
 
-def test_a_hashing_process_that_dies_ends_the_build_and_a_rerun_completes_it(
+def test_a_picture_that_kills_its_hashing_process_is_one_failure_not_the_end_of_the_build(
     tmp_path, monkeypatch, settings: Settings
 ):
     source = photo_folder(tmp_path / "source", PHOTOS)
-    out, reference = tmp_path / "index", tmp_path / "reference"
     small = small_units(settings, 4)
-    build_index([source], reference, small, workers=1, show_progress=False)
-    real_read_task = build.read_task
+    real_hash_item = build.hash_item
 
-    def read_or_die(task, task_settings):
-        if "rocket.jpg" in task.files:  # the system kills the process that reads it
+    def hash_or_die(item, item_settings=None):
+        if item.entry.key == "rocket.jpg":  # a decoder that crashes, or the system out of memory
             os._exit(9)
-        return real_read_task(task, task_settings)
+        return real_hash_item(item, item_settings)
 
-    monkeypatch.setattr(build, "read_task", read_or_die)  # the forked workers inherit it
-    with pytest.raises(build.HashingProcessDiedError, match="a hashing process died"):
-        build_index([source], out, small, workers=2, show_progress=False)
-    assert len(Manifest.read(out).shards) < 3
-    monkeypatch.setattr(build, "read_task", real_read_task)
+    monkeypatch.setattr(build, "hash_item", hash_or_die)  # the forked workers inherit it
 
-    build_index([source], out, small, workers=2, show_progress=False)
+    report = build_index([source], tmp_path / "index", small, workers=2, show_progress=False)
 
-    assert len(Manifest.read(out).shards) == 3
-    assert_same_entries(out, reference)
+    assert dict(report.failures) == {"hashing_process_died": 1}
+    assert report.entries == len(PHOTOS) - 1
+    index = HashIndex(tmp_path / "index")
+    keys = [shard.entry(row).key for shard in index.shards for row in range(len(shard))]
+    assert keys == [name for name in PHOTOS if name != "rocket.jpg"]
+    assert index.shards[-1].summary()["failure_examples"] == [
+        {"key": "rocket.jpg", "reason": "hashing_process_died"}
+    ]
+    monkeypatch.setattr(build, "hash_item", real_hash_item)
+    reference = tmp_path / "reference"
+    build_index([source], reference, small, workers=1, show_progress=False)
+    expected = all_arrays(reference)
+    got = all_arrays(tmp_path / "index")
+    rocket = sorted(PHOTOS).index("rocket.jpg")
+    for name in ("phash.npy", "pdq.npy", "quality.npy"):
+        np.testing.assert_array_equal(got[name], np.delete(expected[name], rocket, axis=0), err_msg=name)
