@@ -471,7 +471,14 @@ def _runner(
         from bot.index.cluster import dask_runner  # distributed is imported only when asked for
 
         return dask_runner(dask_address, settings)
-    return local_runner(settings, workers or os.cpu_count() or 1)
+    return local_runner(settings, workers or usable_cores())
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (a container or taskset may allow fewer than exist)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _hash_units(
