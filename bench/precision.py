@@ -1217,10 +1217,10 @@ def _print_distributions(report: dict) -> None:  # type: ignore[type-arg]
     print(f"  {HEADLINE}: PDQ (min over variants) of the pairs with a variant within pHash radius a:")
     conditional = report["populations"][HEADLINE]["conditional_by_radius"]
     for half in (conditional[:5], conditional[5:]):
-        cells = (
+        quantiles = (
             f"a={r['phash_radius']}: n={r['pairs']} 1%={r['q1']} 10%={r['q10']} 50%={r['q50']}" for r in half
         )
-        print("    " + "  ".join(cells))
+        print("    " + "  ".join(quantiles))
 
 
 def _print_false_matches(report: dict) -> None:  # type: ignore[type-arg]
@@ -1367,9 +1367,20 @@ def main() -> None:
     stats = scan_pairs(corpus.table, corpus.genre, corpus.photo, a_values, workers=args.workers)
     report = build_report(corpus, positives, stats, rule)
     if args.json:
-        print(json.dumps(report, default=_json_default))
+        print(json.dumps(_finite(report), default=_json_default, allow_nan=False))
     else:
         print_report(report, time.perf_counter() - started)
+
+
+def _finite(value: object) -> object:
+    """The report with NaN and infinities (nothing to fit, nothing measured) as null: strict JSON."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, float | np.floating) and not np.isfinite(value):
+        return None
+    return value
 
 
 def _json_default(value: object) -> object:
