@@ -253,6 +253,7 @@ def fetch_package(package: str, cache: Path) -> Path:
     tree.mkdir(parents=True, exist_ok=True)
     subprocess.run(["dpkg-deb", "-x", str(found[-1]), str(tree)], check=True)
     (tree / ".unpacked").touch()
+    found[-1].unlink()  # the unpacked tree is all that is read again
     return tree
 
 
