@@ -38,5 +38,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench/accuracy.py
+	$(VENV)/bin/python bench/precision.py
+	$(VENV)/bin/python bench/build.py
+	$(VENV)/bin/python bench/search.py --entries 1e8
 	$(VENV)/bin/python bench/tickets.py
 	$(VENV)/bin/python bench/apply.py
