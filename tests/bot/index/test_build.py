@@ -487,3 +487,27 @@ def test_index_from_parquet_hashes_answers_like_the_folder_index(
         assert check_picture(data, from_parquet, settings).found == expected
         found_any = found_any or bool(expected)
     assert found_any
+
+
+def test_hash_parquet_in_units_across_row_groups_gives_the_same_entries(
+    tmp_path, sample_index, sample_hashes, settings: Settings
+):
+    table = pa.table(
+        {
+            "key": [name for name, _, _, _ in sample_hashes],
+            "phash": [f"{value:016x}" for _, value, _, _ in sample_hashes],
+            "pdq": [b"".join(int(w).to_bytes(8, "big") for w in pdq).hex() for _, _, pdq, _ in sample_hashes],
+            "quality": [quality for _, _, _, quality in sample_hashes],
+        }
+    )
+    pq.write_table(table, tmp_path / "hashes.parquet", row_group_size=2)  # units of 4 start mid-group
+    small = replace(settings, index=replace(settings.index, shard_size=4))
+
+    report = build_index(
+        [tmp_path / "hashes.parquet"], tmp_path / "index", small, workers=2, show_progress=False
+    )
+
+    assert report.shards == ["00000", "00001", "00002"]
+    assert [len(shard) for shard in HashIndex(tmp_path / "index").shards] == [4, 4, 1]
+    for name, array in all_arrays(sample_index).items():
+        np.testing.assert_array_equal(all_arrays(tmp_path / "index")[name], array, err_msg=name)
