@@ -381,7 +381,7 @@ def open_search_tables(index_folder: Path, shards: Sequence[ShardReader]) -> Mul
     return tables
 
 
-def refresh_search_tables(index_folder: Path) -> MultiIndex | None:
+def refresh_search_tables(index_folder: Path) -> MultiIndex:
     """(Re)build the search tables over every shard of the index, unless they already cover all.
 
     A full rebuild: at 1e8 entries it sorts 800 MB three times (about two minutes here), which is
