@@ -31,7 +31,6 @@ the search structures at 3 * 8 + 4 = 28 bytes per entry (plus 33 MB of offsets, 
 from __future__ import annotations
 
 import json
-import math
 import mmap
 import os
 import shutil
@@ -287,11 +286,6 @@ class MultiIndex:
         distances = np.bitwise_count(hashes[:, None] ^ query[None, :])
         rows, variants = np.nonzero(distances <= radius)
         return ordinals[rows], variants.astype(np.int64), distances[rows, variants].astype(np.int64)
-
-
-def expected_bucket_size(entries: int) -> float:
-    """Mean entries per bucket of the widest table (for ``index info``)."""
-    return entries / 2 ** math.ceil(HASH_BITS / TABLES)
 
 
 def search_folder(index_folder: Path) -> Path:
