@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import dataclasses
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from bot.decoding import decode_picture
 from bot.hashing import hash_entry
 from bot.index.build import build_index
 from bot.index.search import HashIndex
+from tests.bot.index.server_thread import ServerThread
 from tests.bot.index.test_build import DATASET, all_arrays, run
 
 # (path on the server, caption); the server answers each as its handler says
@@ -34,25 +33,12 @@ ROWS = [
 GOOD = ["coffee.jpg", "chelsea.jpg", "astronaut.jpg"]
 
 
-class PhotoServer:
+class PhotoServer(ServerThread):
     """aiohttp on 127.0.0.1 in a thread of its own: the sample photos, a 404, an opt-out, HTML."""
 
     def __init__(self) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="test-photo-server")
-        self._runner: web.AppRunner | None = None
+        super().__init__("test-photo-server")
         self.port = 0
-
-    def start(self) -> None:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
-
-    def stop(self) -> None:
-        assert self._runner is not None
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"

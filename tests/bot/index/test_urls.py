@@ -39,6 +39,7 @@ from bot.index.urls import (
     read_url_rows,
     retry_after_seconds,
 )
+from tests.bot.index.server_thread import ServerThread
 
 MAX_BYTES = 256 * 1024
 SLOW_SECONDS = 3.0  # how long the slow endpoints stall: far beyond the tests' read timeout
@@ -74,7 +75,7 @@ def picture_bytes(name: str) -> bytes:
 # The local server
 
 
-class PictureServer:
+class PictureServer(ServerThread):
     """An aiohttp server in a thread of its own, listening on 127.0.0.1 and 127.0.0.2 (two hosts, to
     see the per-host limit), that counts what it is asked."""
 
@@ -88,26 +89,13 @@ class PictureServer:
         self.peak: Counter[str] = Counter()
         self.finished_streams: set[str] = set()
         self.ports: dict[str, int] = {}
-        self._loop = asyncio.new_event_loop()
-        self._runner: web.AppRunner | None = None
-        self._thread = threading.Thread(target=self._loop.run_forever, name="test-picture-server")
+        super().__init__("test-picture-server")
 
     def url(self, path: str, host: str = "127.0.0.1") -> str:
         return f"http://{host}:{self.ports[host]}{path}"
 
     def reset_peaks(self) -> None:
         self.peak.clear()
-
-    def start(self) -> None:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
-
-    def stop(self) -> None:
-        assert self._runner is not None
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()
 
     async def _start(self) -> None:
         app = web.Application(middlewares=[self._count])
