@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 from bot.config import Settings
 from bot.decoding import ImageRejectedError, decode_picture
-from bot.hashing import QueryHashes, hash_query
+from bot.hashing import QueryHashes, hash_query_with_views
 from bot.index.search import FoundEntry, HashIndex
+from bot.verification import QueryViews
 
 
 @dataclass(frozen=True)
@@ -23,17 +24,20 @@ class CheckResult:
     found: list[FoundEntry]
 
 
-def hash_submitted_picture(data: bytes, settings: Settings) -> QueryHashes:
-    """Decode and hash a submitted picture; raise :class:`ImageRejectedError` if it cannot be compared."""
+def hash_submitted_picture(data: bytes, settings: Settings) -> tuple[QueryHashes, QueryViews]:
+    """Decode and hash a submitted picture; raise :class:`ImageRejectedError` if it cannot be compared.
+
+    Returns the hashes (which a ticket may keep) and the small grey views that verify the
+    candidates (which the caller drops once the search is done)."""
     picture = decode_picture(data, settings.decoding)
-    query = hash_query(picture.image, settings.hashing)
+    query, views = hash_query_with_views(picture.image, settings.hashing)
     if query.quality < settings.matching.pdq_min_quality:
         raise ImageRejectedError(
             "too_plain",
             "This picture is too plain (nearly one colour, or a smooth gradient) to be compared "
             "reliably. If it is the picture you mean, a maintainer can still look at your request.",
         )
-    return query
+    return query, views
 
 
 def check_picture(
@@ -46,5 +50,5 @@ def check_picture(
 
     ``removed`` lists entries whose removal was already approved; they no longer match.
     """
-    query = hash_submitted_picture(data, settings)
-    return CheckResult(query=query, found=index.find(query, settings.matching, removed))
+    query, views = hash_submitted_picture(data, settings)
+    return CheckResult(query=query, found=index.find(query, settings.matching, removed, views=views))

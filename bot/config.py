@@ -37,6 +37,10 @@ class MatchingSettings:
     phash_max_distance: int
     pdq_max_distance: int
     pdq_min_quality: int
+    # The verification of candidates (bot.verification); -1 (a rule built in code without them,
+    # as the hash-rule tests do) lets every candidate through.
+    verify_min_shape: float = -1.0
+    verify_min_detail: float = -1.0
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
 Everything Discord-independent that the cogs need lives here, so the cogs only translate:
 
-* hashing runs in a process pool (decoding and 36 hash variants take ~0.1 s of CPU, which would
-  freeze a bot's event loop); the picture's bytes go to the worker through a pipe, never a file;
+* hashing runs in a process pool (decoding and up to 20 hash variants take ~0.1 s of CPU, which
+  would freeze a bot's event loop); the picture's bytes go to the worker through a pipe, never a
+  file; the hashes come back with small grey views for verifying candidates, dropped after the search;
 * the index search runs in a thread (numpy releases the GIL while scanning);
 * a check's result is kept in memory, only as hashes, for a short while, under a random token the
   Request removal button carries; nothing about a check is stored unless a ticket is made.
@@ -56,10 +57,11 @@ class Desk:
     async def check(self, data: bytes) -> CheckResult:
         """Hash ``data`` in a worker and search the index; raise ImageRejectedError for bad input."""
         loop = asyncio.get_running_loop()
-        query = await loop.run_in_executor(self._executor, hash_submitted_picture, data, self.settings)
+        query, views = await loop.run_in_executor(self._executor, hash_submitted_picture, data, self.settings)
         del data
         removed = await self.store.removed_entries()
-        found = await asyncio.to_thread(self.index.find, query, self.settings.matching, removed)
+        found = await asyncio.to_thread(self.index.find, query, self.settings.matching, removed, views=views)
+        del views  # the small grey copies of the picture: only the hashes outlive the check
         return CheckResult(query=query, found=found)
 
     def remember(self, owner: int, result: CheckResult) -> str:

@@ -23,6 +23,7 @@ from PIL import Image, ImageOps
 
 from bot.borders import find_content_box
 from bot.config import HashingSettings
+from bot.verification import QueryViews, thumbnail
 
 
 class HashKind(Protocol):
@@ -71,20 +72,25 @@ class PDQ:
 HASH_KINDS: tuple[type[HashKind], ...] = (PHash, PDQ)
 
 
+def _inner_box(
+    size: tuple[int, int], margins: tuple[float, float, float, float]
+) -> tuple[int, int, int, int]:
+    """The box ``margins`` (left, top, right, bottom; fractions of the size) in from the edges."""
+    left, top, right, bottom = margins
+    width, height = size
+    return (
+        round(width * left),
+        round(height * top),
+        width - round(width * right),
+        height - round(height * bottom),
+    )
+
+
 def _inner_region(image: Image.Image, margins: tuple[float, float, float, float]) -> Image.Image:
-    """The region ``margins`` (left, top, right, bottom; fractions of the size) in from the edges."""
+    """The region ``margins`` in from the edges (see :func:`_inner_box`)."""
     if not any(margins):
         return image
-    left, top, right, bottom = margins
-    width, height = image.size
-    return image.crop(
-        (
-            round(width * left),
-            round(height * top),
-            width - round(width * right),
-            height - round(height * bottom),
-        )
-    )
+    return image.crop(_inner_box(image.size, margins))
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,9 @@ class EntryHashes:
     phash: int
     pdq: np.ndarray  # (4,) uint64
     quality: int
+    # (16, 16) uint8 grey thumbnail of the hashed region, for verifying candidates
+    # (bot.verification); None where the entry came as hashes only (a hash Parquet, a removal list).
+    thumbnail: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -111,7 +120,9 @@ def hash_entry(image: Image.Image, settings: HashingSettings) -> EntryHashes:
     margin = settings.entry_margin
     region = _inner_region(image, (margin, margin, margin, margin))
     pdq, quality = PDQ.compute_with_quality(region)
-    return EntryHashes(phash=int(PHash.compute(region)[0]), pdq=pdq, quality=quality)
+    return EntryHashes(
+        phash=int(PHash.compute(region)[0]), pdq=pdq, quality=quality, thumbnail=thumbnail(region)
+    )
 
 
 def query_bases(image: Image.Image, settings: HashingSettings) -> dict[str, Image.Image]:
@@ -135,22 +146,36 @@ def query_regions(base_name: str, settings: HashingSettings) -> tuple[tuple[floa
 
 def hash_query(image: Image.Image, settings: HashingSettings) -> QueryHashes:
     """Hash every variant of a query picture; quality is that of the picture as sent."""
+    return hash_query_with_views(image, settings)[0]
+
+
+def hash_query_with_views(image: Image.Image, settings: HashingSettings) -> tuple[QueryHashes, QueryViews]:
+    """The query's hashes, and the small grey views that verify its candidates (held for one
+    check only: see :mod:`bot.verification`)."""
     names: list[str] = []
     phashes: list[int] = []
     pdqs: list[np.ndarray] = []
     quality = 0
+    views = QueryViews.empty()
     for base_name, base in query_bases(image, settings).items():
+        scale_x, scale_y = views.add_base(base_name, base)
         for margins in query_regions(base_name, settings):
             region = _inner_region(base, margins)
             pdq, region_quality = PDQ.compute_with_quality(region)
             if base_name == "as-sent":
                 quality = max(quality, region_quality)
-            names.append(f"{base_name}@{','.join(f'{m:g}' for m in margins)}")
+            name = f"{base_name}@{','.join(f'{m:g}' for m in margins)}"
+            box = _inner_box(base.size, margins)
+            views.add_variant(
+                name, base_name, (box[0] * scale_x, box[1] * scale_y, box[2] * scale_x, box[3] * scale_y)
+            )
+            names.append(name)
             phashes.append(int(PHash.compute(region)[0]))
             pdqs.append(pdq)
-    return QueryHashes(
+    hashes = QueryHashes(
         phash=np.array(phashes, dtype=np.uint64),
         pdq=np.stack(pdqs).astype(np.uint64),
         variants=tuple(names),
         quality=quality,
     )
+    return hashes, views

@@ -36,6 +36,7 @@ from bot.index.mih import refresh_search_tables
 from bot.index.sources import SourceError, SourceItem
 from bot.index.storage import DatasetEntry, IndexFormatError, Manifest, ShardWriter
 from bot.index.units import ReadTask, UnitLedger, WorkUnit, plan_units, read_task
+from bot.verification import THUMBNAIL_SIDE
 
 _worker_settings: Settings | None = None
 
@@ -80,6 +81,7 @@ class BatchResult:
     phash: np.ndarray  # (N,) uint64
     pdq: np.ndarray  # (N, 4) uint64
     quality: np.ndarray  # (N,) uint8
+    thumbnail: np.ndarray  # (N, 16, 16) uint8, all zero where none (bot.verification)
     failures: list[tuple[DatasetEntry, str]]
     source_error: str | None = None  # the slice could not be read at all (e.g. a broken .tar)
 
@@ -89,7 +91,10 @@ class BatchResult:
 
     def hashes(self) -> Iterator[tuple[DatasetEntry, EntryHashes]]:
         for row, entry in enumerate(self.entries):
-            yield entry, EntryHashes(int(self.phash[row]), self.pdq[row], int(self.quality[row]))
+            yield (
+                entry,
+                EntryHashes(int(self.phash[row]), self.pdq[row], int(self.quality[row]), self.thumbnail[row]),
+            )
 
 
 # glibc's mallopt parameters (malloc.h), and the values a hashing process uses.
@@ -149,9 +154,19 @@ def _batch_result(
             else np.zeros((0, 4), dtype=np.uint64)
         ),
         quality=np.array([hashes.quality for _, hashes in entries], dtype=np.uint8),
+        thumbnail=_thumbnails([hashes for _, hashes in entries]),
         failures=[(entry, problem or "unknown") for entry, hashes, problem in hashed if hashes is None],
         source_error=source_error,
     )
+
+
+def _thumbnails(hashes: list[EntryHashes]) -> np.ndarray:
+    """(N, 16, 16) uint8; all zero for an entry without one (see :mod:`bot.verification`)."""
+    thumbnails = np.zeros((len(hashes), THUMBNAIL_SIDE, THUMBNAIL_SIDE), dtype=np.uint8)
+    for row, entry_hashes in enumerate(hashes):
+        if entry_hashes.thumbnail is not None:
+            thumbnails[row] = entry_hashes.thumbnail
+    return thumbnails
 
 
 def _init_worker(settings: Settings) -> None:

@@ -1,8 +1,10 @@
 """Search an index: every entry that the match rule accepts for a query, best first, exactly.
 
 The scan is vectorised: pHash distances for all query variants against a block of entries in one
-numpy expression, then PDQ verified only for the few entries within the pHash radius. The result
-equals the plain rule in :mod:`bot.matching` applied to every entry (tests prove it).
+numpy expression, then PDQ checked only for the few entries within the pHash radius. The result
+equals the plain rule in :mod:`bot.matching` applied to every entry (tests prove it). Given the
+query's views, the entries both hashes accept are then verified against their thumbnails
+(:mod:`bot.verification`): the same step after the tables as after the scan.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from bot.hashing import EntryHashes, QueryHashes
 from bot.index.mih import MAX_TABLE_RADIUS, open_search_tables
 from bot.index.storage import DatasetEntry, Manifest, ShardReader
 from bot.matching import EntryMatch, MatchDistance
+from bot.verification import QueryViews, correlation_passes, has_thumbnail
 
 # Entries scanned per numpy step: (variants x block) uint8 distances stay a few MB, in cache.
 _BLOCK = 1 << 18
@@ -64,16 +67,20 @@ class HashIndex:
         *,
         query: QueryHashes,
         rule: MatchingSettings,
+        views: QueryViews | None,
         phash_distance: np.ndarray | None = None,
     ) -> Iterator[EntryMatch]:
-        """The (row, variant) pairs whose pHash is close enough, checked against the whole rule."""
+        """The (row, variant) pairs whose pHash is close enough, checked against the whole rule.
+
+        An entry may be close through several variants: they are verified closest first, and the
+        first that lines up is the match (the rest are not computed)."""
         if not rows.size:
             return
         pdq_distance = np.bitwise_count(shard.pdq[rows] ^ query.pdq[variant_ids]).sum(axis=1, dtype=np.int64)
         if phash_distance is None:
             phash_distance = np.bitwise_count(shard.phash[rows] ^ query.phash[variant_ids]).astype(np.int64)
         keep = (pdq_distance <= rule.pdq_max_distance) & (shard.quality[rows] >= rule.pdq_min_quality)
-        best: dict[int, tuple[MatchDistance, int]] = {}
+        close: dict[int, list[tuple[MatchDistance, int]]] = {}
         for row, variant, pdq, phash in zip(
             rows[keep].tolist(),
             variant_ids[keep].tolist(),
@@ -81,14 +88,46 @@ class HashIndex:
             phash_distance[keep].tolist(),
             strict=True,
         ):
-            distance = MatchDistance(pdq=pdq, phash=phash)
-            if row not in best or distance < best[row][0]:
-                best[row] = (distance, variant)
-        for row, (distance, variant) in best.items():
-            yield EntryMatch(shard=shard.name, row=row, distance=distance, variant=query.variants[variant])
+            close.setdefault(row, []).append((MatchDistance(pdq=pdq, phash=phash), variant))
+        for row, variants in close.items():
+            variants.sort()
+            verified = self._first_verified(shard, row, variants, query=query, rule=rule, views=views)
+            if verified is not None:
+                distance, variant = verified
+                yield EntryMatch(
+                    shard=shard.name, row=row, distance=distance, variant=query.variants[variant]
+                )
+
+    @staticmethod
+    def _first_verified(
+        shard: ShardReader,
+        row: int,
+        variants: list[tuple[MatchDistance, int]],
+        *,
+        query: QueryHashes,
+        rule: MatchingSettings,
+        views: QueryViews | None,
+    ) -> tuple[MatchDistance, int] | None:
+        """The closest variant through which the entry's thumbnail lines up with the query.
+
+        Without views (a search on hashes alone: the search benchmark, the hash-rule tests) or
+        without a thumbnail (an entry indexed from precomputed hashes) there is nothing to verify
+        with, and the closest variant stands."""
+        if views is None or shard.thumbnail is None:
+            return variants[0]
+        thumbnail = np.asarray(shard.thumbnail[row])
+        if not has_thumbnail(thumbnail):
+            return variants[0]
+        for distance, variant in variants:
+            correlation = views.correlate(query.variants[variant], thumbnail)
+            if correlation_passes(
+                correlation, min_shape=rule.verify_min_shape, min_detail=rule.verify_min_detail
+            ):
+                return distance, variant
+        return None
 
     def _scan_shard(
-        self, shard: ShardReader, query: QueryHashes, rule: MatchingSettings
+        self, shard: ShardReader, query: QueryHashes, rule: MatchingSettings, views: QueryViews | None
     ) -> Iterator[EntryMatch]:
         """Linear scan: every entry against every variant, a block at a time."""
         query_phash = query.phash[:, None]
@@ -96,9 +135,13 @@ class HashIndex:
             block = shard.phash[start : start + _BLOCK]
             close = np.bitwise_count(block[None, :] ^ query_phash) <= rule.phash_max_distance
             variant_ids, offsets = np.nonzero(close)
-            yield from self._verified(shard, offsets + start, variant_ids, query=query, rule=rule)
+            yield from self._verified(
+                shard, offsets + start, variant_ids, query=query, rule=rule, views=views
+            )
 
-    def _search_tables(self, query: QueryHashes, rule: MatchingSettings) -> Iterator[EntryMatch]:
+    def _search_tables(
+        self, query: QueryHashes, rule: MatchingSettings, views: QueryViews | None
+    ) -> Iterator[EntryMatch]:
         """Multi-index lookup of the pHash radius, then the whole rule on the few entries found."""
         if self.tables is None:
             return
@@ -113,20 +156,26 @@ class HashIndex:
                 variant_ids[mine],
                 query=query,
                 rule=rule,
+                views=views,
                 phash_distance=distances[mine],
             )
 
-    def scan(self, query: QueryHashes, rule: MatchingSettings) -> list[EntryMatch]:
+    def scan(
+        self, query: QueryHashes, rule: MatchingSettings, views: QueryViews | None = None
+    ) -> list[EntryMatch]:
         """The same answer as :meth:`search` from a linear scan of every shard (the reference)."""
-        matches = [match for shard in self.shards for match in self._scan_shard(shard, query, rule)]
+        matches = [match for shard in self.shards for match in self._scan_shard(shard, query, rule, views)]
         return sorted(matches, key=lambda match: match.sort_key)
 
-    def search(self, query: QueryHashes, rule: MatchingSettings) -> list[EntryMatch]:
-        """Every entry the match rule accepts, best (closest) first."""
+    def search(
+        self, query: QueryHashes, rule: MatchingSettings, views: QueryViews | None = None
+    ) -> list[EntryMatch]:
+        """Every entry the match rule accepts, best (closest) first; verified when ``views`` are
+        given (every check of a picture gives them; only hash-level measurements leave them out)."""
         if rule.phash_max_distance > MAX_TABLE_RADIUS:
-            return self.scan(query, rule)
-        matches = list(self._search_tables(query, rule))
-        matches += [match for shard in self.scanned for match in self._scan_shard(shard, query, rule)]
+            return self.scan(query, rule, views)
+        matches = list(self._search_tables(query, rule, views))
+        matches += [match for shard in self.scanned for match in self._scan_shard(shard, query, rule, views)]
         return sorted(matches, key=lambda match: match.sort_key)
 
     def _shard(self, name: str) -> ShardReader:
@@ -149,6 +198,8 @@ class HashIndex:
         query: QueryHashes,
         rule: MatchingSettings,
         removed: Collection[tuple[str, str]] = frozenset(),
+        *,
+        views: QueryViews | None,
     ) -> list[FoundEntry]:
         """Matches with the dataset's description, minus entries whose removal was approved.
 
@@ -156,5 +207,5 @@ class HashIndex:
         them: once a removal is approved, the entry stops matching, so nobody is shown (or files
         a ticket for) a picture that is already gone from the dataset.
         """
-        found = (FoundEntry(match=m, entry=self.describe(m)) for m in self.search(query, rule))
+        found = (FoundEntry(match=m, entry=self.describe(m)) for m in self.search(query, rule, views))
         return [item for item in found if (item.entry.key, item.entry.url or "") not in removed]

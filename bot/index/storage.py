@@ -6,6 +6,8 @@ Layout (documented in README, "Index format")::
     DIR/shards/NNNNN/phash.npy        uint64 (N,)    pHash of each entry, first hash bit = MSB
     DIR/shards/NNNNN/pdq.npy          uint64 (N, 4)  PDQ, 256 bits as 4 big-endian-ordered words
     DIR/shards/NNNNN/quality.npy      uint8  (N,)    PDQ quality (0-100); 0 for entries not hashed
+    DIR/shards/NNNNN/thumbnail.npy    uint8  (N, 16, 16) grey thumbnail of the hashed region, for
+                                      verifying candidates (bot.verification); all 0 = none kept
     DIR/shards/NNNNN/meta.jsonl       one JSON object per entry: key, url, caption
     DIR/shards/NNNNN/meta.offsets.npy uint64 (N+1,)  byte offset of each entry's line in meta.jsonl
     DIR/shards/NNNNN/shard.json       entry count, sources, failures by kind with examples
@@ -30,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from bot.hashing import EntryHashes
+from bot.verification import THUMBNAIL_SIDE
 
 FORMAT_NAME = "removal-desk-index"
 FORMAT_VERSION = 1
@@ -89,6 +92,9 @@ class Manifest:
         _write_json_atomically(folder / "manifest.json", document)
 
 
+_NO_THUMBNAIL = np.zeros((THUMBNAIL_SIDE, THUMBNAIL_SIDE), dtype=np.uint8)
+
+
 class ShardWriter:
     """Collects entries for one shard, then writes it under a temporary name and renames it in."""
 
@@ -98,6 +104,7 @@ class ShardWriter:
         self._phash: list[int] = []
         self._pdq: list[np.ndarray] = []
         self._quality: list[int] = []
+        self._thumbnail: list[np.ndarray] = []
         self._meta: list[bytes] = []
         self.failures: Counter[str] = Counter()
         self.failure_examples: list[dict[str, str]] = []
@@ -110,6 +117,7 @@ class ShardWriter:
         self._phash.append(hashes.phash)
         self._pdq.append(hashes.pdq)
         self._quality.append(hashes.quality)
+        self._thumbnail.append(_NO_THUMBNAIL if hashes.thumbnail is None else hashes.thumbnail)
         line = {"key": entry.key, "url": entry.url, "caption": entry.caption}
         self._meta.append(json.dumps(line, ensure_ascii=False).encode("utf-8") + b"\n")
 
@@ -127,6 +135,8 @@ class ShardWriter:
         pdq = np.stack(self._pdq).astype(np.uint64) if count else np.zeros((0, 4), dtype=np.uint64)
         np.save(temporary / "pdq.npy", pdq)
         np.save(temporary / "quality.npy", np.array(self._quality, dtype=np.uint8))
+        thumbnails = np.stack(self._thumbnail).astype(np.uint8) if count else _NO_THUMBNAIL[None][:0]
+        np.save(temporary / "thumbnail.npy", thumbnails)
         offsets = np.zeros(count + 1, dtype=np.uint64)
         with (temporary / "meta.jsonl").open("wb") as handle:
             for i, line in enumerate(self._meta):
@@ -155,12 +165,21 @@ class ShardReader:
         self.phash: np.ndarray = np.load(path / "phash.npy", mmap_mode="r")
         self.pdq: np.ndarray = np.load(path / "pdq.npy", mmap_mode="r")
         self.quality: np.ndarray = np.load(path / "quality.npy", mmap_mode="r")
+        # Read only for the few candidates a search verifies. A shard written before thumbnails
+        # were kept has none: its entries match on the hashes alone.
+        thumbnail_path = path / "thumbnail.npy"
+        self.thumbnail: np.ndarray | None = (
+            np.load(thumbnail_path, mmap_mode="r") if thumbnail_path.exists() else None
+        )
         self._offsets: np.ndarray = np.load(path / "meta.offsets.npy", mmap_mode="r")
         size = (path / "meta.jsonl").stat().st_size
         self._meta = (
             np.memmap(path / "meta.jsonl", dtype=np.uint8, mode="r") if size else np.zeros(0, np.uint8)
         )
-        if not len(self.phash) == len(self.pdq) == len(self.quality) == len(self._offsets) - 1:
+        lengths = {len(self.phash), len(self.pdq), len(self.quality), len(self._offsets) - 1}
+        if self.thumbnail is not None:
+            lengths.add(len(self.thumbnail))
+        if len(lengths) != 1:
             raise IndexFormatError(f"shard {path} is inconsistent: its arrays differ in length")
 
     def __len__(self) -> int:

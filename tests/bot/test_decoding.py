@@ -377,7 +377,7 @@ def test_real_photo_decodes_and_hashes(settings: Settings, path: Path) -> None:
     assert picture.image.mode == "RGB"
     assert picture.frames == 1
     assert max(picture.image.size) <= settings.decoding.work_side
-    query = hash_submitted_picture(data, settings)
+    query, _ = hash_submitted_picture(data, settings)
     assert query.quality >= settings.matching.pdq_min_quality
     assert len(query.variants) == len(query.phash) == len(query.pdq) > 0
     assert query.pdq.shape[1] == 4
@@ -449,7 +449,7 @@ def test_nothing_is_written_or_opened_on_disk(settings: Settings, monkeypatch: p
     monkeypatch.setattr(os, "open", refuse("os.open"))
     try:
         picture = decode_picture(photo, settings.decoding)
-        query = hash_submitted_picture(photo, settings)
+        query, _ = hash_submitted_picture(photo, settings)
         with pytest.raises(ImageRejectedError) as corrupt:
             decode_picture(truncated, settings.decoding)
         with pytest.raises(ImageRejectedError) as plain:

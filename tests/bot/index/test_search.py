@@ -253,7 +253,7 @@ def distances(
 ) -> dict[str, tuple[int, int, str]]:
     return {
         found.entry.key: (found.match.distance.pdq, found.match.distance.phash, found.match.variant)
-        for found in index.find(query, rule)
+        for found in index.find(query, rule, views=None)  # hashes alone: these entries have no pictures
     }
 
 

@@ -24,30 +24,30 @@ def identities(found: list) -> set[tuple[str, str | None]]:
 
 
 def test_find_without_removals_finds_every_copy(index: HashIndex, settings: Settings):
-    query = hash_submitted_picture((DATASET / "coffee.jpg").read_bytes(), settings)
+    query, views = hash_submitted_picture((DATASET / "coffee.jpg").read_bytes(), settings)
 
-    assert identities(index.find(query, settings.matching)) == {COFFEE_A, COFFEE_B}
+    assert identities(index.find(query, settings.matching, views=views)) == {COFFEE_A, COFFEE_B}
 
 
 def test_a_removed_entry_is_gone_and_the_others_stay(index: HashIndex, settings: Settings):
-    query = hash_submitted_picture((DATASET / "coffee.jpg").read_bytes(), settings)
+    query, views = hash_submitted_picture((DATASET / "coffee.jpg").read_bytes(), settings)
 
-    found = index.find(query, settings.matching, removed={COFFEE_A})
+    found = index.find(query, settings.matching, removed={COFFEE_A}, views=views)
 
     assert identities(found) == {COFFEE_B}
-    assert index.find(query, settings.matching, removed={COFFEE_A, COFFEE_B}) == []
+    assert index.find(query, settings.matching, removed={COFFEE_A, COFFEE_B}, views=views) == []
     # an unrelated removal changes nothing
-    assert identities(index.find(query, settings.matching, removed={(ASTRONAUT_KEY, "")})) == {
+    assert identities(index.find(query, settings.matching, removed={(ASTRONAUT_KEY, "")}, views=views)) == {
         COFFEE_A,
         COFFEE_B,
     }
 
 
 def test_removal_needs_both_key_and_url(index: HashIndex, settings: Settings):
-    query = hash_submitted_picture((DATASET / "coffee.jpg").read_bytes(), settings)
+    query, views = hash_submitted_picture((DATASET / "coffee.jpg").read_bytes(), settings)
 
     for removed in ({(COFFEE_A[0], "")}, {(COFFEE_A[0], COFFEE_B[1])}, {("other-key", COFFEE_A[1])}):
-        assert identities(index.find(query, settings.matching, removed=removed)) == {COFFEE_A, COFFEE_B}
+        assert identities(index.find(query, settings.matching, removed=removed, views=views)) == {COFFEE_A, COFFEE_B}
 
 
 def test_an_entry_without_url_is_removed_by_key_and_empty_url(index: HashIndex, settings: Settings):
