@@ -7,9 +7,9 @@ the entry's hashed region that the index keeps on disk (256 bytes an entry, read
 candidates, never part of what the search holds in memory).
 
 The query side does the work, as for the hashes: the query region that found the candidate is
-shifted (up to 2/16 of its size each way) and scaled (0.94-1.06) in a small grid, so a crop or a
-slight rotation that left the hashes only roughly aligned is lined up exactly; every placement is
-resampled to 16x16 and compared with the entry's thumbnail by two correlations, which brightness,
+shifted (up to 1/16 of its size each way, by half a cell) and scaled (0.94-1.06) in a small grid,
+so a crop or a slight rotation that left the hashes only roughly aligned is lined up; every
+placement is resampled to 16x16 and compared with the entry's thumbnail by two correlations, which brightness,
 contrast, colour changes and re-encoding leave close to 1:
 
 * shape: the Pearson correlation of the two thumbnails (the picture's layout);
@@ -34,7 +34,7 @@ from scipy.ndimage import gaussian_filter
 THUMBNAIL_SIDE = 16
 # The query bases are kept this large (short side): 8 pixels for each thumbnail cell at most.
 _VIEW_SIDE = 8 * THUMBNAIL_SIDE
-_SHIFTS = (-2 / 16, -1 / 16, 0.0, 1 / 16, 2 / 16)  # of the region's size
+_SHIFTS = (-2 / 32, -1 / 32, 0.0, 1 / 32, 2 / 32)  # of the region's size: half a cell a step
 _SCALES = (0.94, 0.97, 1.0, 1.03, 1.06)
 _DETAIL_BLUR = 1.0  # thumbnail cells
 # A placement may reach this far past the picture's edge (rounding of the region's box).
