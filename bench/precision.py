@@ -65,6 +65,8 @@ from scipy.special import ndtr, ndtri
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
+import precision_verify  # noqa: E402
+
 from bot.config import Settings, load_settings  # noqa: E402
 
 SCALES = (1e6, 1e8, 5.85e9)  # entries: a large collection, LAION-400M-ish, LAION-5B
@@ -75,8 +77,8 @@ PLAIN_PHASH_THRESHOLD = 6  # the dev set README's baseline: whole-picture pHash,
 PHASH_BITS, PDQ_BITS = 64, 256
 UNDEFINED = PDQ_BITS + 1  # D_a when no variant of the query is within pHash distance a
 NEAR_PHASH = 16  # (variant, entry) samples this close in pHash are kept one by one
-HASH_FILES = ("bot/hashing.py", "bot/borders.py", "bot/decoding.py")
-CACHE_FORMAT = 5
+HASH_FILES = ("bot/hashing.py", "bot/borders.py", "bot/decoding.py", "bot/verification.py")
+CACHE_FORMAT = 6
 
 # Pair kinds. A pair of pictures from different photographs gets the kind of its two genres;
 # two tiles of one photograph get SAME_PHOTO; a picture with itself is never counted.
@@ -236,6 +238,7 @@ class HashTable:
     query_colour: np.ndarray  # (N, V, 12) float32
     entry_quads: np.ndarray  # (N, 4, 4) uint64: PDQ of each quadrant of the hashed region
     query_quads: np.ndarray  # (N, V, 4, 4) uint64
+    entry_thumbnail: np.ndarray  # (N, 16, 16) uint8: what the index keeps for verification
 
     @staticmethod
     def fields() -> tuple[str, ...]:
@@ -357,6 +360,7 @@ def hash_one(data: bytes, settings: Settings) -> dict[str, object]:
         "entry_quality": entry.quality,
         "entry_colour": _quadrant_colour(entry_region),
         "entry_quads": _quadrant_pdq(entry_region),
+        "entry_thumbnail": entry.thumbnail,
         "plain_phash": int(PHash.compute(image)[0]),
         "query_phash": query.phash,
         "query_pdq": query.pdq,
@@ -591,6 +595,7 @@ class Corpus:
     photo: np.ndarray  # (N,) int: which photograph (tiles of one photograph share it)
     genre: np.ndarray  # (N,) int: index into GENRES
     info: dict[str, object]
+    pictures: list  # type: ignore[type-arg]  # photo_corpus.Picture of each usable picture
 
 
 def load_corpus(args: argparse.Namespace, settings: Settings) -> Corpus:
@@ -640,6 +645,7 @@ def load_corpus(args: argparse.Namespace, settings: Settings) -> Corpus:
         photo=photo,
         genre=np.array([GENRE_OF_PACKAGE.get(packages[i], 0) for i in keep]),
         info=info,
+        pictures=[pictures[i] for i in keep],
     )
 
 
@@ -1169,6 +1175,7 @@ def print_report(report: dict, elapsed: float) -> None:  # type: ignore[type-arg
         _print_checks,
         _print_recommendation,
         _print_closest_pairs,
+        precision_verify.print_verification,
     ):
         section(report)
     print(f"\n({elapsed:.0f} s)")
@@ -1366,6 +1373,17 @@ def main() -> None:
     a_values = tuple(sorted({*range(0, 34, 2), *PHASH_GRID, rule[0], PHASH_BITS}))
     stats = scan_pairs(corpus.table, corpus.genre, corpus.photo, a_values, workers=args.workers)
     report = build_report(corpus, positives, stats, rule)
+    triples = precision_verify.near_triples(corpus)
+    scores = precision_verify.correlate_pairs(
+        corpus, triples, cache=args.cache, key=settings_key(settings), workers=args.workers
+    )
+    p_rule = report["populations"][HEADLINE]["estimates"]["rule"]["p"]
+    verified_positives = (
+        precision_verify.verify_positives(args.devset, settings, *rule) if positives is not None else None
+    )
+    report["verification"] = precision_verify.verification_report(
+        corpus, settings, triples, scores, p_rule=p_rule, positives_verified=verified_positives
+    )
     if args.json:
         print(json.dumps(_finite(report), default=_json_default, allow_nan=False))
     else:

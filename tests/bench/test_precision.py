@@ -85,3 +85,40 @@ def test_quadrant_distance_is_the_mean_over_the_four_quadrants() -> None:
     flipped[0, 0] ^= np.uint64(0xFF)  # 8 bits differ in the first quadrant
     assert precision.quadrant_distance(flipped, quads) == pytest.approx(2.0)
     assert precision.quadrants_agree(np.array([2.0, 200.0])).tolist() == [True, False]
+
+
+def _verification_report(triples: list[tuple[int, int, int, int, int]], passes: list[bool]) -> dict:
+    from types import SimpleNamespace
+
+    from bot.config import load_settings
+
+    settings = load_settings(with_deployment_files=False)
+    shape, detail = settings.matching.verify_min_shape, settings.matching.verify_min_detail
+    scores = np.array([(shape, detail) if ok else (shape, detail - 0.01) for ok in passes])
+    corpus = SimpleNamespace(names=[str(i) for i in range(100)])
+    verify = sys.modules["precision_verify"]  # bench/precision.py imported it
+    return verify.verification_report(
+        corpus, settings, np.array(triples), scores, p_rule=1e-6, positives_verified=None
+    )
+
+
+def test_verification_factor_comes_from_the_tightest_ring_with_enough_pairs() -> None:
+    # 60 pairs at pHash 10 / PDQ 90 (the tightest ring with >= 50 pairs), 6 of them accepted; one
+    # pair under the rule, accepted through the second of its two variants.
+    triples = [(q, q + 1, 0, 10, 90) for q in range(60)] + [(70, 71, 0, 8, 80), (70, 71, 1, 8, 80)]
+    passes = [q < 6 for q in range(60)] + [False, True]
+    report = _verification_report(triples, passes)
+
+    assert report["factor_ring"] == {"phash": 10, "pdq": 90, "pairs": 61, "accepted": 7}
+    assert report["factor"] == pytest.approx(7 / 61)
+    assert report["p_verified"] == pytest.approx(1e-6 * 7 / 61)
+    assert (report["measured_rule"], report["measured_rule_and_verified"]) == (1, 1)
+    assert report["expected_per_query"]["1e+08"] == pytest.approx(100 * 7 / 61)
+
+
+def test_verification_factor_is_an_upper_bound_when_nothing_passes() -> None:
+    triples = [(q, q + 1, 0, 12, 100) for q in range(80)]
+    report = _verification_report(triples, [False] * 80)
+
+    assert report["factor_is_upper_bound"]
+    assert report["factor"] == pytest.approx(3 / 80)
