@@ -461,12 +461,20 @@ def _hash_missing(
         query_colour=np.full((count, width, 12), np.nan, np.float32),
         entry_quads=np.zeros((count, 4, 4), np.uint64),
         query_quads=np.zeros((count, width, 4, 4), np.uint64),
+        entry_thumbnail=np.zeros((count, 16, 16), np.uint8),
     )
     for row, r in enumerate(ordered):
         if r["rejected"]:
             continue
         v = len(r["query_variant"])  # type: ignore[arg-type]
-        for name in ("entry_pdq", "entry_quality", "entry_colour", "entry_quads", "query_quality"):
+        for name in (
+            "entry_pdq",
+            "entry_quality",
+            "entry_colour",
+            "entry_quads",
+            "query_quality",
+            "entry_thumbnail",
+        ):
             getattr(table, name)[row] = r[name]
         table.entry_phash[row] = np.uint64(r["entry_phash"])  # type: ignore[arg-type]
         table.plain_phash[row] = np.uint64(r["plain_phash"])  # type: ignore[arg-type]
