@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -28,7 +28,6 @@ from bot.index.mih import refresh_search_tables
 from bot.index.search import HashIndex
 from bot.index.storage import DatasetEntry, Manifest, ShardReader, ShardWriter
 from bot.matching import MatchDistance, best_variant
-from bot.tickets.store import TicketStore
 from bot.verification import (
     THUMBNAIL_SIDE,
     Correlation,
@@ -546,15 +545,6 @@ def test_check_picture_verifies_and_keeps_only_hashes(mixed_index):
 
     assert sorted(found.entry.key for found in result.found) == [f"row{NO_THUMBNAIL}", f"row{TRUE_THUMBNAIL}"]
     assert_only_hashes(result)
-
-
-@pytest.fixture
-async def store(tmp_path: Path, settings: Settings) -> AsyncIterator[TicketStore]:
-    opened = await TicketStore.open(tmp_path / "tickets.sqlite3", settings.tickets)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 async def test_desk_check_verifies_and_keeps_only_hashes(mixed_index, store, settings: Settings):

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from bot.config import Settings, load_settings
+from bot.config import load_settings
 from bot.index.build import build_index
 from bot.index.search import HashIndex
-from bot.tickets.store import TicketStore
 
 SAMPLES = Path(__file__).resolve().parents[3] / "samples"
 DATASET = SAMPLES / "dataset"
@@ -50,13 +48,3 @@ def photo_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def index(photo_index: Path) -> HashIndex:
     return HashIndex(photo_index)
-
-
-@pytest.fixture
-async def store(tmp_path: Path, settings: Settings) -> AsyncIterator[TicketStore]:
-    """A fresh ticket database in a temporary file."""
-    opened = await TicketStore.open(tmp_path / "tickets.sqlite3", settings.tickets)
-    try:
-        yield opened
-    finally:
-        await opened.close()
