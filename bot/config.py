@@ -41,6 +41,7 @@ class MatchingSettings:
     # as the hash-rule tests do) lets every candidate through.
     verify_min_shape: float = -1.0
     verify_min_detail: float = -1.0
+    verify_min_colour: float = -1.0
 
 
 @dataclass(frozen=True)

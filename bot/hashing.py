@@ -23,7 +23,7 @@ from PIL import Image, ImageOps
 
 from bot.borders import find_content_box
 from bot.config import HashingSettings
-from bot.verification import QueryViews, thumbnail
+from bot.verification import QueryViews, chroma, thumbnail
 
 
 class HashKind(Protocol):
@@ -103,6 +103,8 @@ class EntryHashes:
     # (16, 16) uint8 grey thumbnail of the hashed region, for verifying candidates
     # (bot.verification); None where the entry came as hashes only (a hash Parquet, a removal list).
     thumbnail: np.ndarray | None = None
+    # (2, 8, 8) int8 opponent colours of the same region (bot.verification.chroma); None as above.
+    chroma: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,11 @@ def hash_entry(image: Image.Image, settings: HashingSettings) -> EntryHashes:
     region = _inner_region(image, (margin, margin, margin, margin))
     pdq, quality = PDQ.compute_with_quality(region)
     return EntryHashes(
-        phash=int(PHash.compute(region)[0]), pdq=pdq, quality=quality, thumbnail=thumbnail(region)
+        phash=int(PHash.compute(region)[0]),
+        pdq=pdq,
+        quality=quality,
+        thumbnail=thumbnail(region),
+        chroma=chroma(region),
     )
 
 

@@ -16,7 +16,18 @@ contrast, colour changes and re-encoding leave close to 1:
 * detail: the same after removing each thumbnail's blurred self (a Gaussian of 1 cell), so that
   only edges and texture are compared; a broad layout that happens to agree gives nothing here.
 
-The candidate stays when the best placement reaches both minimums (``[matching]`` in the config).
+The best placement of that grid is then refined: finer shifts (1/64 of the region) and scales
+(1.5 %) at five small rotations (-2..2 degrees), so that a textured crop or a slightly turned copy,
+whose detail falls apart when it is half a cell off, lines up too.
+
+Grey shape and detail cannot tell apart two simple pictures alike in layout (a white curve on teal
+and a pink one on purple). Their colours can: each entry also keeps an 8x8 map of its opponent
+colours (red-green, yellow-blue; 128 bytes), compared with the same map of the aligned query
+region by a cosine, which brightness and saturation changes leave near 1. A picture with too
+little colour (a grey copy, a black-and-white photograph) has no colour to compare and is judged
+on grey alone.
+
+The candidate stays when the best placement reaches every minimum (``[matching]`` in the config).
 
 Privacy: the query's side of this is a small grey copy of each query base (128 px on its short
 side), held in memory for the length of one check and dropped with the picture; a ticket keeps only
@@ -32,11 +43,19 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 
 THUMBNAIL_SIDE = 16
+CHROMA_SIDE = 8
 # The query bases are kept this large (short side): 8 pixels for each thumbnail cell at most.
 _VIEW_SIDE = 8 * THUMBNAIL_SIDE
 _SHIFTS = (-2 / 32, -1 / 32, 0.0, 1 / 32, 2 / 32)  # of the region's size: half a cell a step
 _SCALES = (0.94, 0.97, 1.0, 1.03, 1.06)
 _DETAIL_BLUR = 1.0  # thumbnail cells
+# The refinement around the grid's best placement.
+_FINE_SHIFTS = (-1 / 64, 0.0, 1 / 64)
+_FINE_SCALES = (0.985, 1.0, 1.015)
+_ANGLES = (-2.0, -1.0, 0.0, 1.0, 2.0)  # degrees
+# Opponent colours are halved to fit int8. A map whose root mean square (in those units) is below
+# this is taken as grey: JPEG noise in a grey picture stays well under it.
+_CHROMA_MIN_RMS = 2.0
 # A placement may reach this far past the picture's edge (rounding of the region's box).
 _EDGE_SLACK = 0.01
 
@@ -45,6 +64,30 @@ def thumbnail(region: Image.Image) -> np.ndarray:
     """The (16, 16) uint8 grey thumbnail an entry stores: the region's average over each cell."""
     grey = region.convert("L")
     return np.asarray(grey.resize((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.BOX), dtype=np.uint8)
+
+
+def chroma(region: Image.Image) -> np.ndarray:
+    """The (2, 8, 8) int8 opponent colours an entry stores: (red - green) / 2 and
+    (yellow - blue) / 2 of the region's average over each cell."""
+    return _chroma_of(
+        np.asarray(region.convert("RGB").resize((CHROMA_SIDE, CHROMA_SIDE), Image.Resampling.BOX))
+    )
+
+
+def _chroma_of(rgb: np.ndarray) -> np.ndarray:
+    values = rgb.astype(np.float64)
+    red, green, blue = values[..., 0], values[..., 1], values[..., 2]
+    opponent = np.stack([(red - green) / 2, ((red + green) / 2 - blue) / 2])
+    return np.clip(np.round(opponent), -128, 127).astype(np.int8)
+
+
+def colour_agreement(query_chroma: np.ndarray, entry_chroma: np.ndarray) -> float | None:
+    """Cosine of two opponent-colour maps; None when either is too grey to say anything."""
+    query, entry = query_chroma.astype(np.float64).ravel(), entry_chroma.astype(np.float64).ravel()
+    query_norm, entry_norm = float(np.linalg.norm(query)), float(np.linalg.norm(entry))
+    if min(query_norm, entry_norm) < _CHROMA_MIN_RMS * np.sqrt(query.size):
+        return None
+    return float(query @ entry) / (query_norm * entry_norm)
 
 
 def has_thumbnail(thumbnails: np.ndarray) -> np.ndarray:
@@ -76,88 +119,152 @@ class Correlation:
 
     shape: float
     detail: float
+    colour: float | None = None  # None: one of the two pictures is (nearly) grey, or no colour kept
 
 
 @dataclass
 class QueryViews:
-    """Small grey copies of a query's bases and where each variant's region lies in them.
+    """Small copies of a query's bases and where each variant's region lies in them.
 
     Built next to the hashes (:func:`bot.hashing.hash_query_with_views`); the aligned
     thumbnails of a variant are computed the first time a candidate needs them.
     """
 
-    bases: dict[str, np.ndarray]  # base name -> (H, W) uint8 grey, short side <= 128
+    bases: dict[str, np.ndarray]  # base name -> (H, W, 3) uint8 RGB, short side <= 128
     boxes: dict[str, tuple[str, tuple[float, float, float, float]]]  # variant -> (base, box)
     _placements: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+    _rotated: dict[tuple[str, float], Image.Image] = field(default_factory=dict, repr=False)
 
     @classmethod
     def empty(cls) -> QueryViews:
         return cls(bases={}, boxes={})
 
     def add_base(self, name: str, base: Image.Image) -> tuple[float, float]:
-        """Keep a small grey copy of ``base``; returns its scale (small pixels per base pixel)."""
-        grey = base.convert("L")
-        factor = min(1.0, _VIEW_SIDE / min(grey.size))
+        """Keep a small copy of ``base``; returns its scale (small pixels per base pixel)."""
+        rgb = base.convert("RGB")
+        factor = min(1.0, _VIEW_SIDE / min(rgb.size))
         if factor < 1.0:
-            size = (max(1, round(grey.width * factor)), max(1, round(grey.height * factor)))
-            grey = grey.resize(size, Image.Resampling.BOX)
-        self.bases[name] = np.asarray(grey, dtype=np.uint8)
-        return grey.width / base.width, grey.height / base.height
+            size = (max(1, round(rgb.width * factor)), max(1, round(rgb.height * factor)))
+            rgb = rgb.resize(size, Image.Resampling.BOX)
+        self.bases[name] = np.asarray(rgb, dtype=np.uint8)
+        return rgb.width / base.width, rgb.height / base.height
 
     def add_variant(self, variant: str, base: str, box: tuple[float, float, float, float]) -> None:
         self.boxes[variant] = (base, box)
 
     def placements(self, variant: str) -> tuple[np.ndarray, np.ndarray]:
-        """(shape, detail) unit vectors of every placement of ``variant``'s region: (P, 256) each."""
+        """(shape, detail) unit vectors of every grid placement of ``variant``'s region: (P, 256) each."""
         if variant not in self._placements:
-            base_name, box = self.boxes[variant]
-            self._placements[variant] = describe(_placed_thumbnails(self.bases[base_name], box))
+            self._placements[variant] = describe(
+                _placed_thumbnails(self._view(variant, 0.0).convert("L"), self.boxes[variant][1], _GRID)
+            )
         return self._placements[variant]
 
-    def correlate(self, variant: str, entry_thumbnail: np.ndarray) -> Correlation:
-        """The placement of ``variant`` that agrees best with the entry (both correlations at once:
-        the placement maximising their sum, so one placement must carry both)."""
-        shape, detail = self.placements(variant)
+    def correlate(
+        self, variant: str, entry_thumbnail: np.ndarray, entry_chroma: np.ndarray | None = None
+    ) -> Correlation:
+        """The placement of ``variant`` that agrees best with the entry: the grid's best (the
+        placement maximising the smaller of the two correlations, so one placement must carry
+        both), refined; then the colours at that placement, when both pictures have colour."""
         entry_shape, entry_detail = describe(entry_thumbnail)
-        shape_scores, detail_scores = shape @ entry_shape, detail @ entry_detail
-        best = int(np.argmax(np.minimum(shape_scores, detail_scores)))
-        return Correlation(shape=float(shape_scores[best]), detail=float(detail_scores[best]))
+        shape, detail = self.placements(variant)
+        grid_scores = np.minimum(shape @ entry_shape, detail @ entry_detail)
+        shift_x, shift_y, scale = _GRID[int(np.argmax(grid_scores))]
+        fine = [
+            (shift_x + fine_x, shift_y + fine_y, scale * fine_scale)
+            for fine_scale in _FINE_SCALES
+            for fine_y in _FINE_SHIFTS
+            for fine_x in _FINE_SHIFTS
+        ]
+        box = self.boxes[variant][1]
+        best: tuple[float, float, float, tuple[float, float, float]] | None = None
+        for angle in _ANGLES:
+            fine_shape, fine_detail = describe(
+                _placed_thumbnails(self._view(variant, angle).convert("L"), box, fine)
+            )
+            shape_scores, detail_scores = fine_shape @ entry_shape, fine_detail @ entry_detail
+            index = int(np.argmax(np.minimum(shape_scores, detail_scores)))
+            score = min(shape_scores[index], detail_scores[index])
+            if best is None or score > min(best[0], best[1]):
+                best = (float(shape_scores[index]), float(detail_scores[index]), angle, fine[index])
+        assert best is not None
+        best_shape, best_detail, angle, placement = best
+        colour = None
+        if entry_chroma is not None:
+            query_chroma = _placed_chroma(self._view(variant, angle), box, placement)
+            colour = None if query_chroma is None else colour_agreement(query_chroma, entry_chroma)
+        return Correlation(shape=best_shape, detail=best_detail, colour=colour)
+
+    def _view(self, variant: str, angle: float) -> Image.Image:
+        """``variant``'s base, turned by ``angle`` degrees about its region's centre."""
+        base_name, box = self.boxes[variant]
+        key = (variant if angle else base_name, angle)
+        if key not in self._rotated:
+            image = Image.fromarray(self.bases[base_name])
+            if angle:
+                centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+                image = image.rotate(angle, resample=Image.Resampling.BILINEAR, center=centre)
+            self._rotated[key] = image
+        return self._rotated[key]
 
 
-def _placed_thumbnails(base: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
-    """16x16 thumbnails of the region ``box`` of ``base`` shifted and scaled over the grid; a
-    placement that leaves the picture is a flat (all-zero) thumbnail, which correlates with nothing."""
-    image = Image.fromarray(base)
-    height, width = base.shape
+Placement = tuple[float, float, float]  # (shift x, shift y: fractions of the region; scale)
+_GRID: list[Placement] = [
+    (shift_x, shift_y, scale) for scale in _SCALES for shift_y in _SHIFTS for shift_x in _SHIFTS
+]
+
+
+def _placed_box(
+    size: tuple[int, int], box: tuple[float, float, float, float], placement: Placement
+) -> tuple[float, float, float, float] | None:
+    """The box ``placement`` puts the region at, clipped to the picture; None if it leaves it."""
+    width, height = size
     left, top, right, bottom = box
-    centre_x, centre_y = (left + right) / 2, (top + bottom) / 2
+    shift_x, shift_y, scale = placement
     box_width, box_height = right - left, bottom - top
+    x = (left + right) / 2 + shift_x * box_width
+    y = (top + bottom) / 2 + shift_y * box_height
+    half_width, half_height = box_width * scale / 2, box_height * scale / 2
+    placed = (x - half_width, y - half_height, x + half_width, y + half_height)
     slack_x, slack_y = _EDGE_SLACK * width, _EDGE_SLACK * height
+    if (
+        placed[0] < -slack_x
+        or placed[1] < -slack_y
+        or placed[2] > width + slack_x
+        or placed[3] > height + slack_y
+    ):
+        return None
+    return (max(0.0, placed[0]), max(0.0, placed[1]), min(width, placed[2]), min(height, placed[3]))
+
+
+def _placed_thumbnails(
+    grey: Image.Image, box: tuple[float, float, float, float], placements: list[Placement]
+) -> np.ndarray:
+    """16x16 thumbnails of the region ``box`` of ``grey`` at each placement; a placement that leaves
+    the picture is a flat (all-zero) thumbnail, which correlates with nothing."""
     thumbnails = []
-    for scale in _SCALES:
-        half_width, half_height = box_width * scale / 2, box_height * scale / 2
-        for shift_y in _SHIFTS:
-            for shift_x in _SHIFTS:
-                x, y = centre_x + shift_x * box_width, centre_y + shift_y * box_height
-                placed = (x - half_width, y - half_height, x + half_width, y + half_height)
-                if (
-                    placed[0] < -slack_x
-                    or placed[1] < -slack_y
-                    or placed[2] > width + slack_x
-                    or placed[3] > height + slack_y
-                ):
-                    thumbnails.append(np.zeros((THUMBNAIL_SIDE, THUMBNAIL_SIDE), np.uint8))
-                    continue
-                clipped = (
-                    max(0.0, placed[0]),
-                    max(0.0, placed[1]),
-                    min(width, placed[2]),
-                    min(height, placed[3]),
-                )
-                resized = image.resize((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.BOX, box=clipped)
-                thumbnails.append(np.asarray(resized, dtype=np.uint8))
+    for placement in placements:
+        placed = _placed_box(grey.size, box, placement)
+        if placed is None:
+            thumbnails.append(np.zeros((THUMBNAIL_SIDE, THUMBNAIL_SIDE), np.uint8))
+            continue
+        resized = grey.resize((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.BOX, box=placed)
+        thumbnails.append(np.asarray(resized, dtype=np.uint8))
     return np.stack(thumbnails)
 
 
-def correlation_passes(correlation: Correlation, *, min_shape: float, min_detail: float) -> bool:
-    return correlation.shape >= min_shape and correlation.detail >= min_detail
+def _placed_chroma(
+    rgb: Image.Image, box: tuple[float, float, float, float], placement: Placement
+) -> np.ndarray | None:
+    placed = _placed_box(rgb.size, box, placement)
+    if placed is None:
+        return None
+    return _chroma_of(np.asarray(rgb.resize((CHROMA_SIDE, CHROMA_SIDE), Image.Resampling.BOX, box=placed)))
+
+
+def correlation_passes(
+    correlation: Correlation, *, min_shape: float, min_detail: float, min_colour: float = -1.0
+) -> bool:
+    """Every minimum reached; the colour one only where both pictures have colour to compare."""
+    colour_ok = correlation.colour is None or correlation.colour >= min_colour
+    return correlation.shape >= min_shape and correlation.detail >= min_detail and colour_ok

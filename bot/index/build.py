@@ -36,7 +36,7 @@ from bot.index.mih import refresh_search_tables
 from bot.index.sources import SourceError, SourceItem
 from bot.index.storage import DatasetEntry, IndexFormatError, Manifest, ShardWriter
 from bot.index.units import ReadTask, UnitLedger, WorkUnit, plan_units, read_task
-from bot.verification import THUMBNAIL_SIDE
+from bot.verification import CHROMA_SIDE, THUMBNAIL_SIDE
 
 _worker_settings: Settings | None = None
 
@@ -82,6 +82,7 @@ class BatchResult:
     pdq: np.ndarray  # (N, 4) uint64
     quality: np.ndarray  # (N,) uint8
     thumbnail: np.ndarray  # (N, 16, 16) uint8, all zero where none (bot.verification)
+    chroma: np.ndarray  # (N, 2, 8, 8) int8, all zero where none
     failures: list[tuple[DatasetEntry, str]]
     source_error: str | None = None  # the slice could not be read at all (e.g. a broken .tar)
 
@@ -93,7 +94,13 @@ class BatchResult:
         for row, entry in enumerate(self.entries):
             yield (
                 entry,
-                EntryHashes(int(self.phash[row]), self.pdq[row], int(self.quality[row]), self.thumbnail[row]),
+                EntryHashes(
+                    int(self.phash[row]),
+                    self.pdq[row],
+                    int(self.quality[row]),
+                    self.thumbnail[row],
+                    self.chroma[row],
+                ),
             )
 
 
@@ -154,19 +161,22 @@ def _batch_result(
             else np.zeros((0, 4), dtype=np.uint64)
         ),
         quality=np.array([hashes.quality for _, hashes in entries], dtype=np.uint8),
-        thumbnail=_thumbnails([hashes for _, hashes in entries]),
+        thumbnail=_stacked(
+            [hashes.thumbnail for _, hashes in entries], (THUMBNAIL_SIDE, THUMBNAIL_SIDE), np.uint8
+        ),
+        chroma=_stacked([hashes.chroma for _, hashes in entries], (2, CHROMA_SIDE, CHROMA_SIDE), np.int8),
         failures=[(entry, problem or "unknown") for entry, hashes, problem in hashed if hashes is None],
         source_error=source_error,
     )
 
 
-def _thumbnails(hashes: list[EntryHashes]) -> np.ndarray:
-    """(N, 16, 16) uint8; all zero for an entry without one (see :mod:`bot.verification`)."""
-    thumbnails = np.zeros((len(hashes), THUMBNAIL_SIDE, THUMBNAIL_SIDE), dtype=np.uint8)
-    for row, entry_hashes in enumerate(hashes):
-        if entry_hashes.thumbnail is not None:
-            thumbnails[row] = entry_hashes.thumbnail
-    return thumbnails
+def _stacked(arrays: list[np.ndarray | None], shape: tuple[int, ...], dtype: type) -> np.ndarray:
+    """(N, *shape); all zero for an entry without one (see :mod:`bot.verification`)."""
+    stacked = np.zeros((len(arrays), *shape), dtype=dtype)
+    for row, array in enumerate(arrays):
+        if array is not None:
+            stacked[row] = array
+    return stacked
 
 
 def _init_worker(settings: Settings) -> None:

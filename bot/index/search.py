@@ -118,10 +118,14 @@ class HashIndex:
         thumbnail = np.asarray(shard.thumbnail[row])
         if not has_thumbnail(thumbnail):
             return variants[0]
+        chroma = None if shard.chroma is None else np.asarray(shard.chroma[row])
         for distance, variant in variants:
-            correlation = views.correlate(query.variants[variant], thumbnail)
+            correlation = views.correlate(query.variants[variant], thumbnail, chroma)
             if correlation_passes(
-                correlation, min_shape=rule.verify_min_shape, min_detail=rule.verify_min_detail
+                correlation,
+                min_shape=rule.verify_min_shape,
+                min_detail=rule.verify_min_detail,
+                min_colour=rule.verify_min_colour,
             ):
                 return distance, variant
         return None

@@ -8,6 +8,8 @@ Layout (documented in README, "Index format")::
     DIR/shards/NNNNN/quality.npy      uint8  (N,)    PDQ quality (0-100); 0 for entries not hashed
     DIR/shards/NNNNN/thumbnail.npy    uint8  (N, 16, 16) grey thumbnail of the hashed region, for
                                       verifying candidates (bot.verification); all 0 = none kept
+    DIR/shards/NNNNN/chroma.npy       int8   (N, 2, 8, 8) opponent colours of the same region,
+                                      compared where both pictures have colour; all 0 = grey/none
     DIR/shards/NNNNN/meta.jsonl       one JSON object per entry: key, url, caption
     DIR/shards/NNNNN/meta.offsets.npy uint64 (N+1,)  byte offset of each entry's line in meta.jsonl
     DIR/shards/NNNNN/shard.json       entry count, sources, failures by kind with examples
@@ -32,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from bot.hashing import EntryHashes
-from bot.verification import THUMBNAIL_SIDE
+from bot.verification import CHROMA_SIDE, THUMBNAIL_SIDE
 
 FORMAT_NAME = "removal-desk-index"
 FORMAT_VERSION = 1
@@ -93,6 +95,7 @@ class Manifest:
 
 
 _NO_THUMBNAIL = np.zeros((THUMBNAIL_SIDE, THUMBNAIL_SIDE), dtype=np.uint8)
+_NO_CHROMA = np.zeros((2, CHROMA_SIDE, CHROMA_SIDE), dtype=np.int8)  # zero: grey, nothing to compare
 
 
 class ShardWriter:
@@ -105,6 +108,7 @@ class ShardWriter:
         self._pdq: list[np.ndarray] = []
         self._quality: list[int] = []
         self._thumbnail: list[np.ndarray] = []
+        self._chroma: list[np.ndarray] = []
         self._meta: list[bytes] = []
         self.failures: Counter[str] = Counter()
         self.failure_examples: list[dict[str, str]] = []
@@ -118,6 +122,7 @@ class ShardWriter:
         self._pdq.append(hashes.pdq)
         self._quality.append(hashes.quality)
         self._thumbnail.append(_NO_THUMBNAIL if hashes.thumbnail is None else hashes.thumbnail)
+        self._chroma.append(_NO_CHROMA if hashes.chroma is None else hashes.chroma)
         line = {"key": entry.key, "url": entry.url, "caption": entry.caption}
         self._meta.append(json.dumps(line, ensure_ascii=False).encode("utf-8") + b"\n")
 
@@ -137,6 +142,8 @@ class ShardWriter:
         np.save(temporary / "quality.npy", np.array(self._quality, dtype=np.uint8))
         thumbnails = np.stack(self._thumbnail).astype(np.uint8) if count else _NO_THUMBNAIL[None][:0]
         np.save(temporary / "thumbnail.npy", thumbnails)
+        chroma = np.stack(self._chroma).astype(np.int8) if count else _NO_CHROMA[None][:0]
+        np.save(temporary / "chroma.npy", chroma)
         offsets = np.zeros(count + 1, dtype=np.uint64)
         with (temporary / "meta.jsonl").open("wb") as handle:
             for i, line in enumerate(self._meta):
@@ -171,14 +178,17 @@ class ShardReader:
         self.thumbnail: np.ndarray | None = (
             np.load(thumbnail_path, mmap_mode="r") if thumbnail_path.exists() else None
         )
+        chroma_path = path / "chroma.npy"
+        self.chroma: np.ndarray | None = np.load(chroma_path, mmap_mode="r") if chroma_path.exists() else None
         self._offsets: np.ndarray = np.load(path / "meta.offsets.npy", mmap_mode="r")
         size = (path / "meta.jsonl").stat().st_size
         self._meta = (
             np.memmap(path / "meta.jsonl", dtype=np.uint8, mode="r") if size else np.zeros(0, np.uint8)
         )
         lengths = {len(self.phash), len(self.pdq), len(self.quality), len(self._offsets) - 1}
-        if self.thumbnail is not None:
-            lengths.add(len(self.thumbnail))
+        for optional in (self.thumbnail, self.chroma):
+            if optional is not None:
+                lengths.add(len(optional))
         if len(lengths) != 1:
             raise IndexFormatError(f"shard {path} is inconsistent: its arrays differ in length")
 
