@@ -78,7 +78,7 @@ PHASH_BITS, PDQ_BITS = 64, 256
 UNDEFINED = PDQ_BITS + 1  # D_a when no variant of the query is within pHash distance a
 NEAR_PHASH = 16  # (variant, entry) samples this close in pHash are kept one by one
 HASH_FILES = ("bot/hashing.py", "bot/borders.py", "bot/decoding.py", "bot/verification.py")
-CACHE_FORMAT = 6
+CACHE_FORMAT = 7
 
 # Pair kinds. A pair of pictures from different photographs gets the kind of its two genres;
 # two tiles of one photograph get SAME_PHOTO; a picture with itself is never counted.
@@ -239,6 +239,7 @@ class HashTable:
     entry_quads: np.ndarray  # (N, 4, 4) uint64: PDQ of each quadrant of the hashed region
     query_quads: np.ndarray  # (N, V, 4, 4) uint64
     entry_thumbnail: np.ndarray  # (N, 16, 16) uint8: what the index keeps for verification
+    entry_chroma: np.ndarray  # (N, 2, 8, 8) int8: the same region's opponent colours
 
     @staticmethod
     def fields() -> tuple[str, ...]:
@@ -361,6 +362,7 @@ def hash_one(data: bytes, settings: Settings) -> dict[str, object]:
         "entry_colour": _quadrant_colour(entry_region),
         "entry_quads": _quadrant_pdq(entry_region),
         "entry_thumbnail": entry.thumbnail,
+        "entry_chroma": entry.chroma,
         "plain_phash": int(PHash.compute(image)[0]),
         "query_phash": query.phash,
         "query_pdq": query.pdq,
@@ -462,6 +464,7 @@ def _hash_missing(
         entry_quads=np.zeros((count, 4, 4), np.uint64),
         query_quads=np.zeros((count, width, 4, 4), np.uint64),
         entry_thumbnail=np.zeros((count, 16, 16), np.uint8),
+        entry_chroma=np.zeros((count, 2, 8, 8), np.int8),
     )
     for row, r in enumerate(ordered):
         if r["rejected"]:
@@ -474,6 +477,7 @@ def _hash_missing(
             "entry_quads",
             "query_quality",
             "entry_thumbnail",
+            "entry_chroma",
         ):
             getattr(table, name)[row] = r[name]
         table.entry_phash[row] = np.uint64(r["entry_phash"])  # type: ignore[arg-type]

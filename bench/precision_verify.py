@@ -78,14 +78,16 @@ def _correlate_task(task):  # type: ignore[no-untyped-def]
     for picture, data in picture_bytes(pictures):
         image = decode_picture(data, _worker_settings.decoding).image
         _, views = hash_query_with_views(image, _worker_settings.hashing)
-        for row, variant, thumbnail in jobs[picture.name]:
-            correlation = views.correlate(variant, thumbnail)
-            out.append((row, correlation.shape, correlation.detail))
+        for row, variant, thumbnail, chroma in jobs[picture.name]:
+            correlation = views.correlate(variant, thumbnail, chroma)
+            colour = np.nan if correlation.colour is None else correlation.colour
+            out.append((row, correlation.shape, correlation.detail, colour))
     return out
 
 
 def correlate_pairs(corpus, triples: np.ndarray, *, cache: Path, key: str, workers: int) -> np.ndarray:  # type: ignore[no-untyped-def]
-    """(M, 2) float: the best placement's (shape, detail) correlation of each triple; cached."""
+    """(M, 3) float: the best placement's (shape, detail, colour) correlation of each triple, colour
+    NaN where either picture is grey; cached."""
     digest = hashlib.sha256(key.encode() + triples.tobytes()).hexdigest()[:20]
     path = cache / "hashes" / f"verify-{digest}.npy"
     if path.exists():
@@ -94,7 +96,7 @@ def correlate_pairs(corpus, triples: np.ndarray, *, cache: Path, key: str, worke
     jobs: dict[str, list] = {}  # type: ignore[type-arg]
     for row, (q, e, v, _, _) in enumerate(triples.tolist()):
         jobs.setdefault(corpus.names[q], []).append(
-            (row, str(table.query_variant[q, v]), table.entry_thumbnail[e])
+            (row, str(table.query_variant[q, v]), table.entry_thumbnail[e], table.entry_chroma[e])
         )
     by_photo: dict[str, list] = {}  # type: ignore[type-arg]
     for picture in corpus.pictures:
@@ -105,15 +107,15 @@ def correlate_pairs(corpus, triples: np.ndarray, *, cache: Path, key: str, worke
         for members in by_photo.values()
         for chunk in (members[s : s + 16] for s in range(0, len(members), 16))
     ]
-    scores = np.full((len(triples), 2), np.nan)
+    scores = np.full((len(triples), 3), np.nan)
     started = time.perf_counter()
     print(
         f"  verifying {len(triples)} near pairs of {len(jobs)} queries on {workers} processes ...", flush=True
     )
     with multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker) as pool:
         for done, results in enumerate(pool.imap_unordered(_correlate_task, tasks), 1):
-            for row, shape, detail in results:
-                scores[row] = (shape, detail)
+            for row, shape, detail, colour in results:
+                scores[row] = (shape, detail, colour)
             if done % 200 == 0:
                 print(f"  {done}/{len(tasks)} tasks, {time.perf_counter() - started:.0f} s", flush=True)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -126,7 +128,7 @@ def verification_report(  # type: ignore[no-untyped-def]
 ) -> dict[str, object]:
     """Shares of near pairs the verification accepts per ring, and the estimate it gives."""
     rule = settings.matching
-    passes = (scores[:, 0] >= rule.verify_min_shape) & (scores[:, 1] >= rule.verify_min_detail)
+    passes = verified(scores, rule)
     pair_key = triples[:, 0] * len(corpus.names) + triples[:, 1]
     rings = []
     for a, b in RINGS:
@@ -140,7 +142,11 @@ def verification_report(  # type: ignore[no-untyped-def]
     share = basis["accepted"] / basis["pairs"] if basis["accepted"] else 3 / max(1, basis["pairs"])
     p = p_rule * share
     return {
-        "minimums": {"shape": rule.verify_min_shape, "detail": rule.verify_min_detail},
+        "minimums": {
+            "shape": rule.verify_min_shape,
+            "detail": rule.verify_min_detail,
+            "colour": rule.verify_min_colour,
+        },
         "near_pairs": {"phash": NEAR_PHASH, "pdq": NEAR_PDQ, "triples": len(triples)},
         "rings": rings,
         "factor_ring": basis,
@@ -155,6 +161,13 @@ def verification_report(  # type: ignore[no-untyped-def]
     }
 
 
+def verified(scores: np.ndarray, rule) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """Which (shape, detail, colour) rows pass the rule's minimums (colour NaN: not compared)."""
+    grey = (scores[:, 0] >= rule.verify_min_shape) & (scores[:, 1] >= rule.verify_min_detail)
+    colour = scores[:, 2] if scores.shape[1] > 2 else np.full(len(scores), np.nan)
+    return grey & (np.isnan(colour) | (colour >= rule.verify_min_colour))
+
+
 def verify_positives(devset: Path, settings, rule_a: int, rule_b: int) -> dict[str, object]:  # type: ignore[no-untyped-def]
     """Dev-set copies the hashes find, and how many of them the verification keeps."""
     from bot.decoding import decode_picture
@@ -164,7 +177,7 @@ def verify_positives(devset: Path, settings, rule_a: int, rule_b: int) -> dict[s
     truth = json.loads((devset / "truth.json").read_text())
     originals = {p.stem: p for p in (devset / "index").iterdir()}
     found = kept = 0
-    lowest: list[tuple[float, float, str]] = []
+    lowest: list[tuple[float, float, float | None, str]] = []
     for name, original in sorted(truth.items()):
         copy = devset / "pos" / name
         if original not in originals or not copy.exists():
@@ -184,12 +197,16 @@ def verify_positives(devset: Path, settings, rule_a: int, rule_b: int) -> dict[s
             continue
         found += 1
         best = max(
-            (views.correlate(query.variants[i], entry.thumbnail) for i in close),
+            (views.correlate(query.variants[i], entry.thumbnail, entry.chroma) for i in close),
             key=lambda c: min(c.shape, c.detail),
         )
-        lowest.append((round(best.shape, 3), round(best.detail, 3), name))
+        colour = None if best.colour is None else round(best.colour, 3)
+        lowest.append((round(best.shape, 3), round(best.detail, 3), colour, name))
         kept += correlation_passes(
-            best, min_shape=settings.matching.verify_min_shape, min_detail=settings.matching.verify_min_detail
+            best,
+            min_shape=settings.matching.verify_min_shape,
+            min_detail=settings.matching.verify_min_detail,
+            min_colour=settings.matching.verify_min_colour,
         )
     lowest.sort(key=lambda item: min(item[0], item[1]))
     return {"found_by_hashes": found, "kept": kept, "lowest": lowest[:5]}
@@ -200,7 +217,11 @@ def print_verification(report: dict) -> None:  # type: ignore[type-arg]
     if not v:
         return
     print("\nVerification of candidates (bot/verification.py), everyday photographs:")
-    print(f"  minimums: shape >= {v['minimums']['shape']}, detail >= {v['minimums']['detail']}")
+    minimums = v["minimums"]
+    print(
+        f"  minimums: shape >= {minimums['shape']}, detail >= {minimums['detail']}, "
+        f"colour >= {minimums.get('colour')} (where both pictures have colour)"
+    )
     print(f"  {'pHash <=':>8} {'PDQ <=':>7} {'pairs':>7} {'accepted':>9} {'share':>8}")
     for ring in v["rings"]:
         share = ring["accepted"] / ring["pairs"] if ring["pairs"] else float("nan")
@@ -221,5 +242,6 @@ def print_verification(report: dict) -> None:  # type: ignore[type-arg]
     if positives:
         print(
             f"  dev-set copies the hashes find: {positives['found_by_hashes']}, "
-            f"kept by the verification: {positives['kept']}; lowest (shape, detail): {positives['lowest']}"
+            f"kept by the verification: {positives['kept']}; "
+            f"lowest (shape, detail, colour): {positives['lowest']}"
         )
