@@ -133,7 +133,10 @@ class QueryViews:
     bases: dict[str, np.ndarray]  # base name -> (H, W, 3) uint8 RGB, short side <= 128
     boxes: dict[str, tuple[str, tuple[float, float, float, float]]]  # variant -> (base, box)
     _placements: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
-    _rotated: dict[tuple[str, float], Image.Image] = field(default_factory=dict, repr=False)
+    # (variant or base, angle) -> the turned base in colour and in grey, made once per query
+    _rotated: dict[tuple[str, float], tuple[Image.Image, Image.Image]] = field(
+        default_factory=dict, repr=False
+    )
 
     @classmethod
     def empty(cls) -> QueryViews:
@@ -156,7 +159,7 @@ class QueryViews:
         """(shape, detail) unit vectors of every grid placement of ``variant``'s region: (P, 256) each."""
         if variant not in self._placements:
             self._placements[variant] = describe(
-                _placed_thumbnails(self._view(variant, 0.0).convert("L"), self.boxes[variant][1], _GRID)
+                _placed_thumbnails(self._view(variant, 0.0)[1], self.boxes[variant][1], _GRID)
             )
         return self._placements[variant]
 
@@ -179,9 +182,7 @@ class QueryViews:
         box = self.boxes[variant][1]
         best: tuple[float, float, float, tuple[float, float, float]] | None = None
         for angle in _ANGLES:
-            fine_shape, fine_detail = describe(
-                _placed_thumbnails(self._view(variant, angle).convert("L"), box, fine)
-            )
+            fine_shape, fine_detail = describe(_placed_thumbnails(self._view(variant, angle)[1], box, fine))
             shape_scores, detail_scores = fine_shape @ entry_shape, fine_detail @ entry_detail
             index = int(np.argmax(np.minimum(shape_scores, detail_scores)))
             score = min(shape_scores[index], detail_scores[index])
@@ -191,12 +192,12 @@ class QueryViews:
         best_shape, best_detail, angle, placement = best
         colour = None
         if entry_chroma is not None:
-            query_chroma = _placed_chroma(self._view(variant, angle), box, placement)
+            query_chroma = _placed_chroma(self._view(variant, angle)[0], box, placement)
             colour = None if query_chroma is None else colour_agreement(query_chroma, entry_chroma)
         return Correlation(shape=best_shape, detail=best_detail, colour=colour)
 
-    def _view(self, variant: str, angle: float) -> Image.Image:
-        """``variant``'s base, turned by ``angle`` degrees about its region's centre."""
+    def _view(self, variant: str, angle: float) -> tuple[Image.Image, Image.Image]:
+        """``variant``'s base turned by ``angle`` degrees about its region's centre: (RGB, grey)."""
         base_name, box = self.boxes[variant]
         key = (variant if angle else base_name, angle)
         if key not in self._rotated:
@@ -204,7 +205,7 @@ class QueryViews:
             if angle:
                 centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
                 image = image.rotate(angle, resample=Image.Resampling.BILINEAR, center=centre)
-            self._rotated[key] = image
+            self._rotated[key] = (image, image.convert("L"))
         return self._rotated[key]
 
 
