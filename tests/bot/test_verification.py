@@ -23,7 +23,7 @@ from bot.cli import main
 from bot.config import Settings, load_settings
 from bot.decoding import decode_picture
 from bot.desk import Desk
-from bot.hashing import EntryHashes, QueryHashes, hash_entry, hash_query_with_views
+from bot.hashing import EntryHashes, QueryHashes, _inner_region, hash_entry, hash_query_with_views
 from bot.index.mih import refresh_search_tables
 from bot.index.search import HashIndex
 from bot.index.storage import DatasetEntry, Manifest, ShardReader, ShardWriter
@@ -605,16 +605,9 @@ def swapped_red_and_blue(image: Image.Image) -> Image.Image:
 
 
 def region_of(image: Image.Image) -> Image.Image:
+    """The region an entry is hashed on (and its colours kept from)."""
     margin = SETTINGS.hashing.entry_margin
-    width, height = image.size
-    return image.crop(
-        (
-            round(width * margin),
-            round(height * margin),
-            width - round(width * margin),
-            height - round(height * margin),
-        )
-    )
+    return _inner_region(image, (margin, margin, margin, margin))
 
 
 def test_colour_minimum_is_a_real_one():
