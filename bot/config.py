@@ -42,6 +42,14 @@ class MatchingSettings:
     verify_min_shape: float = -1.0
     verify_min_detail: float = -1.0
     verify_min_colour: float = -1.0
+    # Smooth entries (less than this share of their thumbnail's variance in detail) must reach
+    # verify_min_smooth in shape and detail: their copies barely change, unrelated ones alike in
+    # layout come close (see config/default.toml).
+    verify_smooth_below: float = 0.0
+    verify_min_smooth: float = -1.0
+    # A candidate the rule found may be lined up through any query variant this near to it.
+    verify_near_phash: int = 0
+    verify_near_pdq: int = 0
 
 
 @dataclass(frozen=True)

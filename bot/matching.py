@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from bot.config import MatchingSettings
 from bot.hashing import QueryHashes
 
@@ -54,3 +56,21 @@ def best_variant(
         if best is None or distance < best[0]:
             best = (distance, variant)
     return best
+
+
+def verification_order(
+    query: QueryHashes, phash: int, pdq: np.ndarray, rule: MatchingSettings, found: list[int]
+) -> list[int]:
+    """The query variants to line an entry up through: ``found`` (those within the rule, closest
+    first), then the others within ``verify_near_*`` of it, closest first.
+
+    The hashes only nominate a candidate; the region that lines up best may be one they judged a
+    little too far (see ``[matching]`` in config/default.toml)."""
+    phash_distance = np.bitwise_count(query.phash ^ np.uint64(phash)).astype(np.int64)
+    pdq_distance = np.bitwise_count(query.pdq ^ np.asarray(pdq, dtype=np.uint64)).sum(axis=1, dtype=np.int64)
+    near = np.flatnonzero((phash_distance <= rule.verify_near_phash) & (pdq_distance <= rule.verify_near_pdq))
+    tried = set(found)
+    others = sorted(
+        (int(pdq_distance[i]), int(phash_distance[i]), int(i)) for i in near if int(i) not in tried
+    )
+    return [*found, *(variant for _, _, variant in others)]

@@ -19,7 +19,7 @@ from bot.config import MatchingSettings
 from bot.hashing import EntryHashes, QueryHashes
 from bot.index.mih import MAX_TABLE_RADIUS, open_search_tables
 from bot.index.storage import DatasetEntry, Manifest, ShardReader
-from bot.matching import EntryMatch, MatchDistance
+from bot.matching import EntryMatch, MatchDistance, verification_order
 from bot.verification import QueryViews, correlation_passes, has_thumbnail
 
 # Entries scanned per numpy step: (variants x block) uint8 distances stay a few MB, in cache.
@@ -112,22 +112,24 @@ class HashIndex:
 
         Without views (a search on hashes alone: the search benchmark, the hash-rule tests) or
         without a thumbnail (an entry indexed from precomputed hashes) there is nothing to verify
-        with, and the closest variant stands."""
+        with, and the closest variant stands.
+
+        The hashes only nominate the entry: when no variant within the rule lines up, the query's
+        other variants near the entry (``verify_near_*``) are tried too, closest first. A
+        rotated copy, for one, is found by the hashes of a trimmed region that its black corners
+        shifted, and lines up through a plain crop the hashes judged a little too far. The match
+        keeps the distance and variant the hashes found it by."""
         if views is None or shard.thumbnail is None:
             return variants[0]
         thumbnail = np.asarray(shard.thumbnail[row])
         if not has_thumbnail(thumbnail):
             return variants[0]
         chroma = None if shard.chroma is None else np.asarray(shard.chroma[row])
-        for distance, variant in variants:
+        found = [variant for _, variant in variants]
+        for variant in verification_order(query, int(shard.phash[row]), shard.pdq[row], rule, found):
             correlation = views.correlate(query.variants[variant], thumbnail, chroma)
-            if correlation_passes(
-                correlation,
-                min_shape=rule.verify_min_shape,
-                min_detail=rule.verify_min_detail,
-                min_colour=rule.verify_min_colour,
-            ):
-                return distance, variant
+            if correlation_passes(correlation, rule):
+                return next((found for found in variants if found[1] == variant), variants[0])
         return None
 
     def _scan_shard(
