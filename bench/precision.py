@@ -1385,7 +1385,9 @@ def main() -> None:
     a_values = tuple(sorted({*range(0, 34, 2), *PHASH_GRID, rule[0], PHASH_BITS}))
     stats = scan_pairs(corpus.table, corpus.genre, corpus.photo, a_values, workers=args.workers)
     report = build_report(corpus, positives, stats, rule)
-    triples = precision_verify.near_triples(corpus)
+    triples = precision_verify.near_triples(
+        corpus, (settings.matching.verify_near_phash, settings.matching.verify_near_pdq)
+    )
     scores = precision_verify.correlate_pairs(
         corpus, triples, cache=args.cache, key=settings_key(settings), workers=args.workers
     )

@@ -6,10 +6,28 @@ tail fit); verification is too costly to run on all pairs (it aligns the query's
 entry's thumbnail), so it runs on every everyday (query variant, entry) pair near in both hashes
 (pHash <= NEAR_PHASH and PDQ <= NEAR_PDQ), through the bot's own code: decode_picture,
 hash_query_with_views, QueryViews.correlate against hash_entry's thumbnail, the configured
-minimums. The share of pairs it accepts is printed for rings of stage-1 closeness from loose to
-the rule; it rises as the hashes get closer (closer pairs look more alike), so the estimate takes it
-at the tightest ring that holds at least FACTOR_MIN_PAIRS pairs, and when none of its pairs pass,
-the one-sided 95 % upper bound (3 / pairs): p_verified = p_rule x that share.
+minimums.
+
+How often does the verification let an unrelated near pair through? Too rarely to count: the
+goal (0.01 expected false matches per query at 1e8) needs a share near 1e-4, and the corpus has
+~8,000 near pairs. So the share is estimated by a stated tail fit, checked against what can be
+counted:
+
+1. Each (query variant, entry) triple gets a margin: the smallest of atanh(score) - atanh(minimum)
+   over the checks that apply (shape, detail; colour where both pictures have it; the smooth
+   minimum for smooth entries). It passes exactly when the margin is >= 0 (the Fisher transform
+   spreads correlations near 1, where the minimums sit). A pair's margin is the best of its triples.
+2. Closer hashes might mean closer pictures: the margins are regressed on the pair's pHash and PDQ
+   distances (least squares), and the fit is made on the residuals.
+3. The residuals' upper tail above their 95th percentile is fitted with an exponential (peaks over
+   a threshold, a generalised Pareto tail of shape 0; maximum likelihood: the mean excess).
+4. The share is that tail's probability of reaching margin 0 from the location the regression
+   gives at the most alike corner of the rule (the largest over pHash 0 or the rule's, PDQ 0 or
+   the rule's, each kept within the distances measured): p_verified = p_rule x share.
+
+The check: the pairs are split in two by query photograph; each half's fit predicts how many of
+the other half's pairs exceed the levels that the 10th, 3rd and 1st highest margins of all pairs
+mark, and both figures are printed. The empirical share per ring of closeness is printed too.
 """
 
 from __future__ import annotations
@@ -24,13 +42,17 @@ import numpy as np
 
 NEAR_PHASH, NEAR_PDQ = 16, 110
 RINGS = ((16, 110), (14, 100), (12, 100), (12, 90), (10, 90), (8, 80))
-FACTOR_MIN_PAIRS = 50
+TAIL_QUANTILE = 0.95  # the residuals above this quantile are the fitted tail
 _worker_settings = None
 
 
-def near_triples(corpus, headline_genre: int = 0) -> np.ndarray:  # type: ignore[no-untyped-def]
+def near_triples(
+    corpus, near: tuple[int, int] = (NEAR_PHASH, NEAR_PDQ), headline_genre: int = 0
+) -> np.ndarray:  # type: ignore[no-untyped-def]
     """(M, 5) int64 rows (query, entry, variant, pHash distance, PDQ distance): every variant of
-    every everyday query near an everyday entry of another photograph."""
+    every everyday query near an everyday entry of another photograph (the bot verifies a
+    candidate through any variant this near: ``[matching] verify_near_*``)."""
+    near_phash, near_pdq = near
     table = corpus.table
     rows = []
     everyday = np.flatnonzero(corpus.genre == headline_genre)
@@ -38,10 +60,10 @@ def near_triples(corpus, headline_genre: int = 0) -> np.ndarray:  # type: ignore
     for q in everyday.tolist():
         valid = table.query_variant[q] != ""
         phash = np.bitwise_count(table.query_phash[q][:, None] ^ entries_phash[None, :])
-        variants, columns = np.nonzero((phash <= NEAR_PHASH) & valid[:, None])
+        variants, columns = np.nonzero((phash <= near_phash) & valid[:, None])
         entries = everyday[columns]
         pdq = np.bitwise_count(table.query_pdq[q][variants] ^ table.entry_pdq[entries]).sum(axis=-1)
-        keep = (pdq <= NEAR_PDQ) & (corpus.photo[entries] != corpus.photo[q])
+        keep = (pdq <= near_pdq) & (corpus.photo[entries] != corpus.photo[q])
         count = int(keep.sum())
         rows.append(
             np.stack(
@@ -81,13 +103,13 @@ def _correlate_task(task):  # type: ignore[no-untyped-def]
         for row, variant, thumbnail, chroma in jobs[picture.name]:
             correlation = views.correlate(variant, thumbnail, chroma)
             colour = np.nan if correlation.colour is None else correlation.colour
-            out.append((row, correlation.shape, correlation.detail, colour))
+            out.append((row, correlation.shape, correlation.detail, colour, correlation.entry_detail_share))
     return out
 
 
 def correlate_pairs(corpus, triples: np.ndarray, *, cache: Path, key: str, workers: int) -> np.ndarray:  # type: ignore[no-untyped-def]
-    """(M, 3) float: the best placement's (shape, detail, colour) correlation of each triple, colour
-    NaN where either picture is grey; cached."""
+    """(M, 4) float: the best placement's (shape, detail, colour) correlation of each triple, colour
+    NaN where either picture is grey, and the entry's detail share; cached."""
     digest = hashlib.sha256(key.encode() + triples.tobytes()).hexdigest()[:20]
     path = cache / "hashes" / f"verify-{digest}.npy"
     if path.exists():
@@ -107,15 +129,15 @@ def correlate_pairs(corpus, triples: np.ndarray, *, cache: Path, key: str, worke
         for members in by_photo.values()
         for chunk in (members[s : s + 16] for s in range(0, len(members), 16))
     ]
-    scores = np.full((len(triples), 3), np.nan)
+    scores = np.full((len(triples), 4), np.nan)
     started = time.perf_counter()
     print(
         f"  verifying {len(triples)} near pairs of {len(jobs)} queries on {workers} processes ...", flush=True
     )
     with multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker) as pool:
         for done, results in enumerate(pool.imap_unordered(_correlate_task, tasks), 1):
-            for row, shape, detail, colour in results:
-                scores[row] = (shape, detail, colour)
+            for row, *values in results:
+                scores[row] = values
             if done % 200 == 0:
                 print(f"  {done}/{len(tasks)} tasks, {time.perf_counter() - started:.0f} s", flush=True)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -126,7 +148,7 @@ def correlate_pairs(corpus, triples: np.ndarray, *, cache: Path, key: str, worke
 def verification_report(  # type: ignore[no-untyped-def]
     corpus, settings, triples: np.ndarray, scores: np.ndarray, *, p_rule: float, positives_verified
 ) -> dict[str, object]:
-    """Shares of near pairs the verification accepts per ring, and the estimate it gives."""
+    """Shares of near pairs the verification accepts per ring, and the tail-fit estimate."""
     rule = settings.matching
     passes = verified(scores, rule)
     pair_key = triples[:, 0] * len(corpus.names) + triples[:, 1]
@@ -136,22 +158,26 @@ def verification_report(  # type: ignore[no-untyped-def]
         pairs = np.unique(pair_key[inside])
         accepted = np.unique(pair_key[inside & passes])
         rings.append({"phash": a, "pdq": b, "pairs": len(pairs), "accepted": len(accepted)})
-    usable = [ring for ring in rings if ring["pairs"] >= FACTOR_MIN_PAIRS]
-    basis = usable[-1] if usable else rings[0]
-    # None accepted: the one-sided 95 % upper bound of a share measured as 0 of n is 3 / n.
-    share = basis["accepted"] / basis["pairs"] if basis["accepted"] else 3 / max(1, basis["pairs"])
-    p = p_rule * share
+    photo = np.asarray(getattr(corpus, "photo", np.arange(len(corpus.names))))
+    fit = tail_fit(
+        triples,
+        margins(scores, rule),
+        photo=photo,
+        rule=(rule.phash_max_distance, rule.pdq_max_distance),
+    )
+    p = p_rule * fit["share"]
     return {
         "minimums": {
             "shape": rule.verify_min_shape,
             "detail": rule.verify_min_detail,
             "colour": rule.verify_min_colour,
+            "smooth": rule.verify_min_smooth,
+            "smooth_below": rule.verify_smooth_below,
         },
-        "near_pairs": {"phash": NEAR_PHASH, "pdq": NEAR_PDQ, "triples": len(triples)},
+        "near_pairs": {"phash": rule.verify_near_phash, "pdq": rule.verify_near_pdq, "triples": len(triples)},
         "rings": rings,
-        "factor_ring": basis,
-        "factor": share,
-        "factor_is_upper_bound": basis["accepted"] == 0,
+        "tail_fit": fit,
+        "factor": fit["share"],
         "p_rule": p_rule,
         "p_verified": p,
         "expected_per_query": {f"{n:g}": p * n for n in (1e6, 1e8, 5.85e9)},
@@ -161,11 +187,115 @@ def verification_report(  # type: ignore[no-untyped-def]
     }
 
 
+def margins(scores: np.ndarray, rule) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """(M,) the smallest atanh(score) - atanh(minimum) over the checks that apply to each triple;
+    >= 0 exactly where :func:`verified` accepts it."""
+    shape_min, detail_min = _grey_minimums(scores, rule)
+    colour = _column(scores, 2)
+    colour_margin = np.where(np.isnan(colour), np.inf, _atanh(colour) - _atanh(rule.verify_min_colour))
+    return np.minimum.reduce(
+        [_atanh(scores[:, 0]) - _atanh(shape_min), _atanh(scores[:, 1]) - _atanh(detail_min), colour_margin]
+    )
+
+
+def tail_fit(
+    triples: np.ndarray, margin: np.ndarray, *, photo: np.ndarray, rule: tuple[int, int]
+) -> dict[str, object]:
+    """The share of near pairs reaching margin 0, from a regression on closeness and an
+    exponential fit of the residuals' upper tail (module docstring), with a split-half check."""
+    keys, inverse = np.unique(
+        triples[:, 0] * (int(triples[:, 1].max()) + 1) + triples[:, 1], return_inverse=True
+    )
+    pair_margin = np.full(len(keys), -np.inf)
+    np.maximum.at(pair_margin, inverse, margin)
+    closeness = np.full((len(keys), 2), np.iinfo(np.int64).max)
+    np.minimum.at(closeness, inverse, triples[:, 3:5])
+    query = np.zeros(len(keys), np.int64)
+    query[inverse] = triples[:, 0]
+    if len(keys) < 40:
+        return {"pairs": len(keys), "share": float("nan"), "method": "too few pairs to fit"}
+    design = np.column_stack([np.ones(len(keys)), closeness])
+    coefficients = np.linalg.lstsq(design, pair_margin, rcond=None)[0]
+    residual = pair_margin - design @ coefficients
+    # The rule's corners, kept inside the measured closeness (no extrapolation past the data).
+    low, high = closeness.min(axis=0), closeness.max(axis=0)
+    corners = np.array(
+        [
+            [1, np.clip(a, low[0], high[0]), np.clip(b, low[1], high[1])]
+            for a in (0, rule[0])
+            for b in (0, rule[1])
+        ],
+        dtype=np.float64,
+    )
+    location = float((corners @ coefficients).max())
+    share = _exceedance(residual, -location)
+    half = photo[query] % 2 == 0  # the two halves share no photograph
+    ordered = np.sort(pair_margin)[::-1]
+    checks = []
+    for rank in (10, 3, 1):
+        if rank > len(ordered):
+            continue
+        level = float(ordered[rank - 1])
+        predicted = observed = 0.0
+        for fitted, other in ((half, ~half), (~half, half)):
+            if fitted.sum() < 20 or not other.any():
+                continue
+            fit_coefficients = np.linalg.lstsq(design[fitted], pair_margin[fitted], rcond=None)[0]
+            fit_residual = pair_margin[fitted] - design[fitted] @ fit_coefficients
+            other_location = design[other] @ fit_coefficients
+            predicted += float(sum(_exceedance(fit_residual, level - loc) for loc in other_location))
+            observed += int((pair_margin[other] >= level).sum())
+        checks.append({"level": level, "rank": rank, "predicted": predicted, "observed": observed})
+    return {
+        "pairs": len(keys),
+        "method": f"residual tail above the {TAIL_QUANTILE:.0%} quantile, exponential (mean excess)",
+        "coefficients": {
+            "intercept": coefficients[0],
+            "per_phash_bit": coefficients[1],
+            "per_pdq_bit": coefficients[2],
+        },
+        "location_at_rule": location,
+        "highest_margins": ordered[:5].tolist(),
+        "share": share,
+        "split_half_check": checks,
+    }
+
+
+def _exceedance(residual: np.ndarray, level: float) -> float:
+    """P(residual >= level) from the empirical share above the tail threshold and an exponential
+    of the excesses beyond it (the empirical share where ``level`` is below the threshold)."""
+    threshold = float(np.quantile(residual, TAIL_QUANTILE))
+    if level <= threshold:
+        return float((residual >= level).mean())
+    excess = residual[residual > threshold] - threshold
+    scale = float(excess.mean()) if excess.size else 0.0
+    above = float((residual > threshold).mean())
+    return above * float(np.exp(-(level - threshold) / scale)) if scale > 0 else 0.0
+
+
 def verified(scores: np.ndarray, rule) -> np.ndarray:  # type: ignore[no-untyped-def]
-    """Which (shape, detail, colour) rows pass the rule's minimums (colour NaN: not compared)."""
-    grey = (scores[:, 0] >= rule.verify_min_shape) & (scores[:, 1] >= rule.verify_min_detail)
-    colour = scores[:, 2] if scores.shape[1] > 2 else np.full(len(scores), np.nan)
+    """Which (shape, detail, colour, entry detail share) rows pass the rule's minimums (colour NaN:
+    not compared; the smooth minimum where the entry's detail share is below the rule's)."""
+    shape_min, detail_min = _grey_minimums(scores, rule)
+    grey = (scores[:, 0] >= shape_min) & (scores[:, 1] >= detail_min)
+    colour = _column(scores, 2)
     return grey & (np.isnan(colour) | (colour >= rule.verify_min_colour))
+
+
+def _grey_minimums(scores: np.ndarray, rule) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
+    share = _column(scores, 3)
+    smooth = ~np.isnan(share) & (share < rule.verify_smooth_below)
+    shape = np.where(smooth, max(rule.verify_min_shape, rule.verify_min_smooth), rule.verify_min_shape)
+    detail = np.where(smooth, max(rule.verify_min_detail, rule.verify_min_smooth), rule.verify_min_detail)
+    return shape, detail
+
+
+def _column(scores: np.ndarray, index: int) -> np.ndarray:
+    return scores[:, index] if scores.shape[1] > index else np.full(len(scores), np.nan)
+
+
+def _atanh(values: np.ndarray | float) -> np.ndarray:
+    return np.arctanh(np.clip(values, -0.999999, 0.999999))
 
 
 def verify_positives(devset: Path, settings, rule_a: int, rule_b: int) -> dict[str, object]:  # type: ignore[no-untyped-def]
@@ -192,22 +322,18 @@ def verify_positives(devset: Path, settings, rule_a: int, rule_b: int) -> dict[s
             continue
         phash = np.bitwise_count(query.phash ^ np.uint64(entry.phash))
         pdq = np.bitwise_count(query.pdq ^ entry.pdq).sum(axis=1)
-        close = np.flatnonzero((phash <= rule_a) & (pdq <= rule_b))
-        if not close.size:
+        if not ((phash <= rule_a) & (pdq <= rule_b)).any():
             continue
         found += 1
-        best = max(
-            (views.correlate(query.variants[i], entry.thumbnail, entry.chroma) for i in close),
-            key=lambda c: min(c.shape, c.detail),
-        )
+        # as the search does: any variant near enough may line the candidate up
+        rule = settings.matching
+        near = np.flatnonzero((phash <= rule.verify_near_phash) & (pdq <= rule.verify_near_pdq))
+        tried = [views.correlate(query.variants[i], entry.thumbnail, entry.chroma) for i in near]
+        passing = [c for c in tried if correlation_passes(c, rule)]
+        best = max(passing or tried, key=lambda c: min(c.shape, c.detail))
         colour = None if best.colour is None else round(best.colour, 3)
         lowest.append((round(best.shape, 3), round(best.detail, 3), colour, name))
-        kept += correlation_passes(
-            best,
-            min_shape=settings.matching.verify_min_shape,
-            min_detail=settings.matching.verify_min_detail,
-            min_colour=settings.matching.verify_min_colour,
-        )
+        kept += bool(passing)
     lowest.sort(key=lambda item: min(item[0], item[1]))
     return {"found_by_hashes": found, "kept": kept, "lowest": lowest[:5]}
 
@@ -220,21 +346,36 @@ def print_verification(report: dict) -> None:  # type: ignore[type-arg]
     minimums = v["minimums"]
     print(
         f"  minimums: shape >= {minimums['shape']}, detail >= {minimums['detail']}, "
-        f"colour >= {minimums.get('colour')} (where both pictures have colour)"
+        f"colour >= {minimums.get('colour')} (where both pictures have colour), both >= "
+        f"{minimums.get('smooth')} for smooth entries (detail share < {minimums.get('smooth_below')})"
     )
+    near = v["near_pairs"]
+    print(f"  pairs verified through every variant within pHash {near['phash']}, PDQ {near['pdq']}")
     print(f"  {'pHash <=':>8} {'PDQ <=':>7} {'pairs':>7} {'accepted':>9} {'share':>8}")
     for ring in v["rings"]:
         share = ring["accepted"] / ring["pairs"] if ring["pairs"] else float("nan")
         print(f"  {ring['phash']:>8} {ring['pdq']:>7} {ring['pairs']:>7} {ring['accepted']:>9} {share:>8.4f}")
-    basis = v["factor_ring"]
-    bound = " (95% upper bound, none passed)" if v["factor_is_upper_bound"] else ""
     print(
         f"  measured under the rule: {v['measured_rule']} unrelated pairs pass the hashes, "
         f"{v['measured_rule_and_verified']} of them the verification"
     )
+    fit = v["tail_fit"]
+    if "coefficients" in fit:
+        c = fit["coefficients"]
+        print(
+            f"  tail fit over {fit['pairs']} pairs ({fit['method']}): margin = {c['intercept']:.3f} "
+            f"{c['per_phash_bit']:+.4f}/pHash bit {c['per_pdq_bit']:+.4f}/PDQ bit + residual; "
+            f"location at the rule's closest corner {fit['location_at_rule']:.3f}; highest margins "
+            f"{[round(m, 3) for m in fit['highest_margins']]}"
+        )
+        for check in fit["split_half_check"]:
+            print(
+                f"    split-half check, margin >= {check['level']:.3f} (rank {check['rank']}): "
+                f"predicted {check['predicted']:.1f}, observed {check['observed']:.0f}"
+            )
     print(
-        f"  factor {v['factor']:.4f}{bound} from the ring pHash <= {basis['phash']}, PDQ <= {basis['pdq']} "
-        f"({basis['accepted']}/{basis['pairs']}); p = {v['p_rule']:.2e} x factor = {v['p_verified']:.2e}"
+        f"  share reaching margin 0 (tail fit): {v['factor']:.2e}; "
+        f"p = {v['p_rule']:.2e} x share = {v['p_verified']:.2e}"
     )
     expected = v["expected_per_query"]
     print("  expected false matches per query: " + ", ".join(f"{n}: {x:.3g}" for n, x in expected.items()))

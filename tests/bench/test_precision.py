@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -87,38 +88,97 @@ def test_quadrant_distance_is_the_mean_over_the_four_quadrants() -> None:
     assert precision.quadrants_agree(np.array([2.0, 200.0])).tolist() == [True, False]
 
 
-def _verification_report(triples: list[tuple[int, int, int, int, int]], passes: list[bool]) -> dict:
-    from types import SimpleNamespace
+def _verify_module():  # type: ignore[no-untyped-def]
+    return sys.modules["precision_verify"]  # bench/precision.py imported it
 
+
+def _rule():  # type: ignore[no-untyped-def]
     from bot.config import load_settings
 
-    settings = load_settings(with_deployment_files=False)
-    shape, detail = settings.matching.verify_min_shape, settings.matching.verify_min_detail
-    scores = np.array([(shape, detail) if ok else (shape, detail - 0.01) for ok in passes])
-    corpus = SimpleNamespace(names=[str(i) for i in range(100)])
-    verify = sys.modules["precision_verify"]  # bench/precision.py imported it
-    return verify.verification_report(
-        corpus, settings, np.array(triples), scores, p_rule=1e-6, positives_verified=None
+    return load_settings(with_deployment_files=False).matching
+
+
+def test_margin_is_non_negative_exactly_where_the_verification_accepts() -> None:
+    rule = _rule()
+    rng = np.random.default_rng(7)
+    scores = np.column_stack(
+        [
+            rng.uniform(0.7, 1.0, 5000),
+            rng.uniform(0.6, 1.0, 5000),
+            np.where(rng.random(5000) < 0.3, np.nan, rng.uniform(0.5, 1.0, 5000)),  # NaN: grey
+            rng.uniform(0.0, 0.4, 5000),  # entries smooth and not
+        ]
+    )
+    verify = _verify_module()
+
+    accepted = verify.verified(scores, rule)
+
+    np.testing.assert_array_equal(verify.margins(scores, rule) >= 0, accepted)
+    assert 50 < accepted.sum() < 4950  # both sides exercised
+    smooth = scores[:, 3] < rule.verify_smooth_below
+    assert not accepted[smooth & (scores[:, 1] < rule.verify_min_smooth)].any()
+    assert accepted[~smooth & (scores[:, 1] < rule.verify_min_smooth)].any()
+
+
+def _pairs(margins: np.ndarray, phash: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Triples (one per pair) with the given margins and pHash distances, PDQ 100."""
+    count = len(margins)
+    triples = np.column_stack(
+        [np.arange(count), np.arange(count) + count, np.zeros(count), phash, np.full(count, 100)]
+    ).astype(np.int64)
+    return triples, np.arange(2 * count)  # each picture its own photograph
+
+
+def test_tail_fit_recovers_a_known_exponential_tail_beyond_every_measured_pair() -> None:
+    """Margins -2 + Exp(0.2): P(margin >= 0) = exp(-10) = 4.5e-5, below 1 / 20,000 pairs."""
+    rng = np.random.default_rng(11)
+    margins = -2.0 + rng.exponential(0.2, 20_000)
+    triples, photo = _pairs(margins, rng.integers(0, 17, 20_000))
+
+    fit = _verify_module().tail_fit(triples, margins, photo=photo, rule=(8, 80))
+
+    assert (margins < 0).all()
+    assert fit["share"] == pytest.approx(np.exp(-10), rel=0.6)
+    for check in fit["split_half_check"]:  # each half predicts the other's far tail
+        assert check["observed"] == pytest.approx(check["predicted"], abs=3 * np.sqrt(check["predicted"]) + 2)
+
+
+def test_tail_fit_moves_the_tail_to_the_closest_pairs_the_rule_admits() -> None:
+    """Closer hashes, higher margins (+0.05 a pHash bit closer): at pHash 0 the location is
+    -2 + 0.8 and P = exp(-1.2 / 0.2), though most pairs sit far from the rule."""
+    rng = np.random.default_rng(12)
+    phash = rng.integers(0, 17, 20_000)
+    margins = -2.0 + 0.05 * (16 - phash) + rng.exponential(0.2, 20_000)
+    triples, photo = _pairs(margins, phash)
+
+    fit = _verify_module().tail_fit(triples, margins, photo=photo, rule=(8, 80))
+
+    assert fit["coefficients"]["per_phash_bit"] == pytest.approx(-0.05, abs=0.005)
+    assert fit["location_at_rule"] == pytest.approx(-2.0 + 0.8 + 0.2, abs=0.03)  # + the mean of Exp(0.2)
+    assert fit["share"] == pytest.approx(np.exp(-1.2 / 0.2), rel=0.6)
+
+
+def test_a_pair_passes_through_its_best_variant() -> None:
+    """Two variants of one pair: the pair's margin is the better one; rings count pairs."""
+    rule = _rule()
+    triples = np.array([(0, 1, 0, 8, 80), (0, 1, 1, 8, 80), (2, 3, 0, 16, 110)], np.int64)
+    scores = np.array([(0.5, 0.5, np.nan, 1.0), (0.99, 0.99, np.nan, 1.0), (0.5, 0.5, np.nan, 1.0)])
+    corpus = SimpleNamespace(names=[str(i) for i in range(4)], photo=np.arange(4))
+
+    report = _verify_module().verification_report(
+        corpus, _settings(), triples, scores, p_rule=1e-6, positives_verified=None
     )
 
-
-def test_verification_factor_comes_from_the_tightest_ring_with_enough_pairs() -> None:
-    # 60 pairs at pHash 10 / PDQ 90 (the tightest ring with >= 50 pairs), 6 of them accepted; one
-    # pair under the rule, accepted through the second of its two variants.
-    triples = [(q, q + 1, 0, 10, 90) for q in range(60)] + [(70, 71, 0, 8, 80), (70, 71, 1, 8, 80)]
-    passes = [q < 6 for q in range(60)] + [False, True]
-    report = _verification_report(triples, passes)
-
-    assert report["factor_ring"] == {"phash": 10, "pdq": 90, "pairs": 61, "accepted": 7}
-    assert report["factor"] == pytest.approx(7 / 61)
-    assert report["p_verified"] == pytest.approx(1e-6 * 7 / 61)
-    assert (report["measured_rule"], report["measured_rule_and_verified"]) == (1, 1)
-    assert report["expected_per_query"]["1e+08"] == pytest.approx(100 * 7 / 61)
+    rings = _verify_module().RINGS
+    assert verified_pairs(report) == {rings[0]: (2, 1), **dict.fromkeys(rings[1:], (1, 1))}
+    assert rule.verify_min_shape < 0.99
 
 
-def test_verification_factor_is_an_upper_bound_when_nothing_passes() -> None:
-    triples = [(q, q + 1, 0, 12, 100) for q in range(80)]
-    report = _verification_report(triples, [False] * 80)
+def _settings():  # type: ignore[no-untyped-def]
+    from bot.config import load_settings
 
-    assert report["factor_is_upper_bound"]
-    assert report["factor"] == pytest.approx(3 / 80)
+    return load_settings(with_deployment_files=False)
+
+
+def verified_pairs(report: dict) -> dict[tuple[int, int], tuple[int, int]]:  # type: ignore[type-arg]
+    return {(r["phash"], r["pdq"]): (r["pairs"], r["accepted"]) for r in report["rings"] if r["pairs"]}
