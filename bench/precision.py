@@ -1385,19 +1385,27 @@ def main() -> None:
     a_values = tuple(sorted({*range(0, 34, 2), *PHASH_GRID, rule[0], PHASH_BITS}))
     stats = scan_pairs(corpus.table, corpus.genre, corpus.photo, a_values, workers=args.workers)
     report = build_report(corpus, positives, stats, rule)
-    triples = precision_verify.near_triples(
-        corpus, (settings.matching.verify_near_phash, settings.matching.verify_near_pdq)
-    )
+    near = (settings.matching.verify_near_phash, settings.matching.verify_near_pdq)
+    triples = precision_verify.near_triples(corpus, near, everyday_only=False)
     scores = precision_verify.correlate_pairs(
         corpus, triples, cache=args.cache, key=settings_key(settings), workers=args.workers
     )
-    p_rule = report["populations"][HEADLINE]["estimates"]["rule"]["p"]
     verified_positives = (
         precision_verify.verify_positives(args.devset, settings, *rule) if positives is not None else None
     )
-    report["verification"] = precision_verify.verification_report(
-        corpus, settings, triples, scores, p_rule=p_rule, positives_verified=verified_positives
-    )
+    everyday = (corpus.genre[triples[:, 0]] == 0) & (corpus.genre[triples[:, 1]] == 0)
+    for key, name, subset, with_positives in (
+        ("verification", HEADLINE, everyday, verified_positives),
+        ("verification_all", "all pictures, different photographs", slice(None), None),
+    ):
+        report[key] = precision_verify.verification_report(
+            corpus,
+            settings,
+            triples[subset],
+            scores[subset],
+            p_rule=report["populations"][name]["estimates"]["rule"]["p"],
+            positives_verified=with_positives,
+        )
     if args.json:
         print(json.dumps(_finite(report), default=_json_default, allow_nan=False))
     else:

@@ -47,15 +47,15 @@ _worker_settings = None
 
 
 def near_triples(
-    corpus, near: tuple[int, int] = (NEAR_PHASH, NEAR_PDQ), headline_genre: int = 0
+    corpus, near: tuple[int, int] = (NEAR_PHASH, NEAR_PDQ), *, everyday_only: bool = True
 ) -> np.ndarray:  # type: ignore[no-untyped-def]
     """(M, 5) int64 rows (query, entry, variant, pHash distance, PDQ distance): every variant of
-    every everyday query near an everyday entry of another photograph (the bot verifies a
+    every (everyday) query near an (everyday) entry of another photograph (the bot verifies a
     candidate through any variant this near: ``[matching] verify_near_*``)."""
     near_phash, near_pdq = near
     table = corpus.table
     rows = []
-    everyday = np.flatnonzero(corpus.genre == headline_genre)
+    everyday = np.flatnonzero(corpus.genre == 0) if everyday_only else np.arange(len(corpus.genre))
     entries_phash = table.entry_phash[everyday]
     for q in everyday.tolist():
         valid = table.query_variant[q] != ""
@@ -339,10 +339,16 @@ def verify_positives(devset: Path, settings, rule_a: int, rule_b: int) -> dict[s
 
 
 def print_verification(report: dict) -> None:  # type: ignore[type-arg]
-    v = report.get("verification")
-    if not v:
-        return
-    print("\nVerification of candidates (bot/verification.py), everyday photographs:")
+    for key, population in (
+        ("verification", "everyday photographs"),
+        ("verification_all", "all pictures, different photographs (telescope pictures and cut-outs too)"),
+    ):
+        if report.get(key):
+            _print_verification(report[key], population)
+
+
+def _print_verification(v: dict, population: str) -> None:  # type: ignore[type-arg]
+    print(f"\nVerification of candidates (bot/verification.py), {population}:")
     minimums = v["minimums"]
     print(
         f"  minimums: shape >= {minimums['shape']}, detail >= {minimums['detail']}, "
