@@ -3,10 +3,12 @@ does the thumbnail check (bot/verification.py) still accept, and how many true c
 
 Used by bench/precision.py. The hash rule's false-match probability p comes from there (all pairs,
 tail fit); verification is too costly to run on all pairs (it aligns the query's region with each
-entry's thumbnail), so it runs on every everyday (query variant, entry) pair near in both hashes
-(pHash <= NEAR_PHASH and PDQ <= NEAR_PDQ), through the bot's own code: decode_picture,
-hash_query_with_views, QueryViews.correlate against hash_entry's thumbnail, the configured
-minimums.
+entry's thumbnail), so it runs on every (query variant, entry) pair of different photographs near
+in both hashes (``[matching] verify_near_*``: the bot verifies a candidate through any variant
+that near), through the bot's own code: decode_picture, hash_query_with_views,
+QueryViews.correlate against hash_entry's thumbnail, the configured minimums. Everyday
+photographs are the headline; all pictures (telescope pictures and cut-outs too) are reported
+beside them.
 
 How often does the verification let an unrelated near pair through? Too rarely to count: the
 goal (0.01 expected false matches per query at 1e8) needs a share near 1e-4, and the corpus has
@@ -22,8 +24,9 @@ counted:
 3. The residuals' upper tail above their 95th percentile is fitted with an exponential (peaks over
    a threshold, a generalised Pareto tail of shape 0; maximum likelihood: the mean excess).
 4. The share is that tail's probability of reaching margin 0 from the location the regression
-   gives at the most alike corner of the rule (the largest over pHash 0 or the rule's, PDQ 0 or
-   the rule's, each kept within the distances measured): p_verified = p_rule x share.
+   gives each measured pair within the rule (the pairs the rule nominates), averaged; with none
+   measured, from the rule's most alike corner (pHash 0 or the rule's, PDQ 0 or the rule's, kept
+   within the distances measured): p_verified = p_rule x share.
 
 The check: the pairs are split in two by query photograph; each half's fit predicts how many of
 the other half's pairs exceed the levels that the 10th, 3rd and 1st highest margins of all pairs
@@ -217,18 +220,20 @@ def tail_fit(
     design = np.column_stack([np.ones(len(keys)), closeness])
     coefficients = np.linalg.lstsq(design, pair_margin, rcond=None)[0]
     residual = pair_margin - design @ coefficients
-    # The rule's corners, kept inside the measured closeness (no extrapolation past the data).
-    low, high = closeness.min(axis=0), closeness.max(axis=0)
-    corners = np.array(
-        [
+    # Where the rule's own pairs sit: the share is the mean of each one's chance from its location.
+    in_rule = np.zeros(len(keys), bool)
+    np.logical_or.at(in_rule, inverse, (triples[:, 3] <= rule[0]) & (triples[:, 4] <= rule[1]))
+    if in_rule.any():
+        locations = design[in_rule] @ coefficients
+    else:  # none measured: the rule's most alike corner, kept inside the measured closeness
+        low, high = closeness.min(axis=0), closeness.max(axis=0)
+        corners = [
             [1, np.clip(a, low[0], high[0]), np.clip(b, low[1], high[1])]
             for a in (0, rule[0])
             for b in (0, rule[1])
-        ],
-        dtype=np.float64,
-    )
-    location = float((corners @ coefficients).max())
-    share = _exceedance(residual, -location)
+        ]
+        locations = np.array([(np.array(corners, dtype=np.float64) @ coefficients).max()])
+    share = float(np.mean([_exceedance(residual, -location) for location in locations]))
     half = photo[query] % 2 == 0  # the two halves share no photograph
     ordered = np.sort(pair_margin)[::-1]
     checks = []
@@ -254,7 +259,8 @@ def tail_fit(
             "per_phash_bit": coefficients[1],
             "per_pdq_bit": coefficients[2],
         },
-        "location_at_rule": location,
+        "rule_pairs": int(in_rule.sum()),
+        "location_at_rule": float(np.mean(locations)),
         "highest_margins": ordered[:5].tolist(),
         "share": share,
         "split_half_check": checks,
@@ -371,7 +377,8 @@ def _print_verification(v: dict, population: str) -> None:  # type: ignore[type-
         print(
             f"  tail fit over {fit['pairs']} pairs ({fit['method']}): margin = {c['intercept']:.3f} "
             f"{c['per_phash_bit']:+.4f}/pHash bit {c['per_pdq_bit']:+.4f}/PDQ bit + residual; "
-            f"location at the rule's closest corner {fit['location_at_rule']:.3f}; highest margins "
+            f"mean location of the {fit['rule_pairs']} pairs within the rule {fit['location_at_rule']:.3f}; "
+            f"highest margins "
             f"{[round(m, 3) for m in fit['highest_margins']]}"
         )
         for check in fit["split_half_check"]:

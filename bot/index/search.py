@@ -129,7 +129,7 @@ class HashIndex:
         for variant in verification_order(query, int(shard.phash[row]), shard.pdq[row], rule, found):
             correlation = views.correlate(query.variants[variant], thumbnail, chroma)
             if correlation_passes(correlation, rule):
-                return next((found for found in variants if found[1] == variant), variants[0])
+                return next((close for close in variants if close[1] == variant), variants[0])
         return None
 
     def _scan_shard(

@@ -120,11 +120,11 @@ def test_margin_is_non_negative_exactly_where_the_verification_accepts() -> None
     assert accepted[~smooth & (scores[:, 1] < rule.verify_min_smooth)].any()
 
 
-def _pairs(margins: np.ndarray, phash: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Triples (one per pair) with the given margins and pHash distances, PDQ 100."""
+def _pairs(margins: np.ndarray, phash: np.ndarray, pdq: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """Triples (one per pair) with the given margins and pHash distances, one PDQ distance."""
     count = len(margins)
     triples = np.column_stack(
-        [np.arange(count), np.arange(count) + count, np.zeros(count), phash, np.full(count, 100)]
+        [np.arange(count), np.arange(count) + count, np.zeros(count), phash, np.full(count, pdq)]
     ).astype(np.int64)
     return triples, np.arange(2 * count)  # each picture its own photograph
 
@@ -143,19 +143,34 @@ def test_tail_fit_recovers_a_known_exponential_tail_beyond_every_measured_pair()
         assert check["observed"] == pytest.approx(check["predicted"], abs=3 * np.sqrt(check["predicted"]) + 2)
 
 
-def test_tail_fit_moves_the_tail_to_the_closest_pairs_the_rule_admits() -> None:
-    """Closer hashes, higher margins (+0.05 a pHash bit closer): at pHash 0 the location is
-    -2 + 0.8 and P = exp(-1.2 / 0.2), though most pairs sit far from the rule."""
+def test_tail_fit_takes_the_tail_where_the_rule_nominates_pairs() -> None:
+    """Closer hashes, higher margins (+0.05 a pHash bit closer): the rule (pHash <= 8) nominates
+    the closer pairs, where P(margin >= 0 | pHash p) = exp(-(1.2 + 0.05 p) / 0.2)."""
     rng = np.random.default_rng(12)
     phash = rng.integers(0, 17, 20_000)
+    margins = -2.0 + 0.05 * (16 - phash) + rng.exponential(0.2, 20_000)
+    triples, photo = _pairs(margins, phash, pdq=70)
+    nominated = phash[phash <= 8]
+
+    fit = _verify_module().tail_fit(triples, margins, photo=photo, rule=(8, 80))
+
+    assert fit["coefficients"]["per_phash_bit"] == pytest.approx(-0.05, abs=0.005)
+    assert fit["rule_pairs"] == len(nominated)
+    assert fit["share"] == pytest.approx(np.mean(np.exp(-(1.2 + 0.05 * nominated) / 0.2)), rel=0.6)
+
+
+def test_tail_fit_without_pairs_in_the_rule_takes_its_most_alike_corner() -> None:
+    rng = np.random.default_rng(13)
+    phash = rng.integers(9, 17, 20_000)  # none within the rule's pHash 8
     margins = -2.0 + 0.05 * (16 - phash) + rng.exponential(0.2, 20_000)
     triples, photo = _pairs(margins, phash)
 
     fit = _verify_module().tail_fit(triples, margins, photo=photo, rule=(8, 80))
 
-    assert fit["coefficients"]["per_phash_bit"] == pytest.approx(-0.05, abs=0.005)
-    assert fit["location_at_rule"] == pytest.approx(-2.0 + 0.8 + 0.2, abs=0.03)  # + the mean of Exp(0.2)
-    assert fit["share"] == pytest.approx(np.exp(-1.2 / 0.2), rel=0.6)
+    assert fit["rule_pairs"] == 0
+    # the corner pHash 0 lies outside the measured 9..16: kept at 9, location -2 + 0.35 + 0.2
+    assert fit["location_at_rule"] == pytest.approx(-1.45, abs=0.03)
+    assert fit["share"] == pytest.approx(np.exp(-(2.0 - 0.35) / 0.2), rel=0.6)
 
 
 def test_a_pair_passes_through_its_best_variant() -> None:
