@@ -750,3 +750,20 @@ def test_two_smooth_pictures_alike_in_layout_are_told_apart_and_a_copy_is_not():
     copy_found = hash_match(copy[0], stored)
     assert copy_found is not None
     assert passes(copy[1].correlate(copy_found[1], stored.thumbnail, stored.chroma))
+
+
+def test_an_unrelated_candidate_is_turned_down_at_the_grid_without_the_refinement():
+    """The refinement (five turned copies of the query base, 135 placements) is the costly part
+    of a check; a candidate far off at the grid is not worth it, and never passes."""
+    _, views = hash_query_with_views(original("coffee.jpg"), SETTINGS.hashing)  # fresh views
+    margin = SETTINGS.hashing.entry_margin
+    own_variant = f"as-sent@{margin:g},{margin:g},{margin:g},{margin:g}"
+    other = entry("rocket.jpg")
+
+    far = views.correlate(own_variant, other.thumbnail, other.chroma)
+
+    assert min(far.shape, far.detail) < 0.6
+    assert not passes(far)
+    assert all(angle == 0.0 for _, angle in views._rotated), "no turned view was made"
+    assert passes(views.correlate(own_variant, entry("coffee.jpg").thumbnail))
+    assert any(angle != 0.0 for _, angle in views._rotated)  # its own entry was refined
