@@ -138,7 +138,9 @@ def test_tail_fit_recovers_a_known_exponential_tail_beyond_every_measured_pair()
     fit = _verify_module().tail_fit(triples, margins, photo=photo, rule=(8, 80))
 
     assert (margins < 0).all()
-    assert fit["share"] == pytest.approx(np.exp(-10), rel=0.6)
+    assert fit["share_fitted"] == pytest.approx(np.exp(-10), rel=0.6)
+    assert fit["share"] == pytest.approx(fit["share_fitted"] * fit["calibration"])
+    assert 1.0 <= fit["calibration"] < 2.0  # a true exponential: each half predicts the other
     for check in fit["split_half_check"]:  # each half predicts the other's far tail
         assert check["observed"] == pytest.approx(check["predicted"], abs=3 * np.sqrt(check["predicted"]) + 2)
 
@@ -156,7 +158,7 @@ def test_tail_fit_takes_the_tail_where_the_rule_nominates_pairs() -> None:
 
     assert fit["coefficients"]["per_phash_bit"] == pytest.approx(-0.05, abs=0.005)
     assert fit["rule_pairs"] == len(nominated)
-    assert fit["share"] == pytest.approx(np.mean(np.exp(-(1.2 + 0.05 * nominated) / 0.2)), rel=0.6)
+    assert fit["share_fitted"] == pytest.approx(np.mean(np.exp(-(1.2 + 0.05 * nominated) / 0.2)), rel=0.6)
 
 
 def test_tail_fit_without_pairs_in_the_rule_takes_its_most_alike_corner() -> None:
@@ -170,7 +172,22 @@ def test_tail_fit_without_pairs_in_the_rule_takes_its_most_alike_corner() -> Non
     assert fit["rule_pairs"] == 0
     # the corner pHash 0 lies outside the measured 9..16: kept at 9, location -2 + 0.35 + 0.2
     assert fit["location_at_rule"] == pytest.approx(-1.45, abs=0.03)
-    assert fit["share"] == pytest.approx(np.exp(-(2.0 - 0.35) / 0.2), rel=0.6)
+    assert fit["share_fitted"] == pytest.approx(np.exp(-(2.0 - 0.35) / 0.2), rel=0.6)
+
+
+def test_a_fit_that_predicts_too_few_is_raised_to_what_was_counted() -> None:
+    """A tail heavier than exponential (Pareto): the fit under-predicts the far tail, and the
+    split-half check at the 10th-highest margin raises the share by observed / predicted."""
+    rng = np.random.default_rng(14)
+    margins = -3.0 + (rng.pareto(2.0, 20_000) * 0.2)
+    triples, photo = _pairs(margins, rng.integers(0, 17, 20_000))
+
+    fit = _verify_module().tail_fit(triples, margins, photo=photo, rule=(8, 80))
+
+    tenth = next(check for check in fit["split_half_check"] if check["rank"] == 10)
+    assert tenth["observed"] > tenth["predicted"]
+    assert fit["calibration"] == pytest.approx(tenth["observed"] / tenth["predicted"])
+    assert fit["share"] > fit["share_fitted"]
 
 
 def test_a_pair_passes_through_its_best_variant() -> None:
