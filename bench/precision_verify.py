@@ -300,11 +300,13 @@ def verified(scores: np.ndarray, rule) -> np.ndarray:  # type: ignore[no-untyped
 
 
 def _grey_minimums(scores: np.ndarray, rule) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
-    share = _column(scores, 3)
-    smooth = ~np.isnan(share) & (share < rule.verify_smooth_below)
-    shape = np.where(smooth, max(rule.verify_min_shape, rule.verify_min_smooth), rule.verify_min_shape)
-    detail = np.where(smooth, max(rule.verify_min_detail, rule.verify_min_smooth), rule.verify_min_detail)
-    return shape, detail
+    """Per row, the bot's own (shape, detail) minimums for the entry's detail share (NaN: an entry
+    without one is judged by the ordinary minimums)."""
+    from bot.verification import grey_minimums
+
+    share = np.nan_to_num(_column(scores, 3), nan=np.inf)
+    minimums = np.array([grey_minimums(float(value), rule) for value in share]).reshape(-1, 2)
+    return minimums[:, 0], minimums[:, 1]
 
 
 def _column(scores: np.ndarray, index: int) -> np.ndarray:
@@ -319,6 +321,7 @@ def verify_positives(devset: Path, settings, rule_a: int, rule_b: int) -> dict[s
     """Dev-set copies the hashes find, and how many of them the verification keeps."""
     from bot.decoding import decode_picture
     from bot.hashing import hash_entry, hash_query_with_views
+    from bot.matching import verification_order
     from bot.verification import correlation_passes
 
     truth = json.loads((devset / "truth.json").read_text())
@@ -342,10 +345,11 @@ def verify_positives(devset: Path, settings, rule_a: int, rule_b: int) -> dict[s
         if not ((phash <= rule_a) & (pdq <= rule_b)).any():
             continue
         found += 1
-        # as the search does: any variant near enough may line the candidate up
+        # as the search does: the variants within the rule, then the others near enough
         rule = settings.matching
-        near = np.flatnonzero((phash <= rule.verify_near_phash) & (pdq <= rule.verify_near_pdq))
-        tried = [views.correlate(query.variants[i], entry.thumbnail, entry.chroma) for i in near]
+        found = [int(i) for i in np.argsort(pdq, kind="stable") if phash[i] <= rule_a and pdq[i] <= rule_b]
+        order = verification_order(query, entry.phash, entry.pdq, rule, found)
+        tried = [views.correlate(query.variants[i], entry.thumbnail, entry.chroma) for i in order]
         passing = [c for c in tried if correlation_passes(c, rule)]
         best = max(passing or tried, key=lambda c: min(c.shape, c.detail))
         colour = None if best.colour is None else round(best.colour, 3)

@@ -313,12 +313,19 @@ def _placed_chroma(
     return _chroma_of(np.asarray(rgb.resize((CHROMA_SIDE, CHROMA_SIDE), Image.Resampling.BOX, box=placed)))
 
 
+def grey_minimums(entry_detail_share: float, rule: MatchingSettings) -> tuple[float, float]:
+    """The (shape, detail) minimums for an entry: the smooth minimum where its thumbnail keeps
+    less than ``verify_smooth_below`` of its variance in detail."""
+    if entry_detail_share < rule.verify_smooth_below:
+        return max(rule.verify_min_shape, rule.verify_min_smooth), max(
+            rule.verify_min_detail, rule.verify_min_smooth
+        )
+    return rule.verify_min_shape, rule.verify_min_detail
+
+
 def correlation_passes(correlation: Correlation, rule: MatchingSettings) -> bool:
     """Every minimum of ``rule`` reached: the colour one only where both pictures have colour to
     compare, the stricter smooth one only for a smooth entry."""
-    min_shape, min_detail = rule.verify_min_shape, rule.verify_min_detail
-    if correlation.entry_detail_share < rule.verify_smooth_below:
-        min_shape = max(min_shape, rule.verify_min_smooth)
-        min_detail = max(min_detail, rule.verify_min_smooth)
+    min_shape, min_detail = grey_minimums(correlation.entry_detail_share, rule)
     colour_ok = correlation.colour is None or correlation.colour >= rule.verify_min_colour
     return correlation.shape >= min_shape and correlation.detail >= min_detail and colour_ok
