@@ -109,13 +109,22 @@ def _correlate_task(task):  # type: ignore[no-untyped-def]
         for row, variant, thumbnail, chroma in jobs[picture.name]:
             correlation = views.correlate(variant, thumbnail, chroma)
             colour = np.nan if correlation.colour is None else correlation.colour
-            out.append((row, correlation.shape, correlation.detail, colour, correlation.entry_detail_share))
+            out.append(
+                (
+                    row,
+                    correlation.shape,
+                    correlation.detail,
+                    colour,
+                    correlation.entry_detail_share,
+                    correlation.entry_spread,
+                )
+            )
     return out
 
 
 def correlate_pairs(corpus, triples: np.ndarray, *, cache: Path, key: str, workers: int) -> np.ndarray:  # type: ignore[no-untyped-def]
-    """(M, 4) float: the best placement's (shape, detail, colour) correlation of each triple, colour
-    NaN where either picture is grey, and the entry's detail share; cached."""
+    """(M, 5) float: the best placement's (shape, detail, colour) correlation of each triple, colour
+    NaN where either picture is grey, and the entry's detail share and spread; cached."""
     digest = hashlib.sha256(key.encode() + triples.tobytes()).hexdigest()[:20]
     path = cache / "hashes" / f"verify-{digest}.npy"
     if path.exists():
@@ -179,6 +188,8 @@ def verification_report(  # type: ignore[no-untyped-def]
             "colour": rule.verify_min_colour,
             "smooth": rule.verify_min_smooth,
             "smooth_below": rule.verify_smooth_below,
+            "sparse": rule.verify_min_sparse,
+            "sparse_below": rule.verify_sparse_below,
         },
         "near_pairs": {"phash": rule.verify_near_phash, "pdq": rule.verify_near_pdq, "triples": len(triples)},
         "rings": rings,
@@ -291,8 +302,8 @@ def _exceedance(residual: np.ndarray, level: float) -> float:
 
 
 def verified(scores: np.ndarray, rule) -> np.ndarray:  # type: ignore[no-untyped-def]
-    """Which (shape, detail, colour, entry detail share) rows pass the rule's minimums (colour NaN:
-    not compared; the smooth minimum where the entry's detail share is below the rule's)."""
+    """Which (shape, detail, colour, entry detail share, entry spread) rows pass the rule's
+    minimums (colour NaN: not compared; the smooth and sparse minimums where they apply)."""
     shape_min, detail_min = _grey_minimums(scores, rule)
     grey = (scores[:, 0] >= shape_min) & (scores[:, 1] >= detail_min)
     colour = _column(scores, 2)
@@ -300,12 +311,15 @@ def verified(scores: np.ndarray, rule) -> np.ndarray:  # type: ignore[no-untyped
 
 
 def _grey_minimums(scores: np.ndarray, rule) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
-    """Per row, the bot's own (shape, detail) minimums for the entry's detail share (NaN: an entry
-    without one is judged by the ordinary minimums)."""
+    """Per row, the bot's own (shape, detail) minimums for the entry's detail share and spread
+    (NaN or a missing column: judged by the ordinary minimums)."""
     from bot.verification import grey_minimums
 
     share = np.nan_to_num(_column(scores, 3), nan=np.inf)
-    minimums = np.array([grey_minimums(float(value), rule) for value in share]).reshape(-1, 2)
+    spread = np.nan_to_num(_column(scores, 4), nan=np.inf)
+    minimums = np.array(
+        [grey_minimums(float(value), float(cells), rule) for value, cells in zip(share, spread, strict=True)]
+    ).reshape(-1, 2)
     return minimums[:, 0], minimums[:, 1]
 
 
@@ -376,7 +390,8 @@ def _print_verification(v: dict, population: str) -> None:  # type: ignore[type-
     print(
         f"  minimums: shape >= {minimums['shape']}, detail >= {minimums['detail']}, "
         f"colour >= {minimums.get('colour')} (where both pictures have colour), both >= "
-        f"{minimums.get('smooth')} for smooth entries (detail share < {minimums.get('smooth_below')})"
+        f"{minimums.get('smooth')} for smooth entries (detail share < {minimums.get('smooth_below')}), "
+        f"both >= {minimums.get('sparse')} for sparse ones (spread < {minimums.get('sparse_below')} cells)"
     )
     near = v["near_pairs"]
     print(f"  pairs verified through every variant within pHash {near['phash']}, PDQ {near['pdq']}")

@@ -47,6 +47,10 @@ class MatchingSettings:
     # layout come close (see config/default.toml).
     verify_smooth_below: float = 0.0
     verify_min_smooth: float = -1.0
+    # Sparse entries (contrast spread over fewer than this many of the thumbnail's 256 cells: a
+    # small bright subject on black) must reach verify_min_sparse in shape and detail.
+    verify_sparse_below: float = 0.0
+    verify_min_sparse: float = -1.0
     # A candidate the rule found may be lined up through any query variant this near to it.
     verify_near_phash: int = 0
     verify_near_pdq: int = 0

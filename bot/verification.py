@@ -36,6 +36,12 @@ variance in detail (:func:`detail_share`), shape and detail must both reach a hi
 Measured (bench/precision.py): the dev set's copies of such pictures score at least 0.96; the
 unrelated everyday pairs near in both hashes at most 0.92.
 
+Sparse pictures too: a small bright subject on a dark ground (a galaxy, a star cluster) keeps its
+contrast in a few cells of the thumbnail (:func:`spread`), and unrelated pictures of that kind are
+alike in layout: the stars that tell them apart are far finer than a cell. Copies of such pictures
+change as little as copies of smooth ones, so below a set spread the same kind of higher minimum
+applies (``verify_sparse_below``, ``verify_min_sparse``).
+
 The candidate stays when the best placement reaches every minimum (``[matching]`` in the config).
 
 Privacy: the query's side of this is a small grey copy of each query base (128 px on its short
@@ -134,6 +140,17 @@ def detail_share(thumbnail: np.ndarray) -> float:
     return float((detail**2).sum()) / total
 
 
+def spread(thumbnail: np.ndarray) -> float:
+    """Over how many of the thumbnail's cells its contrast is spread (the participation ratio of
+    the deviations from the mean, (sum c^2)^2 / sum c^4): ~1 for one bright cell on black, ~85
+    for noise, 256 at most. Small for a small bright subject on a dark ground (a galaxy, a star
+    cluster), which unrelated pictures of the same kind match in layout. A flat one gives 0."""
+    values = np.asarray(thumbnail, dtype=np.float64)
+    squares = (values - values.mean()) ** 2
+    fourth = float((squares**2).sum())
+    return float(squares.sum()) ** 2 / fourth if fourth > 1e-9 else 0.0
+
+
 def _unit(values: np.ndarray) -> np.ndarray:
     flat = values.reshape(*values.shape[:-2], -1)
     flat = flat - flat.mean(axis=-1, keepdims=True)
@@ -149,6 +166,7 @@ class Correlation:
     detail: float
     colour: float | None = None  # None: one of the two pictures is (nearly) grey, or no colour kept
     entry_detail_share: float = 1.0  # detail_share of the entry's thumbnail
+    entry_spread: float = float(THUMBNAIL_SIDE**2)  # spread of the entry's thumbnail
 
 
 @dataclass
@@ -244,6 +262,7 @@ class QueryViews:
             detail=float(detail),
             colour=colour,
             entry_detail_share=detail_share(entry_thumbnail),
+            entry_spread=spread(entry_thumbnail),
         )
 
     def _view(self, variant: str, angle: float) -> tuple[Image.Image, Image.Image]:
@@ -313,19 +332,22 @@ def _placed_chroma(
     return _chroma_of(np.asarray(rgb.resize((CHROMA_SIDE, CHROMA_SIDE), Image.Resampling.BOX, box=placed)))
 
 
-def grey_minimums(entry_detail_share: float, rule: MatchingSettings) -> tuple[float, float]:
-    """The (shape, detail) minimums for an entry: the smooth minimum where its thumbnail keeps
-    less than ``verify_smooth_below`` of its variance in detail."""
-    if entry_detail_share < rule.verify_smooth_below:
-        return max(rule.verify_min_shape, rule.verify_min_smooth), max(
-            rule.verify_min_detail, rule.verify_min_smooth
-        )
-    return rule.verify_min_shape, rule.verify_min_detail
+def grey_minimums(
+    entry_detail_share: float, entry_spread: float, rule: MatchingSettings
+) -> tuple[float, float]:
+    """The (shape, detail) minimums for an entry: raised to the smooth minimum where its thumbnail
+    keeps less than ``verify_smooth_below`` of its variance in detail, and to the sparse minimum
+    where its contrast is spread over fewer than ``verify_sparse_below`` cells."""
+    strict = max(
+        rule.verify_min_smooth if entry_detail_share < rule.verify_smooth_below else -1.0,
+        rule.verify_min_sparse if entry_spread < rule.verify_sparse_below else -1.0,
+    )
+    return max(rule.verify_min_shape, strict), max(rule.verify_min_detail, strict)
 
 
 def correlation_passes(correlation: Correlation, rule: MatchingSettings) -> bool:
     """Every minimum of ``rule`` reached: the colour one only where both pictures have colour to
-    compare, the stricter smooth one only for a smooth entry."""
-    min_shape, min_detail = grey_minimums(correlation.entry_detail_share, rule)
+    compare, the stricter smooth and sparse ones only for such an entry."""
+    min_shape, min_detail = grey_minimums(correlation.entry_detail_share, correlation.entry_spread, rule)
     colour_ok = correlation.colour is None or correlation.colour >= rule.verify_min_colour
     return correlation.shape >= min_shape and correlation.detail >= min_detail and colour_ok

@@ -39,6 +39,7 @@ from bot.verification import (
     describe,
     detail_share,
     has_thumbnail,
+    spread,
     thumbnail,
 )
 
@@ -745,6 +746,66 @@ def test_two_smooth_pictures_alike_in_layout_are_told_apart_and_a_copy_is_not():
     assert alike.shape >= RULE.verify_min_shape, alike
     assert alike.detail >= RULE.verify_min_detail, alike
     assert alike.entry_detail_share < RULE.verify_smooth_below
+    assert not passes(alike)
+
+    copy_found = hash_match(copy[0], stored)
+    assert copy_found is not None
+    assert passes(copy[1].correlate(copy_found[1], stored.thumbnail, stored.chroma))
+
+
+def galaxy(angle: float, axis_ratio: float, seed: int, side: int = 384) -> Image.Image:
+    """A sparse picture: an elliptical glow (turned by ``angle`` degrees) on black, with a few
+    dozen faint stars placed by ``seed``; the kind telescope pictures are."""
+    y, x = np.mgrid[0:side, 0:side].astype(np.float64) - side / 2
+    turn = np.deg2rad(angle)
+    along, across = x * np.cos(turn) + y * np.sin(turn), -x * np.sin(turn) + y * np.cos(turn)
+    width = side * 0.09
+    grey = 230 * np.exp(-(along**2 / (2 * width**2) + across**2 / (2 * (width * axis_ratio) ** 2)))
+    rng = np.random.default_rng(seed)
+    for star_x, star_y in rng.integers(1, side - 1, (40, 2)):
+        grey[star_y - 1 : star_y + 2, star_x - 1 : star_x + 2] += rng.uniform(60, 200)
+    picture = Image.fromarray(np.clip(grey + 6, 0, 255).astype(np.uint8))
+    return picture.filter(ImageFilter.GaussianBlur(1)).convert("RGB")
+
+
+def test_spread_counts_the_cells_that_carry_the_contrast():
+    one_cell = np.zeros((THUMBNAIL_SIDE, THUMBNAIL_SIDE), np.uint8)
+    one_cell[5, 9] = 255
+    noise = np.random.default_rng(0).integers(0, 256, (THUMBNAIL_SIDE, THUMBNAIL_SIDE)).astype(np.uint8)
+
+    assert spread(one_cell) == pytest.approx(1.0, abs=0.05)
+    assert spread(noise) > 100  # uniform noise: 256 / 1.8
+    assert spread(np.full((THUMBNAIL_SIDE, THUMBNAIL_SIDE), 77, np.uint8)) == 0.0
+    sparse = thumbnail(galaxy(20, 0.5, seed=1))
+    assert spread(sparse) < RULE.verify_sparse_below < spread(entry("coffee.jpg").thumbnail)
+
+
+def test_the_sparse_minimum_applies_to_sparse_entries_only():
+    assert RULE.verify_min_detail < RULE.verify_min_sparse < 1.0
+    between = (RULE.verify_min_shape + RULE.verify_min_sparse) / 2
+    scores = {"shape": max(between, RULE.verify_min_shape), "detail": between}
+
+    assert correlation_passes(Correlation(**scores, entry_spread=RULE.verify_sparse_below), RULE)
+    assert not correlation_passes(Correlation(**scores, entry_spread=RULE.verify_sparse_below / 2), RULE)
+    assert correlation_passes(Correlation(shape=0.99, detail=0.99, entry_spread=1.0), RULE)
+
+
+def test_two_sparse_pictures_alike_in_layout_are_told_apart_and_a_copy_is_not():
+    """Two galaxies on black, turned 20 degrees apart, one rounder, other stars: close in both hashes and
+    above the ordinary minimums (how telescope pictures matched each other in bench/precision.py);
+    the sparse minimum refuses them. A small, re-encoded copy still passes."""
+    stored = hash_entry(galaxy(20, 0.5, seed=1), SETTINGS.hashing)
+    unrelated = hash_query_with_views(galaxy(40, 0.6, seed=2), SETTINGS.hashing)
+    copy = hash_query_with_views(
+        decode(jpeg(galaxy(20, 0.5, seed=1).resize((200, 200)), quality=60)), SETTINGS.hashing
+    )
+
+    found = hash_match(unrelated[0], stored)
+    assert found is not None  # the hashes alone would report it
+    alike = unrelated[1].correlate(found[1], stored.thumbnail, stored.chroma)
+    assert alike.shape >= RULE.verify_min_shape, alike
+    assert alike.detail >= RULE.verify_min_detail, alike
+    assert alike.entry_spread < RULE.verify_sparse_below
     assert not passes(alike)
 
     copy_found = hash_match(copy[0], stored)
