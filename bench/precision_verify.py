@@ -144,7 +144,7 @@ def correlate_pairs(corpus, triples: np.ndarray, *, cache: Path, key: str, worke
         for members in by_photo.values()
         for chunk in (members[s : s + 16] for s in range(0, len(members), 16))
     ]
-    scores = np.full((len(triples), 4), np.nan)
+    scores = np.full((len(triples), 5), np.nan)
     started = time.perf_counter()
     print(
         f"  verifying {len(triples)} near pairs of {len(jobs)} queries on {workers} processes ...", flush=True
