@@ -107,6 +107,7 @@ def test_margin_is_non_negative_exactly_where_the_verification_accepts() -> None
             rng.uniform(0.6, 1.0, 5000),
             np.where(rng.random(5000) < 0.3, np.nan, rng.uniform(0.5, 1.0, 5000)),  # NaN: grey
             rng.uniform(0.0, 0.4, 5000),  # entries smooth and not
+            rng.uniform(1.0, 60.0, 5000),  # entries sparse and not
         ]
     )
     verify = _verify_module()
@@ -118,6 +119,21 @@ def test_margin_is_non_negative_exactly_where_the_verification_accepts() -> None
     smooth = scores[:, 3] < rule.verify_smooth_below
     assert not accepted[smooth & (scores[:, 1] < rule.verify_min_smooth)].any()
     assert accepted[~smooth & (scores[:, 1] < rule.verify_min_smooth)].any()
+    sparse = scores[:, 4] < rule.verify_sparse_below
+    assert not accepted[sparse & (scores[:, 1] < rule.verify_min_sparse)].any()
+    assert accepted[~sparse & ~smooth & (scores[:, 1] < rule.verify_min_sparse)].any()
+    # The bot's own rule decides each row the same way.
+    from bot.verification import Correlation, correlation_passes
+
+    for row in scores[:300]:
+        correlation = Correlation(
+            shape=row[0],
+            detail=row[1],
+            colour=None if np.isnan(row[2]) else row[2],
+            entry_detail_share=row[3],
+            entry_spread=row[4],
+        )
+        assert correlation_passes(correlation, rule) == verify.verified(row[None, :], rule)[0]
 
 
 def _pairs(margins: np.ndarray, phash: np.ndarray, pdq: int = 100) -> tuple[np.ndarray, np.ndarray]:
