@@ -699,6 +699,27 @@ def test_search_drops_a_candidate_whose_colours_differ_and_reads_chroma_back(tmp
 # --- smooth pictures ------------------------------------------------------------------------------
 
 
+def refused_though_alike_while_a_copy_passes(original: Image.Image, other: Image.Image) -> Correlation:
+    """``original`` as the entry: ``other`` is close in both hashes and above the ordinary
+    minimums, yet refused; a small, re-encoded copy of ``original`` passes. Returns ``other``'s
+    correlation, for the caller to say which stricter minimum applied."""
+    stored = hash_entry(original, SETTINGS.hashing)
+    unrelated = hash_query_with_views(other, SETTINGS.hashing)
+    copy = hash_query_with_views(decode(jpeg(original.resize((180, 180)), quality=60)), SETTINGS.hashing)
+
+    found = hash_match(unrelated[0], stored)
+    assert found is not None  # the hashes alone would report it
+    alike = unrelated[1].correlate(found[1], stored.thumbnail, stored.chroma)
+    assert alike.shape >= RULE.verify_min_shape, alike
+    assert alike.detail >= RULE.verify_min_detail, alike
+    assert not passes(alike)
+
+    copy_found = hash_match(copy[0], stored)
+    assert copy_found is not None
+    assert passes(copy[1].correlate(copy_found[1], stored.thumbnail, stored.chroma))
+    return alike
+
+
 def dark_disc_edge(radius: int, side: int = 256) -> Image.Image:
     """A smooth picture: one curved edge (part of a dark disc of ``radius``) across a light field,
     softened as a photograph's would be; the kind a wallpaper or a cup's rim gives."""
@@ -734,23 +755,9 @@ def test_two_smooth_pictures_alike_in_layout_are_told_apart_and_a_copy_is_not():
     """Two different curves: close in both hashes and above the ordinary minimums, which is how
     such pictures matched unrelated ones at scale; the smooth minimum refuses them. A small,
     re-encoded copy of the entry still passes."""
-    original_edge = dark_disc_edge(250)
-    other_edge = dark_disc_edge(500)
-    stored = hash_entry(original_edge, SETTINGS.hashing)
-    unrelated = hash_query_with_views(other_edge, SETTINGS.hashing)
-    copy = hash_query_with_views(decode(jpeg(original_edge.resize((180, 180)), quality=60)), SETTINGS.hashing)
+    alike = refused_though_alike_while_a_copy_passes(dark_disc_edge(250), dark_disc_edge(500))
 
-    found = hash_match(unrelated[0], stored)
-    assert found is not None  # the hashes alone would report it
-    alike = unrelated[1].correlate(found[1], stored.thumbnail, stored.chroma)
-    assert alike.shape >= RULE.verify_min_shape, alike
-    assert alike.detail >= RULE.verify_min_detail, alike
     assert alike.entry_detail_share < RULE.verify_smooth_below
-    assert not passes(alike)
-
-    copy_found = hash_match(copy[0], stored)
-    assert copy_found is not None
-    assert passes(copy[1].correlate(copy_found[1], stored.thumbnail, stored.chroma))
 
 
 def galaxy(angle: float, axis_ratio: float, seed: int, side: int = 384) -> Image.Image:
@@ -794,23 +801,9 @@ def test_two_sparse_pictures_alike_in_layout_are_told_apart_and_a_copy_is_not():
     """Two galaxies on black, turned 20 degrees apart, one rounder, other stars: close in both hashes and
     above the ordinary minimums (how telescope pictures matched each other in bench/precision.py);
     the sparse minimum refuses them. A small, re-encoded copy still passes."""
-    stored = hash_entry(galaxy(20, 0.5, seed=1), SETTINGS.hashing)
-    unrelated = hash_query_with_views(galaxy(40, 0.6, seed=2), SETTINGS.hashing)
-    copy = hash_query_with_views(
-        decode(jpeg(galaxy(20, 0.5, seed=1).resize((200, 200)), quality=60)), SETTINGS.hashing
-    )
+    alike = refused_though_alike_while_a_copy_passes(galaxy(20, 0.5, seed=1), galaxy(40, 0.6, seed=2))
 
-    found = hash_match(unrelated[0], stored)
-    assert found is not None  # the hashes alone would report it
-    alike = unrelated[1].correlate(found[1], stored.thumbnail, stored.chroma)
-    assert alike.shape >= RULE.verify_min_shape, alike
-    assert alike.detail >= RULE.verify_min_detail, alike
     assert alike.entry_spread < RULE.verify_sparse_below
-    assert not passes(alike)
-
-    copy_found = hash_match(copy[0], stored)
-    assert copy_found is not None
-    assert passes(copy[1].correlate(copy_found[1], stored.thumbnail, stored.chroma))
 
 
 def test_an_unrelated_candidate_is_turned_down_at_the_grid_without_the_refinement():
