@@ -93,9 +93,13 @@ def _init_worker() -> None:
     _worker_settings = load_settings(with_deployment_files=False)
 
 
+# The columns of a verification score row, in order (colour NaN where either picture is grey).
+SCORE_COLUMNS = ("shape", "detail", "colour", "entry_detail_share", "entry_spread")
+
+
 def _correlate_task(task):  # type: ignore[no-untyped-def]
     """For the pictures of one photograph: decode each as a query, correlate its listed variants
-    with the listed entry thumbnails -> [(row, shape, detail)]."""
+    with the listed entry thumbnails -> [(row, *SCORE_COLUMNS)]."""
     from photo_corpus import picture_bytes
 
     from bot.decoding import decode_picture
@@ -108,23 +112,15 @@ def _correlate_task(task):  # type: ignore[no-untyped-def]
         _, views = hash_query_with_views(image, _worker_settings.hashing)
         for row, variant, thumbnail, chroma in jobs[picture.name]:
             correlation = views.correlate(variant, thumbnail, chroma)
-            colour = np.nan if correlation.colour is None else correlation.colour
-            out.append(
-                (
-                    row,
-                    correlation.shape,
-                    correlation.detail,
-                    colour,
-                    correlation.entry_detail_share,
-                    correlation.entry_spread,
-                )
-            )
+            values = [getattr(correlation, column) for column in SCORE_COLUMNS]
+            out.append((row, *(np.nan if value is None else value for value in values)))
     return out
 
 
 def correlate_pairs(corpus, triples: np.ndarray, *, cache: Path, key: str, workers: int) -> np.ndarray:  # type: ignore[no-untyped-def]
-    """(M, 5) float: the best placement's (shape, detail, colour) correlation of each triple, colour
-    NaN where either picture is grey, and the entry's detail share and spread; cached."""
+    """(M, len(SCORE_COLUMNS)) float: the best placement's (shape, detail, colour) correlation of
+    each triple, colour NaN where either picture is grey, and the entry's detail share and spread;
+    cached."""
     digest = hashlib.sha256(key.encode() + triples.tobytes()).hexdigest()[:20]
     path = cache / "hashes" / f"verify-{digest}.npy"
     if path.exists():
@@ -144,7 +140,7 @@ def correlate_pairs(corpus, triples: np.ndarray, *, cache: Path, key: str, worke
         for members in by_photo.values()
         for chunk in (members[s : s + 16] for s in range(0, len(members), 16))
     ]
-    scores = np.full((len(triples), 5), np.nan)
+    scores = np.full((len(triples), len(SCORE_COLUMNS)), np.nan)
     started = time.perf_counter()
     print(
         f"  verifying {len(triples)} near pairs of {len(jobs)} queries on {workers} processes ...", flush=True
