@@ -95,6 +95,7 @@ POPULATIONS: dict[str, tuple[int, ...]] = {
     "tiles of one photograph": (SAME_PHOTO,),
 }
 HEADLINE = "everyday photographs"
+ALL_DIFFERENT = "all pictures, different photographs"
 
 # The colour check this bench evaluates (not in bot/): the matching variant's region and the
 # entry's region, each as the mean colour of its four quadrants, must not disagree in hue where
@@ -1063,6 +1064,11 @@ def build_report(
             for c in CHECKS[1:]
         },
         "recommendation": recommend(estimators[HEADLINE], positives),
+        # the hash rule's p at the wider rules the verification's frontier prices
+        "p_rule_at": {
+            name: {f"{a},{b}": est.estimate(a, b).p for a, b in precision_verify.FRONTIER}
+            for name, est in estimators.items()
+        },
         "closest_pairs": closest_pairs(corpus, rows, near.kinds, rule),
         "quadrant_thresholds": quadrant_thresholds(estimators, positives, rule),
         "quadrant_distance_of_rule_matches": {
@@ -1188,6 +1194,7 @@ def print_report(report: dict, elapsed: float) -> None:  # type: ignore[type-arg
         _print_recommendation,
         _print_closest_pairs,
         precision_verify.print_verification,
+        precision_verify.print_frontier,
     ):
         section(report)
     print(f"\n({elapsed:.0f} s)")
@@ -1218,7 +1225,7 @@ def _print_corpus(report: dict) -> None:  # type: ignore[type-arg]
 def _print_distributions(report: dict) -> None:  # type: ignore[type-arg]
     a_rule = report["rule"]["phash_max_distance"]
     print("\nDistances between unrelated pictures: cumulative pair counts at or below each distance")
-    for name in (HEADLINE, "all pictures, different photographs", "tiles of one photograph"):
+    for name in (HEADLINE, ALL_DIFFERENT, "tiles of one photograph"):
         population = report["populations"][name]
         d = population["distributions"]
         print(f"  {name}: {population['pairs']:,} ordered pairs, {population['samples']:,} samples")
@@ -1280,7 +1287,7 @@ def _print_estimates(report: dict) -> None:  # type: ignore[type-arg]
         )  # fmt: skip
         expected = " ".join(f"{fmt(x):>7s}" for x in r["expected_per_query"].values())
         print(f"  {name:37s} " + " ".join(f"{fmt(x):>8s}" for x in values) + f" |      {expected}")
-    for name in (HEADLINE, "all pictures, different photographs"):
+    for name in (HEADLINE, ALL_DIFFERENT):
         for shape, backtest in report["populations"][name]["backtest"].items():
             if backtest:
                 print(
@@ -1396,7 +1403,7 @@ def main() -> None:
     everyday = (corpus.genre[triples[:, 0]] == 0) & (corpus.genre[triples[:, 1]] == 0)
     for key, name, subset, with_positives in (
         ("verification", HEADLINE, everyday, verified_positives),
-        ("verification_all", "all pictures, different photographs", slice(None), None),
+        ("verification_all", ALL_DIFFERENT, slice(None), None),
     ):
         report[key] = precision_verify.verification_report(
             corpus,
@@ -1406,6 +1413,16 @@ def main() -> None:
             p_rule=report["populations"][name]["estimates"]["rule"]["p"],
             positives_verified=with_positives,
         )
+    report["frontier"] = {
+        name: precision_verify.frontier(
+            triples[subset],
+            precision_verify.margins(scores[subset], settings.matching),
+            photo=corpus.photo,
+            p_rule_of=lambda a, b, name=name: report["p_rule_at"][name][f"{a},{b}"],
+            found_of=lambda a, b: recall(positives, a, b) if positives is not None else 0,
+        )
+        for name, subset in ((HEADLINE, everyday), (ALL_DIFFERENT, slice(None)))
+    }
     if args.json:
         print(json.dumps(_finite(report), default=_json_default, allow_nan=False))
     else:

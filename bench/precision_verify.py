@@ -41,12 +41,16 @@ import hashlib
 import json
 import multiprocessing
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 NEAR_PHASH, NEAR_PDQ = 16, 110
 RINGS = ((16, 110), (14, 100), (12, 100), (12, 90), (10, 90), (8, 80))
+# Wider hash rules the search could use (pHash, PDQ), within the near pairs verified: what each
+# would win back in recall, and what it would cost in probes and in false matches.
+FRONTIER = ((8, 80), (10, 90), (12, 100), (14, 100), (16, 110))
 TAIL_QUANTILE = 0.95  # the residuals above this quantile are the fitted tail
 CALIBRATION_RANK = 10  # the split-half check at this rank (the steadiest count) calibrates the fit
 _worker_settings = None
@@ -198,6 +202,39 @@ def verification_report(  # type: ignore[no-untyped-def]
         "measured_rule": rings[-1]["pairs"],
         "positives": positives_verified,
     }
+
+
+def frontier(
+    triples: np.ndarray,
+    margin: np.ndarray,
+    *,
+    photo: np.ndarray,
+    p_rule_of: Callable[[int, int], float],
+    found_of: Callable[[int, int], int],
+) -> list[dict[str, float]]:
+    """For each rule of FRONTIER: the dev-set copies its hashes find (``found_of(a, b)``), the
+    buckets the exact search probes per query variant, the hash rule's p per pair
+    (``p_rule_of(a, b)``) and the verified estimate (the same tail fit of the triples' margins,
+    located at that rule's pairs): the price in speed and in false matches of each step toward
+    more recall."""
+    from bot.index.mih import probes_per_hash
+
+    rows = []
+    for a, b in FRONTIER:
+        fit = tail_fit(triples, margin, photo=photo, rule=(a, b))
+        p_rule = p_rule_of(a, b)
+        rows.append(
+            {
+                "phash": a,
+                "pdq": b,
+                "copies_found": found_of(a, b),
+                "probes_per_variant": probes_per_hash(a),
+                "p_rule": p_rule,
+                "share": fit["share"],
+                "expected_at_1e8": p_rule * fit["share"] * 1e8,
+            }
+        )
+    return rows
 
 
 def margins(scores: np.ndarray, rule) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -378,6 +415,29 @@ def print_verification(report: dict) -> None:  # type: ignore[type-arg]
     ):
         if report.get(key):
             _print_verification(report[key], population)
+
+
+def print_frontier(report: dict) -> None:  # type: ignore[type-arg]
+    rows = report.get("frontier")
+    if not rows:
+        return
+    print(
+        f"\nWhat more recall would cost (wider hash rules; {report['positives']} dev-set copies; "
+        "expected false matches per query at 1e8 after verification, same tail fit):"
+    )
+    populations = list(rows)
+    labels = "; ".join(f"[{i + 1}] {name}" for i, name in enumerate(populations))
+    print(f"  expected per query at 1e8: {labels}")
+    print(
+        f"  {'pHash <=':>8} {'PDQ <=':>7} {'copies found':>12} {'probes/variant':>14} "
+        + " ".join(f"{f'[{i + 1}]':>10}" for i in range(len(populations)))
+    )
+    for i, first in enumerate(rows[populations[0]]):
+        print(
+            f"  {first['phash']:>8} {first['pdq']:>7} {first['copies_found']:>12} "
+            f"{first['probes_per_variant']:>14} "
+            + " ".join(f"{rows[name][i]['expected_at_1e8']:>10.3g}" for name in populations)
+        )
 
 
 def _print_verification(v: dict, population: str) -> None:  # type: ignore[type-arg]

@@ -39,6 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from itertools import combinations
+from math import comb
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +101,16 @@ def flip_masks(width: int, radius: int) -> np.ndarray:
     for count in range(1, radius + 1):
         masks.extend(sum(1 << bit for bit in bits) for bits in combinations(range(width), count))
     return np.array(masks, dtype=np.uint32)
+
+
+@cache
+def probes_per_hash(radius: int) -> int:
+    """How many buckets an exact search of ``radius`` probes for one query hash (all tables): the
+    search's cost grows with it, since every probe is a random read of a large table."""
+    return sum(
+        sum(comb(len(table_positions(table)), bits) for bits in range(table_radius + 1))
+        for table, table_radius in enumerate(table_radii(radius))
+    )
 
 
 @cache

@@ -191,6 +191,39 @@ def test_tail_fit_without_pairs_in_the_rule_takes_its_most_alike_corner() -> Non
     assert fit["share_fitted"] == pytest.approx(np.exp(-(2.0 - 0.35) / 0.2), rel=0.6)
 
 
+def test_the_frontier_prices_each_wider_rule_at_its_own_pairs() -> None:
+    """Closer hashes, higher margins: a wider rule nominates farther pairs as well, so its share
+    is averaged over its own pairs and comes out lower than the narrow rule's."""
+    rng = np.random.default_rng(15)
+    phash = rng.integers(0, 17, 20_000)
+    margins = -2.0 + 0.05 * (16 - phash) + rng.exponential(0.2, 20_000)
+    triples, photo = _pairs(margins, phash, pdq=70)
+    verify = _verify_module()
+    from bot.index.mih import probes_per_hash
+
+    rows = verify.frontier(
+        triples,
+        margins,
+        photo=photo,
+        p_rule_of=lambda a, b: 1e-7 * (a + b),
+        found_of=lambda a, b: 1000 * a + b,
+    )
+
+    assert [(row["phash"], row["pdq"]) for row in rows] == list(verify.FRONTIER)
+    for row in rows:
+        own = verify.tail_fit(triples, margins, photo=photo, rule=(row["phash"], row["pdq"]))
+        assert row["share"] == pytest.approx(own["share"])
+        p_rule = 1e-7 * (row["phash"] + row["pdq"])
+        assert row["expected_at_1e8"] == pytest.approx(p_rule * row["share"] * 1e8)
+        assert row["probes_per_variant"] == probes_per_hash(row["phash"])
+        assert row["copies_found"] == 1000 * row["phash"] + row["pdq"]
+    shares = [row["share"] for row in rows]
+    assert shares == sorted(shares, reverse=True)
+    # P(pass | pHash p) falls as exp(-0.25 p): the mean over 0..16 against the mean over 0..8
+    chance = np.exp(-0.25 * np.arange(17))
+    assert shares[-1] / shares[0] == pytest.approx(chance.mean() / chance[:9].mean(), rel=0.1)
+
+
 def test_a_fit_that_predicts_too_few_is_raised_to_what_was_counted() -> None:
     """A tail heavier than exponential (Pareto): the fit under-predicts the far tail, and the
     split-half check at the 10th-highest margin raises the share by observed / predicted."""

@@ -31,6 +31,7 @@ from bot.index.mih import (
     build_tables,
     flip_masks,
     open_search_tables,
+    probes_per_hash,
     refresh_search_tables,
     search_folder,
     table_keys,
@@ -209,6 +210,22 @@ def test_flip_masks_count_for_table_widths(width, radius):
     assert int(counts.max()) <= radius
     assert int(masks.max()) < 1 << width
     assert masks[0] == 0  # the key itself is probed
+
+
+@pytest.mark.parametrize("radius", [0, 1, 5, 8, 10])
+def test_probes_per_hash_counts_the_keys_every_table_probes(radius):
+    probed = sum(
+        len(flip_masks(len(table_positions(table)), table_radius))
+        for table, table_radius in enumerate(table_radii(radius))
+        if table_radius >= 0
+    )
+
+    assert probes_per_hash(radius) == probed
+
+
+def test_probes_grow_steeply_with_the_radius():
+    assert probes_per_hash(8) == 254 + 232 + 232  # 22-bit table at radius 2, the two 21-bit ones too
+    assert probes_per_hash(10) > 4 * probes_per_hash(8)
 
 
 # --- MultiIndex.within against brute force --------------------------------------------------------
