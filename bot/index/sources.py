@@ -212,10 +212,11 @@ def count_hash_rows(path: Path) -> int:
     return parquet.metadata.num_rows
 
 
-def _row_batches(
+def parquet_row_batches(
     parquet: pq.ParquetFile, columns: list[str], batch_rows: int, start: int, stop: int | None
 ) -> Iterator[dict[str, list]]:
-    """Rows [start, stop) as column dicts, reading only the row groups that hold them."""
+    """Rows [start, stop) as column dicts, in order, reading only the row groups that hold them
+    (a work unit of a large metadata file reads its own rows, not the file)."""
     stop = parquet.metadata.num_rows if stop is None else min(stop, parquet.metadata.num_rows)
     groups, first_row, offset = [], None, 0
     for group in range(parquet.metadata.num_row_groups):
@@ -242,7 +243,7 @@ def iter_hash_parquet(
     """Entries from rows [start, stop) of a Parquet file of precomputed hashes (see the module
     docstring for columns); read in batches from the row groups that hold them, never whole."""
     parquet, wanted = _open_hash_parquet(path)
-    for columns in _row_batches(parquet, wanted, batch_rows, start, stop):
+    for columns in parquet_row_batches(parquet, wanted, batch_rows, start, stop):
         rows = len(columns["key"])
         urls = columns.get("url", [None] * rows)
         captions = columns.get("caption", [None] * rows)

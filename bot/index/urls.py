@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 from yarl import URL
 
 from bot.config import DownloadSettings
-from bot.index.sources import SourceError, SourceItem
+from bot.index.sources import SourceError, SourceItem, parquet_row_batches
 from bot.index.storage import DatasetEntry
 
 # Column names recognised, case-insensitively, in order of preference.
@@ -170,32 +170,14 @@ def _iter_parquet_rows(path: Path, start: int, stop: int | None) -> Iterator[Dat
     parquet = _open_parquet(path)
     columns = find_url_columns(parquet.schema_arrow.names, path)
     wanted = [name for name in (columns.url, columns.key, columns.caption) if name is not None]
-    groups: list[int] = []
-    first_row_of_groups = 0
-    group_start = 0
-    for index in range(parquet.metadata.num_row_groups):
-        rows = parquet.metadata.row_group(index).num_rows
-        if group_start + rows > start and (stop is None or group_start < stop):
-            if not groups:
-                first_row_of_groups = group_start
-            groups.append(index)
-        group_start += rows
-    row = first_row_of_groups
-    batches = parquet.iter_batches(batch_size=_PARQUET_BATCH_ROWS, row_groups=groups, columns=wanted)
-    for batch in batches if groups else ():
-        size = batch.num_rows
-        low = max(start - row, 0)
-        high = size if stop is None else min(stop - row, size)
-        if low < high:
-            data = batch.slice(low, high - low).to_pydict()
-            urls = data[columns.url]
-            keys = data[columns.key] if columns.key else [None] * len(urls)
-            captions = data[columns.caption] if columns.caption else [None] * len(urls)
-            for offset, url in enumerate(urls):
-                yield _entry(row + low + offset, url, keys[offset], captions[offset])
-        row += size
-        if stop is not None and row >= stop:
-            return
+    row = start
+    for data in parquet_row_batches(parquet, wanted, _PARQUET_BATCH_ROWS, start, stop):
+        urls = data[columns.url]
+        keys = data[columns.key] if columns.key else [None] * len(urls)
+        captions = data[columns.caption] if columns.caption else [None] * len(urls)
+        for offset, url in enumerate(urls):
+            yield _entry(row + offset, url, keys[offset], captions[offset])
+        row += len(urls)
 
 
 class _CountedLines:
