@@ -48,9 +48,10 @@ import numpy as np
 
 NEAR_PHASH, NEAR_PDQ = 16, 110
 RINGS = ((16, 110), (14, 100), (12, 100), (12, 90), (10, 90), (8, 80))
-# Wider hash rules the search could use (pHash, PDQ), within the near pairs verified: what each
-# would win back in recall, and what it would cost in probes and in false matches.
-FRONTIER = ((8, 80), (10, 90), (12, 100), (14, 100), (16, 110))
+# Hash rules the search could use (pHash, PDQ), within the near pairs verified: what each wider
+# one would win back in recall and cost in probes and false matches, and what a narrower one
+# would save and lose.
+FRONTIER = ((6, 60), (6, 70), (8, 80), (10, 90), (12, 100), (14, 100), (16, 110))
 TAIL_QUANTILE = 0.95  # the residuals above this quantile are the fitted tail
 CALIBRATION_RANK = 10  # the split-half check at this rank (the steadiest count) calibrates the fit
 _worker_settings = None
@@ -422,8 +423,9 @@ def print_frontier(report: dict) -> None:  # type: ignore[type-arg]
     if not rows:
         return
     print(
-        f"\nWhat more recall would cost (wider hash rules; {report['positives']} dev-set copies; "
-        "expected false matches per query at 1e8 after verification, same tail fit):"
+        "\nWhat more recall would cost (narrower and wider hash rules; "
+        f"{report['positives']} dev-set copies; expected false matches per query at 1e8 after "
+        "verification, same tail fit):"
     )
     populations = list(rows)
     labels = "; ".join(f"[{i + 1}] {name}" for i, name in enumerate(populations))
