@@ -281,7 +281,7 @@ def tail_fit(
             for b in (0, rule[1])
         ]
         locations = np.array([(np.array(corners, dtype=np.float64) @ coefficients).max()])
-    share = float(np.mean([_exceedance(residual, -location) for location in locations]))
+    share = float(np.mean(_exceedance(residual, -locations)))
     half = photo[query] % 2 == 0  # the two halves share no photograph
     ordered = np.sort(pair_margin)[::-1]
     checks = []
@@ -296,7 +296,7 @@ def tail_fit(
             fit_coefficients = np.linalg.lstsq(design[fitted], pair_margin[fitted], rcond=None)[0]
             fit_residual = pair_margin[fitted] - design[fitted] @ fit_coefficients
             other_location = design[other] @ fit_coefficients
-            predicted += float(sum(_exceedance(fit_residual, level - loc) for loc in other_location))
+            predicted += float(_exceedance(fit_residual, level - other_location).sum())
             observed += int((pair_margin[other] >= level).sum())
         checks.append({"level": level, "rank": rank, "predicted": predicted, "observed": observed})
     # Where the fit predicted fewer pairs past the 10th-highest margin than the other half held,
@@ -323,16 +323,21 @@ def tail_fit(
     }
 
 
-def _exceedance(residual: np.ndarray, level: float) -> float:
-    """P(residual >= level) from the empirical share above the tail threshold and an exponential
-    of the excesses beyond it (the empirical share where ``level`` is below the threshold)."""
+def _exceedance(residual: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """P(residual >= level) for each level, from the empirical share above the tail threshold and
+    an exponential of the excesses beyond it (the empirical share where a level is below the
+    threshold). The threshold and the scale are computed once for all levels: a split-half check
+    asks for one level per pair, tens of thousands of them."""
+    levels = np.asarray(levels, dtype=np.float64)
+    ordered = np.sort(residual)
     threshold = float(np.quantile(residual, TAIL_QUANTILE))
-    if level <= threshold:
-        return float((residual >= level).mean())
+    empirical = (len(ordered) - np.searchsorted(ordered, levels, side="left")) / len(ordered)
     excess = residual[residual > threshold] - threshold
     scale = float(excess.mean()) if excess.size else 0.0
     above = float((residual > threshold).mean())
-    return above * float(np.exp(-(level - threshold) / scale)) if scale > 0 else 0.0
+    with np.errstate(over="ignore"):
+        fitted = above * np.exp(-(levels - threshold) / scale) if scale > 0 else np.zeros_like(levels)
+    return np.where(levels <= threshold, empirical, fitted)
 
 
 def verified(scores: np.ndarray, rule) -> np.ndarray:  # type: ignore[no-untyped-def]
