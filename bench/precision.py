@@ -87,15 +87,15 @@ GENRE_OF_PACKAGE = {"stellarium-data": 1, "tuxpaint-stamps-default": 2}
 SAME_PHOTO = len(GENRES) ** 2
 KINDS = SAME_PHOTO + 1
 _SELF = KINDS
+HEADLINE = "everyday photographs"
+ALL_DIFFERENT = "all pictures, different photographs"
 POPULATIONS: dict[str, tuple[int, ...]] = {
-    "everyday photographs": (0,),
-    "all pictures, different photographs": tuple(range(SAME_PHOTO)),
+    HEADLINE: (0,),
+    ALL_DIFFERENT: tuple(range(SAME_PHOTO)),
     "telescope pictures": (4,),
     "cut-outs on white": (8,),
     "tiles of one photograph": (SAME_PHOTO,),
 }
-HEADLINE = "everyday photographs"
-ALL_DIFFERENT = "all pictures, different photographs"
 
 # The colour check this bench evaluates (not in bot/): the matching variant's region and the
 # entry's region, each as the mean colour of its four quadrants, must not disagree in hue where
