@@ -1401,6 +1401,7 @@ def main() -> None:
         precision_verify.verify_positives(args.devset, settings, *rule) if positives is not None else None
     )
     everyday = (corpus.genre[triples[:, 0]] == 0) & (corpus.genre[triples[:, 1]] == 0)
+    margin = precision_verify.margins(scores, settings.matching)  # once: the rule per row is a loop
     for key, name, subset, with_positives in (
         ("verification", HEADLINE, everyday, verified_positives),
         ("verification_all", ALL_DIFFERENT, slice(None), None),
@@ -1409,14 +1410,14 @@ def main() -> None:
             corpus,
             settings,
             triples[subset],
-            scores[subset],
+            margin[subset],
             p_rule=report["populations"][name]["estimates"]["rule"]["p"],
             positives_verified=with_positives,
         )
     report["frontier"] = {
         name: precision_verify.frontier(
             triples[subset],
-            precision_verify.margins(scores[subset], settings.matching),
+            margin[subset],
             photo=corpus.photo,
             p_rule_of=lambda a, b, name=name: report["p_rule_at"][name][f"{a},{b}"],
             found_of=lambda a, b: recall(positives, a, b) if positives is not None else 0,

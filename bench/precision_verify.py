@@ -162,11 +162,12 @@ def correlate_pairs(corpus, triples: np.ndarray, *, cache: Path, key: str, worke
 
 
 def verification_report(  # type: ignore[no-untyped-def]
-    corpus, settings, triples: np.ndarray, scores: np.ndarray, *, p_rule: float, positives_verified
+    corpus, settings, triples: np.ndarray, margin: np.ndarray, *, p_rule: float, positives_verified
 ) -> dict[str, object]:
-    """Shares of near pairs the verification accepts per ring, and the tail-fit estimate."""
+    """Shares of near pairs the verification accepts per ring, and the tail-fit estimate, from
+    each triple's :func:`margins` (>= 0 exactly where the verification accepts it)."""
     rule = settings.matching
-    passes = verified(scores, rule)
+    passes = margin >= 0
     pair_key = triples[:, 0] * len(corpus.names) + triples[:, 1]
     rings = []
     for a, b in RINGS:
@@ -177,7 +178,7 @@ def verification_report(  # type: ignore[no-untyped-def]
     photo = np.asarray(getattr(corpus, "photo", np.arange(len(corpus.names))))
     fit = tail_fit(
         triples,
-        margins(scores, rule),
+        margin,
         photo=photo,
         rule=(rule.phash_max_distance, rule.pdq_max_distance),
     )

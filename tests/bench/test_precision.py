@@ -247,8 +247,9 @@ def test_a_pair_passes_through_its_best_variant() -> None:
     scores = np.array([(0.5, 0.5, np.nan, 1.0), (0.99, 0.99, np.nan, 1.0), (0.5, 0.5, np.nan, 1.0)])
     corpus = SimpleNamespace(names=[str(i) for i in range(4)], photo=np.arange(4))
 
-    report = _verify_module().verification_report(
-        corpus, _settings(), triples, scores, p_rule=1e-6, positives_verified=None
+    verify = _verify_module()
+    report = verify.verification_report(
+        corpus, _settings(), triples, verify.margins(scores, rule), p_rule=1e-6, positives_verified=None
     )
 
     rings = _verify_module().RINGS
