@@ -19,7 +19,7 @@ _MIN_KEPT_SHARE = 0.4
 _MIN_BORDER_SHARE = 0.02
 
 
-def _border_depth(lines: np.ndarray, row_share: float, tolerance: int) -> int:
+def border_depth(lines: np.ndarray, row_share: float, tolerance: int) -> int:
     """How many leading lines of ``lines`` are (almost entirely) the colour of the first one."""
     reference = float(np.median(lines[0]))
     close_share = (np.abs(lines - reference) <= tolerance).mean(axis=1)
@@ -35,10 +35,10 @@ def find_content_box(
     probe.thumbnail((_PROBE_SIDE, _PROBE_SIDE))
     grey = np.asarray(probe, dtype=np.int16)
     height, width = grey.shape
-    top = _border_depth(grey, row_share, tolerance)
-    bottom = _border_depth(grey[::-1], row_share, tolerance)
-    left = _border_depth(grey.T, row_share, tolerance)
-    right = _border_depth(grey.T[::-1], row_share, tolerance)
+    top = border_depth(grey, row_share, tolerance)
+    bottom = border_depth(grey[::-1], row_share, tolerance)
+    left = border_depth(grey.T, row_share, tolerance)
+    right = border_depth(grey.T[::-1], row_share, tolerance)
     if height - top - bottom < height * _MIN_KEPT_SHARE or width - left - right < width * _MIN_KEPT_SHARE:
         return None
     if max(top, bottom) < height * _MIN_BORDER_SHARE and max(left, right) < width * _MIN_BORDER_SHARE:

@@ -108,6 +108,7 @@ def _match_record(found: FoundEntry) -> dict[str, object]:
         "phash_distance": match.distance.phash,
         "variant": match.variant,
         "entry_id": f"{match.shard}/{match.row}",
+        "part": None if found.part is None else [round(v, 4) for v in found.part],
     }
 
 
@@ -163,11 +164,12 @@ def _run_info(args: argparse.Namespace) -> int:
     shards = []
     for shard in index.shards:
         summary = shard.summary()
-        shards.append({"name": shard.name, "entries": len(shard), "failures": summary["failures"]})
+        shards.append({"name": shard.name, "entries": shard.entries, "failures": summary["failures"]})
     tables = index.tables
     document = {
         "folder": str(args.folder),
         "entries": len(index),
+        "rows": index.rows,
         "hashing": index.manifest.hashing,
         "shards": shards,
         "search_tables": {

@@ -23,6 +23,7 @@ from PIL import Image, ImageOps
 
 from bot.borders import find_content_box
 from bot.config import HashingSettings
+from bot.panels import Box, find_panels
 from bot.verification import QueryViews, chroma, thumbnail
 
 
@@ -105,6 +106,17 @@ class EntryHashes:
     thumbnail: np.ndarray | None = None
     # (2, 8, 8) int8 opponent colours of the same region (bot.verification.chroma); None as above.
     chroma: np.ndarray | None = None
+    # The photographs inside the picture when it is a composite (a before-and-after picture, a
+    # grid, a photo on a page): each is hashed as an entry of its own (bot.panels).
+    parts: tuple[EntryPart, ...] = ()
+
+
+@dataclass(frozen=True)
+class EntryPart:
+    """One photograph inside a dataset picture: where it is, and its hashes."""
+
+    box: tuple[float, float, float, float]  # left, top, right, bottom: fractions of the picture
+    hashes: EntryHashes
 
 
 @dataclass(frozen=True)
@@ -118,7 +130,25 @@ class QueryHashes:
 
 
 def hash_entry(image: Image.Image, settings: HashingSettings) -> EntryHashes:
-    """Hash a dataset picture: its central region only (see ``entry_margin`` in the config)."""
+    """Hash a dataset picture: its central region (see ``entry_margin`` in the config), and the
+    same for each photograph inside it when it is a composite (:mod:`bot.panels`)."""
+    layout = find_panels(image, settings.border_row_share, settings.border_tolerance)
+    parts = tuple(
+        EntryPart(box=_fractions(box, image.size), hashes=_hash_region(image.crop(box), settings))
+        for box in layout.panels
+    )
+    whole = _hash_region(image, settings)
+    return EntryHashes(
+        phash=whole.phash,
+        pdq=whole.pdq,
+        quality=whole.quality,
+        thumbnail=whole.thumbnail,
+        chroma=whole.chroma,
+        parts=parts,
+    )
+
+
+def _hash_region(image: Image.Image, settings: HashingSettings) -> EntryHashes:
     margin = settings.entry_margin
     region = _inner_region(image, (margin, margin, margin, margin))
     pdq, quality = PDQ.compute_with_quality(region)
@@ -131,23 +161,35 @@ def hash_entry(image: Image.Image, settings: HashingSettings) -> EntryHashes:
     )
 
 
+def _fractions(box: Box, size: tuple[int, int]) -> tuple[float, float, float, float]:
+    width, height = size
+    return (box[0] / width, box[1] / height, box[2] / width, box[3] / height)
+
+
 def query_bases(image: Image.Image, settings: HashingSettings) -> dict[str, Image.Image]:
-    """The pictures a query might have been made from: as sent, without borders, and mirrored."""
+    """The pictures a query might have been made from: as sent, without borders, each photograph
+    inside it (a person's own before/after picture, a screenshot of a post), and all mirrored."""
     bases = {"as-sent": image}
     box = find_content_box(image, settings.border_row_share, settings.border_tolerance)
     if box is not None:
         bases["trimmed"] = image.crop(box)
+    layout = find_panels(image, settings.border_row_share, settings.border_tolerance)
+    for number, panel in enumerate(layout.panels, start=1):
+        bases[f"panel{number}"] = image.crop(panel)
     for name, base in list(bases.items()):
         bases[f"{name}+mirrored"] = ImageOps.mirror(base)
     return bases
 
 
 def query_regions(base_name: str, settings: HashingSettings) -> tuple[tuple[float, float, float, float], ...]:
-    """Inner regions hashed for a base: fewer for a trimmed one (a border is rarely also a crop).
+    """Inner regions hashed for a base: fewer for a trimmed one or a panel (a border is rarely also
+    a crop).
 
     Every variant is one more lookup in the index, so the list is as short as recall allows.
     """
-    return settings.trimmed_query_regions if base_name.startswith("trimmed") else settings.query_regions
+    if base_name.startswith(("trimmed", "panel")):
+        return settings.trimmed_query_regions
+    return settings.query_regions
 
 
 def hash_query(image: Image.Image, settings: HashingSettings) -> QueryHashes:

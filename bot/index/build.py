@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from bot.config import Settings
 from bot.decoding import ImageRejectedError, decode_picture
-from bot.hashing import HASH_KINDS, EntryHashes, hash_entry
+from bot.hashing import HASH_KINDS, EntryHashes, EntryPart, hash_entry
 from bot.index.mih import refresh_search_tables
 from bot.index.sources import SourceError, SourceItem
 from bot.index.storage import DatasetEntry, IndexFormatError, Manifest, ShardWriter
@@ -85,6 +85,8 @@ class BatchResult:
     chroma: np.ndarray  # (N, 2, 8, 8) int8, all zero where none
     failures: list[tuple[DatasetEntry, str]]
     source_error: str | None = None  # the slice could not be read at all (e.g. a broken .tar)
+    # The photographs inside composites, by entry row (few: only composites have any).
+    parts: dict[int, tuple[EntryPart, ...]] = field(default_factory=dict)
 
     @property
     def seen(self) -> int:
@@ -100,6 +102,7 @@ class BatchResult:
                     int(self.quality[row]),
                     self.thumbnail[row],
                     self.chroma[row],
+                    self.parts.get(row, ()),
                 ),
             )
 
@@ -167,6 +170,7 @@ def _batch_result(
         chroma=_stacked([hashes.chroma for _, hashes in entries], (2, CHROMA_SIDE, CHROMA_SIDE), np.int8),
         failures=[(entry, problem or "unknown") for entry, hashes, problem in hashed if hashes is None],
         source_error=source_error,
+        parts={row: hashes.parts for row, (_, hashes) in enumerate(entries) if hashes.parts},
     )
 
 

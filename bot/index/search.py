@@ -32,6 +32,9 @@ class FoundEntry:
 
     match: EntryMatch
     entry: DatasetEntry
+    # Where in the entry's picture the photograph that matched lies (fractions left, top, right,
+    # bottom); None when the whole picture matched.
+    part: tuple[float, float, float, float] | None = None
 
 
 class HashIndex:
@@ -50,8 +53,15 @@ class HashIndex:
         covered = len(self.tables.covered.shards) if self.tables else 0
         self._covered_starts = np.cumsum([0] + [len(shard) for shard in self.shards[:covered]])
         self.scanned = self.shards[covered:]
+        self._by_name: dict[str, ShardReader] | None = None
 
     def __len__(self) -> int:
+        """Entries (pictures of the dataset); :attr:`rows` counts what the search goes through."""
+        return sum(shard.entries for shard in self.shards)
+
+    @property
+    def rows(self) -> int:
+        """Hashed regions: an entry's whole picture, and each photograph inside a composite."""
         return sum(len(shard) for shard in self.shards)
 
     def warm(self) -> None:
@@ -171,7 +181,20 @@ class HashIndex:
     ) -> list[EntryMatch]:
         """The same answer as :meth:`search` from a linear scan of every shard (the reference)."""
         matches = [match for shard in self.shards for match in self._scan_shard(shard, query, rule, views)]
-        return sorted(matches, key=lambda match: match.sort_key)
+        return self._best_per_entry(matches)
+
+    def _best_per_entry(self, matches: list[EntryMatch]) -> list[EntryMatch]:
+        """Best first, one match per entry: a composite found through its whole picture and one of
+        its photographs (or two) is one dataset entry, kept by its closest row."""
+        ordered = sorted(matches, key=lambda match: match.sort_key)
+        seen: set[tuple[str, int]] = set()
+        best = []
+        for match in ordered:
+            entry = (match.shard, self._shard(match.shard).entry_number(match.row))
+            if entry not in seen:
+                seen.add(entry)
+                best.append(match)
+        return best
 
     def search(
         self, query: QueryHashes, rule: MatchingSettings, views: QueryViews | None = None
@@ -182,13 +205,19 @@ class HashIndex:
             return self.scan(query, rule, views)
         matches = list(self._search_tables(query, rule, views))
         matches += [match for shard in self.scanned for match in self._scan_shard(shard, query, rule, views)]
-        return sorted(matches, key=lambda match: match.sort_key)
+        return self._best_per_entry(matches)
 
     def _shard(self, name: str) -> ShardReader:
-        return next(shard for shard in self.shards if shard.name == name)
+        if self._by_name is None:
+            self._by_name = {shard.name: shard for shard in self.shards}
+        return self._by_name[name]
 
     def describe(self, match: EntryMatch) -> DatasetEntry:
         return self._shard(match.shard).entry(match.row)
+
+    def part_box(self, match: EntryMatch) -> tuple[float, float, float, float] | None:
+        """Where in the entry's picture the matched photograph lies; None: the whole picture."""
+        return self._shard(match.shard).part_box(match.row)
 
     def entry_hashes(self, match: EntryMatch) -> EntryHashes:
         """The hashes the index stores for a matched entry (a removal list carries them)."""
@@ -213,5 +242,8 @@ class HashIndex:
         them: once a removal is approved, the entry stops matching, so nobody is shown (or files
         a ticket for) a picture that is already gone from the dataset.
         """
-        found = (FoundEntry(match=m, entry=self.describe(m)) for m in self.search(query, rule, views))
+        found = (
+            FoundEntry(match=m, entry=self.describe(m), part=self.part_box(m))
+            for m in self.search(query, rule, views)
+        )
         return [item for item in found if (item.entry.key, item.entry.url or "") not in removed]

@@ -1,18 +1,23 @@
 """The on-disk index format: a folder of shards of memory-mapped arrays, described by a manifest.
 
-Layout (documented in README, "Index format")::
+Layout (documented in README, "Index format"). A shard's arrays have one row per hashed region
+(R rows): the whole picture of each of its N entries, and each photograph inside a composite
+(:mod:`bot.panels`), which is a row of its own pointing at its entry::
 
     DIR/manifest.json                 format, version, how entries were hashed, list of shards
-    DIR/shards/NNNNN/phash.npy        uint64 (N,)    pHash of each entry, first hash bit = MSB
+    DIR/shards/NNNNN/phash.npy        uint64 (R,)    pHash of each row, first hash bit = MSB
     DIR/shards/NNNNN/pdq.npy          uint64 (N, 4)  PDQ, 256 bits as 4 big-endian-ordered words
     DIR/shards/NNNNN/quality.npy      uint8  (N,)    PDQ quality (0-100); 0 for entries not hashed
     DIR/shards/NNNNN/thumbnail.npy    uint8  (N, 16, 16) grey thumbnail of the hashed region, for
                                       verifying candidates (bot.verification); all 0 = none kept
     DIR/shards/NNNNN/chroma.npy       int8   (N, 2, 8, 8) opponent colours of the same region,
                                       compared where both pictures have colour; all 0 = grey/none
+    DIR/shards/NNNNN/rows.npy         uint32 (R, 5)  per row: its entry (meta line) and the box of
+                                      the photograph it hashes, in 1/10000 of the picture
+                                      (0, 0, 10000, 10000: the whole). Absent: one row per entry
     DIR/shards/NNNNN/meta.jsonl       one JSON object per entry: key, url, caption
     DIR/shards/NNNNN/meta.offsets.npy uint64 (N+1,)  byte offset of each entry's line in meta.jsonl
-    DIR/shards/NNNNN/shard.json       entry count, sources, failures by kind with examples
+    DIR/shards/NNNNN/shard.json       entry and row counts, sources, failures by kind with examples
 
 Arrays are plain ``.npy`` files opened with ``mmap_mode="r"``: opening an index reads only the
 manifest and the array headers, whatever its size, and nothing is ever unpickled. A shard is
@@ -35,6 +40,10 @@ import numpy as np
 
 from bot.hashing import EntryHashes
 from bot.verification import CHROMA_SIDE, THUMBNAIL_SIDE
+
+# A part's box is stored in these units of the picture's width and height.
+BOX_SCALE = 10_000
+WHOLE_PICTURE = (0, 0, BOX_SCALE, BOX_SCALE)
 
 FORMAT_NAME = "removal-desk-index"
 FORMAT_VERSION = 1
@@ -110,21 +119,31 @@ class ShardWriter:
         self._thumbnail: list[np.ndarray] = []
         self._chroma: list[np.ndarray] = []
         self._meta: list[bytes] = []
+        self._rows: list[tuple[int, int, int, int, int]] = []  # (entry, box in BOX_SCALE units)
         self.failures: Counter[str] = Counter()
         self.failure_examples: list[dict[str, str]] = []
         self.sources: list[str] = []
 
     def __len__(self) -> int:
-        return len(self._phash)
+        """Entries (not rows: a composite's photographs are rows of their own)."""
+        return len(self._meta)
 
     def add(self, entry: DatasetEntry, hashes: EntryHashes) -> None:
+        number = len(self._meta)
+        self._add_row(hashes, (number, *WHOLE_PICTURE))
+        for part in hashes.parts:
+            box = tuple(min(BOX_SCALE, max(0, round(v * BOX_SCALE))) for v in part.box)
+            self._add_row(part.hashes, (number, *box))  # type: ignore[arg-type]
+        line = {"key": entry.key, "url": entry.url, "caption": entry.caption}
+        self._meta.append(json.dumps(line, ensure_ascii=False).encode("utf-8") + b"\n")
+
+    def _add_row(self, hashes: EntryHashes, row: tuple[int, int, int, int, int]) -> None:
         self._phash.append(hashes.phash)
         self._pdq.append(hashes.pdq)
         self._quality.append(hashes.quality)
         self._thumbnail.append(_NO_THUMBNAIL if hashes.thumbnail is None else hashes.thumbnail)
         self._chroma.append(_NO_CHROMA if hashes.chroma is None else hashes.chroma)
-        line = {"key": entry.key, "url": entry.url, "caption": entry.caption}
-        self._meta.append(json.dumps(line, ensure_ascii=False).encode("utf-8") + b"\n")
+        self._rows.append(row)
 
     def add_failure(self, entry: DatasetEntry, reason: str) -> None:
         self.failures[reason] += 1
@@ -137,6 +156,8 @@ class ShardWriter:
         temporary.mkdir(parents=True)
         count = len(self._phash)
         np.save(temporary / "phash.npy", np.array(self._phash, dtype=np.uint64))
+        if len(self._rows) > len(self._meta):  # some entry has parts; else one row per entry
+            np.save(temporary / "rows.npy", np.array(self._rows, dtype=np.uint32).reshape(-1, 5))
         pdq = np.stack(self._pdq).astype(np.uint64) if count else np.zeros((0, 4), dtype=np.uint64)
         np.save(temporary / "pdq.npy", pdq)
         np.save(temporary / "quality.npy", np.array(self._quality, dtype=np.uint8))
@@ -144,14 +165,15 @@ class ShardWriter:
         np.save(temporary / "thumbnail.npy", thumbnails)
         chroma = np.stack(self._chroma).astype(np.int8) if count else _NO_CHROMA[None][:0]
         np.save(temporary / "chroma.npy", chroma)
-        offsets = np.zeros(count + 1, dtype=np.uint64)
+        offsets = np.zeros(len(self._meta) + 1, dtype=np.uint64)
         with (temporary / "meta.jsonl").open("wb") as handle:
             for i, line in enumerate(self._meta):
                 handle.write(line)
                 offsets[i + 1] = offsets[i] + len(line)
         np.save(temporary / "meta.offsets.npy", offsets)
         summary = {
-            "entries": count,
+            "entries": len(self._meta),
+            "rows": count,
             "failures": dict(self.failures),
             "failure_examples": self.failure_examples,
             "sources": self.sources,
@@ -181,22 +203,49 @@ class ShardReader:
         chroma_path = path / "chroma.npy"
         self.chroma: np.ndarray | None = np.load(chroma_path, mmap_mode="r") if chroma_path.exists() else None
         self._offsets: np.ndarray = np.load(path / "meta.offsets.npy", mmap_mode="r")
+        rows_path = path / "rows.npy"
+        self._rows: np.ndarray | None = np.load(rows_path, mmap_mode="r") if rows_path.exists() else None
         size = (path / "meta.jsonl").stat().st_size
         self._meta = (
             np.memmap(path / "meta.jsonl", dtype=np.uint8, mode="r") if size else np.zeros(0, np.uint8)
         )
-        lengths = {len(self.phash), len(self.pdq), len(self.quality), len(self._offsets) - 1}
-        for optional in (self.thumbnail, self.chroma):
+        lengths = {len(self.phash), len(self.pdq), len(self.quality)}
+        if self._rows is None:
+            lengths.add(len(self._offsets) - 1)
+        elif len(self._rows) and int(self._rows[:, 0].max()) >= len(self._offsets) - 1:
+            raise IndexFormatError(f"shard {path} is inconsistent: a row points past its entries")
+        for optional in (self.thumbnail, self._rows, self.chroma):
             if optional is not None:
                 lengths.add(len(optional))
         if len(lengths) != 1:
             raise IndexFormatError(f"shard {path} is inconsistent: its arrays differ in length")
 
     def __len__(self) -> int:
+        """Rows: what the search goes through (an entry and each photograph inside a composite)."""
         return len(self.phash)
 
+    @property
+    def entries(self) -> int:
+        return len(self._offsets) - 1
+
+    def entry_number(self, row: int) -> int:
+        """The entry (line of meta.jsonl) that ``row`` hashes all or part of."""
+        return row if self._rows is None else int(self._rows[row, 0])
+
+    def part_box(self, row: int) -> tuple[float, float, float, float] | None:
+        """Where in its entry's picture the photograph ``row`` hashes lies (fractions); None for
+        the whole picture."""
+        if self._rows is None:
+            return None
+        box = tuple(int(v) for v in self._rows[row, 1:])
+        if box == WHOLE_PICTURE:
+            return None
+        return tuple(v / BOX_SCALE for v in box)  # type: ignore[return-value]
+
     def entry(self, row: int) -> DatasetEntry:
-        start, end = int(self._offsets[row]), int(self._offsets[row + 1])
+        """The dataset's description of the entry ``row`` belongs to."""
+        number = self.entry_number(row)
+        start, end = int(self._offsets[number]), int(self._offsets[number + 1])
         record = json.loads(bytes(self._meta[start:end]))
         return DatasetEntry(key=record["key"], url=record.get("url"), caption=record.get("caption"))
 

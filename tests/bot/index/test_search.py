@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from bot.config import MatchingSettings
-from bot.hashing import EntryHashes, QueryHashes
+from bot.hashing import EntryHashes, EntryPart, QueryHashes
 from bot.index import search
 from bot.index.search import HashIndex
 from bot.index.storage import DatasetEntry, Manifest, ShardWriter
@@ -53,15 +53,20 @@ def write_index(folder: Path, shards: list[list[EntryHashes]]) -> HashIndex:
 
 
 def brute_force(index: HashIndex, query: QueryHashes, rule: MatchingSettings) -> list[EntryMatch]:
-    """The rule of bot.matching applied to every entry, one by one."""
-    matches = []
+    """The rule of bot.matching applied to every row, one by one; an entry found through several
+    rows (its whole picture, its photographs) is reported once, by its closest row."""
+    best: dict[tuple[str, int], EntryMatch] = {}
     for shard in index.shards:
         phashes, pdqs, qualities = shard.phash.tolist(), shard.pdq.tolist(), shard.quality.tolist()
         for row in range(len(shard)):
             found = best_variant(query, phashes[row], tuple(pdqs[row]), qualities[row], rule)
-            if found is not None:
-                matches.append(EntryMatch(shard=shard.name, row=row, distance=found[0], variant=found[1]))
-    return sorted(matches, key=lambda match: match.sort_key)
+            if found is None:
+                continue
+            match = EntryMatch(shard=shard.name, row=row, distance=found[0], variant=found[1])
+            entry = (shard.name, shard.entry_number(row))
+            if entry not in best or match.sort_key < best[entry].sort_key:
+                best[entry] = match
+    return sorted(best.values(), key=lambda match: match.sort_key)
 
 
 def make_query(phashes: list[int], pdqs: list[np.ndarray], names: list[str] | None = None) -> QueryHashes:
@@ -349,3 +354,78 @@ def test_search_of_an_empty_index(tmp_path):
 
     assert len(index) == 0
     assert index.search(query, RULES[3]) == []
+
+
+def _near(rng: np.random.Generator, centre: EntryHashes, phash_bits: int, pdq_bits: int) -> EntryHashes:
+    return EntryHashes(
+        phash=flip_phash(rng, centre.phash, phash_bits),
+        pdq=flip_pdq(rng, centre.pdq, pdq_bits),
+        quality=100,
+    )
+
+
+@pytest.fixture(scope="module")
+def composite_index(tmp_path_factory) -> tuple[HashIndex, list[EntryHashes]]:
+    """Entries whose photographs (parts) lie near 100 centres, besides plain entries near them: one
+    entry may be reached through its whole picture and through one or more of its parts."""
+    rng = np.random.default_rng(16)
+    centres = [
+        EntryHashes(phash=int(random_words(rng, 1)[0]), pdq=random_words(rng, WORDS_PDQ), quality=100)
+        for _ in range(100)
+    ]
+    entries: list[EntryHashes] = []
+    for centre in centres:
+        for _ in range(int(rng.integers(0, 4))):
+            entries.append(_near(rng, centre, int(rng.integers(0, 16)), int(rng.integers(0, 90))))
+        for _ in range(int(rng.integers(0, 4))):
+            whole = _near(rng, centre, int(rng.integers(0, 20)), int(rng.integers(0, 100)))
+            parts = tuple(
+                EntryPart(
+                    box=(0.5 * (i % 2), 0.0, 0.5 + 0.5 * (i % 2), 1.0),
+                    hashes=_near(rng, centre, int(rng.integers(0, 12)), int(rng.integers(0, 90))),
+                )
+                for i in range(int(rng.integers(1, 5)))
+            )
+            entries.append(replace(whole, parts=parts))
+    order = rng.permutation(len(entries))
+    entries = [entries[i] for i in order]
+    half = len(entries) // 2
+    return write_index(tmp_path_factory.mktemp("composite-index"), [entries[:half], entries[half:]]), centres
+
+
+@pytest.mark.parametrize("rule", RULES[:3], ids=["defaults", "zero", "wide"])
+def test_an_index_with_parts_searches_as_brute_force_one_match_per_entry(composite_index, rule):
+    index, centres = composite_index
+    rng = np.random.default_rng(5)
+    total = 0
+    for centre in centres[:40]:
+        query = query_near(rng, centre, 4, phash_bits=(0, 6), pdq_bits=(0, 40))
+        found = assert_exact(index, query, rule)
+        entries = [(m.shard, index._shard(m.shard).entry_number(m.row)) for m in found]
+        assert len(entries) == len(set(entries))
+        total += len(found)
+    if rule is RULES[0]:
+        assert total > 40  # the test reaches entries through their parts, not only a few
+
+
+def test_a_part_row_describes_its_entry_and_says_where_it_lies(tmp_path):
+    rng = np.random.default_rng(3)
+    photo = EntryHashes(phash=int(random_words(rng, 1)[0]), pdq=random_words(rng, WORDS_PDQ), quality=100)
+    other = EntryHashes(phash=int(random_words(rng, 1)[0]), pdq=random_words(rng, WORDS_PDQ), quality=100)
+    composite = replace(
+        other, parts=(EntryPart(box=(0.0, 0.0, 0.5, 1.0), hashes=other), EntryPart((0.5, 0, 1, 1), photo))
+    )
+    index = write_index(tmp_path, [[other, composite, photo]])
+    assert len(index) == 3
+    assert index.rows == 5
+    query = make_query([photo.phash], [photo.pdq])
+    found = index.find(query, RULES[0], views=None)
+    # rows: other 0, composite 1 (its parts 2, 3), photo 4; equal distances go by row
+    assert [(item.entry.key, item.part) for item in found] == [
+        ("00000/1", (0.5, 0.0, 1.0, 1.0)),
+        ("00000/2", None),
+    ]
+    assert index.entry_hashes(found[0].match).phash == photo.phash
+    # the composite's own whole picture, and its left photograph, are one entry: found once
+    whole = index.find(make_query([other.phash], [other.pdq]), RULES[0], views=None)
+    assert [item.entry.key for item in whole] == ["00000/0", "00000/1"]
