@@ -22,6 +22,9 @@ class CheckResult:
 
     query: QueryHashes
     found: list[FoundEntry]
+    # Entries near the picture that are too plain to be judged (bot.index.search.LookUp): when
+    # nothing was found, the person is told these exist instead of "no copy".
+    unjudged: int = 0
 
 
 def hash_submitted_picture(data: bytes, settings: Settings) -> tuple[QueryHashes, QueryViews]:
@@ -51,4 +54,5 @@ def check_picture(
     ``removed`` lists entries whose removal was already approved; they no longer match.
     """
     query, views = hash_submitted_picture(data, settings)
-    return CheckResult(query=query, found=index.find(query, settings.matching, removed, views=views))
+    looked_up = index.look_up(query, settings.matching, removed, views=views)
+    return CheckResult(query=query, found=looked_up.found, unjudged=looked_up.unjudged)

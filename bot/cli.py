@@ -153,7 +153,8 @@ def _run_tables(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     tables = refresh_search_tables(args.folder)
     print(
-        f"search tables over {tables.entries} entries: {tables.nbytes / 2**20:,.1f} MiB "
+        f"search tables over {tables.entries} rows (entries and the photographs inside composites): "
+        f"{tables.nbytes / 2**20:,.1f} MiB "
         f"in {time.perf_counter() - started:.1f} s"
     )
     return 0
@@ -210,11 +211,12 @@ def _run_check(args: argparse.Namespace, settings: Settings) -> int:
     removed = asyncio.run(_approved_removals(settings))
     worst = 0
     for image in args.images:
-        record: dict[str, object] = {"query": str(image), "matches": [], "error": None}
+        record: dict[str, object] = {"query": str(image), "matches": [], "unjudged": 0, "error": None}
         try:
             data = image.read_bytes()
             result = check_picture(data, index, settings, removed)
             record["matches"] = [_match_record(found) for found in result.found]
+            record["unjudged"] = result.unjudged
         except ImageRejectedError as rejected:
             record["error"], worst = rejected.message, 1
         except OSError as exc:
@@ -233,7 +235,11 @@ def _print_check(record: dict[str, object]) -> None:
     matches = record["matches"]
     assert isinstance(matches, list)
     if not matches:
-        print(f"{record['query']}: no match")
+        unjudged = record["unjudged"]
+        if unjudged:
+            print(f"{record['query']}: no match; {unjudged} entries near it are too plain to judge")
+        else:
+            print(f"{record['query']}: no match")
         return
     print(f"{record['query']}: {len(matches)} match(es)")
     for match in matches:

@@ -60,9 +60,11 @@ class Desk:
         query, views = await loop.run_in_executor(self._executor, hash_submitted_picture, data, self.settings)
         del data
         removed = await self.store.removed_entries()
-        found = await asyncio.to_thread(self.index.find, query, self.settings.matching, removed, views=views)
+        looked_up = await asyncio.to_thread(
+            self.index.look_up, query, self.settings.matching, removed, views=views
+        )
         del views  # the small grey copies of the picture: only the hashes outlive the check
-        return CheckResult(query=query, found=found)
+        return CheckResult(query=query, found=looked_up.found, unjudged=looked_up.unjudged)
 
     def remember(self, owner: int, result: CheckResult) -> str:
         """Keep a check's hashes briefly for the Request removal button; return its token."""

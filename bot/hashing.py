@@ -148,10 +148,25 @@ def hash_entry(image: Image.Image, settings: HashingSettings) -> EntryHashes:
     )
 
 
+# PDQ's authors' cut-off for a hash worth comparing, and the default of [matching] pdq_min_quality.
+_USABLE_QUALITY = 50
+
+
 def _hash_region(image: Image.Image, settings: HashingSettings) -> EntryHashes:
+    """The hashes of ``image``'s central region; of the whole frame when the central region is too
+    plain for PDQ (quality under 50) and the whole frame is not.
+
+    An entry under the quality gate is never matched, while a query is judged by its best region,
+    the whole frame among them: a picture whose detail lies near its edges (a plain middle, a
+    vignette) would pass as a query and never find its own exact copy. The whole frame is what
+    the query's first variant hashes, so the copy lines up."""
     margin = settings.entry_margin
     region = _inner_region(image, (margin, margin, margin, margin))
     pdq, quality = PDQ.compute_with_quality(region)
+    if quality < _USABLE_QUALITY and margin:
+        whole_pdq, whole_quality = PDQ.compute_with_quality(image)
+        if whole_quality > quality:
+            region, pdq, quality = image, whole_pdq, whole_quality
     return EntryHashes(
         phash=int(PHash.compute(region)[0]),
         pdq=pdq,

@@ -32,6 +32,9 @@ class EntryMatch:
     row: int
     distance: MatchDistance
     variant: str
+    # False: an entry too plain for its hashes to count (PDQ quality under the gate), near the query
+    # in both hashes, that no pixel check confirmed. Never a match; a check says it exists.
+    judged: bool = True
 
     @property
     def sort_key(self) -> tuple[int, int, str, int]:

@@ -16,9 +16,18 @@ PICTURE_NOT_DELETED = "I could not delete your message: please delete it yoursel
 NOTE_WARNING = "Optional. Please do not write names, contact details or anything else that identifies you."
 
 
-def no_match(index_entries: int, contact: str = "") -> str:
-    """``contact`` says how to reach a maintainer on this server (``[discord] contact``)."""
+def no_match(index_entries: int, contact: str = "", unjudged: int = 0) -> str:
+    """``contact`` says how to reach a maintainer on this server (``[discord] contact``);
+    ``unjudged`` counts entries near the picture too plain to compare (never "no copy" then)."""
     reach = f" {contact}" if contact else " write to them."
+    if unjudged:
+        pictures = "picture" if unjudged == 1 else "pictures"
+        return (
+            f"{PICTURE_HANDLED}\n\nI compared it with all {index_entries:,} pictures in the dataset. "
+            f"{unjudged:,} {pictures} in it look close to yours but are too plain (nearly one colour, "
+            "or a smooth gradient) for me to tell whether they are a copy, so I cannot say either way. "
+            f"A maintainer can look into it;{reach}"
+        )
     return (
         f"{PICTURE_HANDLED}\n\nI compared it with all {index_entries:,} pictures in the dataset and found "
         "no copy of it. Copies that were cropped or edited heavily can be missed: if you know the "

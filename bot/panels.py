@@ -34,12 +34,20 @@ from bot.borders import border_depth
 Box = tuple[int, int, int, int]  # left, top, right, bottom in the picture's pixels
 
 # Cuts are searched on a grey copy of about this many pixels squared: a 8 px gap in a 4,000 px
-# wide composite of four keeps 1.5 px, and a 2-panel picture costs a few milliseconds.
-_PROBE_SIDE = 384
+# wide composite of four (decoded at 512 px) keeps a line, and a 2-panel picture costs a few milliseconds.
+_PROBE_SIDE = 320
 # A gutter line is one colour in this share of its pixels (within ``tolerance`` grey levels of
 # its median): a line of small label text or JPEG ringing at the edge of a gap still counts.
 _GUTTER_LINE_SHARE = 0.98
 _GUTTER_TOLERANCE = 8
+# A gutter in a JPEG rings near the photographs beside it and may carry a caption's text: a run
+# of lines one colour only by the border trim's looser rule is a gutter too when one of its sides
+# is a photograph's straight edge, where this share of the neighbouring line differs from the
+# gutter (the other side may be a caption's text, which covers little of its lines).
+_EDGE_SHARE = 0.5
+# ...and when its pixels spread by no more than this (standard deviation, grey levels): a canvas's
+# fill is flat under its ringing, a photograph's plain wall or a brick wall's joints are not.
+_GUTTER_MAX_STD = 12.0
 # A seam's line differs from its neighbour line by this many grey levels in the median pixel...
 _SEAM_MIN_STEP = 18.0
 # ...and by this many times more than the lines a few pixels either side differ from theirs.
@@ -53,6 +61,9 @@ _SEAM_ALONE = 12
 # Each side of a cut must keep this share of the region's extent along the cut's axis: a
 # four-panel row keeps 25 % a panel; a photo's own uniform sky at its edge is a border, not a panel.
 _MIN_SIDE_SHARE = 0.12
+# Except at a strict gutter (a canvas's fill), which may cut off a strip this thin (probe lines):
+# a screenshot's bar, a label line. Too small a piece to be a panel is dropped afterwards.
+_MIN_STRIP = 2
 # A panel is at least this share of the picture's area and this many probe pixels on its short
 # side; smaller leaves are labels, captions or UI. Four panels of a grid are 25 % each.
 _MIN_AREA_SHARE = 0.06
@@ -66,6 +77,9 @@ MAX_PANELS = 6
 _FRAME_MIN_SHARE = 0.02
 # ...and its edge is straight: this share of the photograph's first line differs from the page.
 _FRAME_EDGE_SHARE = 0.5
+# ...and when its pixels spread by no more than this (standard deviation, grey levels): a canvas's
+# fill is flat under its ringing, a photograph's plain wall or a brick wall's joints are not.
+_GUTTER_MAX_STD = 12.0
 # A region this large is the picture itself (inside a thin border), not one of its photographs.
 _WHOLE_SHARE = 0.9
 
@@ -132,7 +146,7 @@ def _framed(grey: np.ndarray, box: Box, tolerance: int) -> bool:
         if margin < _FRAME_MIN_SHARE:
             continue
         framed += (np.abs(inside - outside.mean()) > tolerance).mean() >= _FRAME_EDGE_SHARE
-    return framed >= 3
+    return framed >= 2
 
 
 def _split(grey: np.ndarray, box: Box, depth: int, row_share: float, tolerance: int) -> list[tuple[int, Box]]:
@@ -148,7 +162,7 @@ def _split(grey: np.ndarray, box: Box, depth: int, row_share: float, tolerance: 
     regions = [(depth, trimmed)]
     if depth == _MAX_DEPTH:
         return regions
-    cut = _best_cut(grey, trimmed)
+    cut = _best_cut(grey, trimmed, row_share, tolerance)
     if cut is None:
         return regions
     for side in cut:
@@ -201,14 +215,14 @@ def _uniform_lines(lines: np.ndarray) -> np.ndarray:
     return (np.abs(lines - mean) <= _GUTTER_TOLERANCE).mean(axis=1) >= _GUTTER_LINE_SHARE
 
 
-def _best_cut(grey: np.ndarray, box: Box) -> tuple[Box, Box] | None:
+def _best_cut(grey: np.ndarray, box: Box, row_share: float, tolerance: int) -> tuple[Box, Box] | None:
     """The widest gutter across ``box`` (either axis), else its strongest seam, else None."""
     left, top, right, bottom = box
     region = grey[top:bottom, left:right]
     candidates: list[tuple[int, float, Box, Box]] = []  # (kind: 1 gutter / 0 seam, strength, a, b)
     for axis in (0, 1):  # 0: cut between columns (side by side); 1: between rows (stacked)
         lines = region.T if axis == 0 else region
-        for start, end, kind, strength in _gutters(lines) + _seams(lines):
+        for start, end, kind, strength in _gutters(lines, row_share, tolerance) + _seams(lines):
             if axis == 0:
                 first, second = (left, top, left + start, bottom), (left + end, top, right, bottom)
             else:
@@ -225,16 +239,33 @@ def _allowed(start: int, end: int, count: int) -> bool:
     return start >= _MIN_SIDE_SHARE * count and count - end >= _MIN_SIDE_SHARE * count
 
 
-def _gutters(lines: np.ndarray) -> list[tuple[int, int, int, float]]:
-    """Runs of uniform lines (each nearly one colour) with content on both sides."""
-    uniform = _uniform_lines(lines)
-    runs = []
+def _gutters(lines: np.ndarray, row_share: float, tolerance: int) -> list[tuple[int, int, int, float]]:
+    """Runs of uniform lines (each nearly one colour) with content on both sides: strictly
+    uniform, or uniform by the border trim's rule along a straight edge."""
     count = len(lines)
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], uniform.astype(np.int8), [0]])))
-    for start, end in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):
-        if _allowed(start, end, count):
+    strict = _uniform_lines(lines)
+    mean = lines.mean(axis=1, keepdims=True)
+    loose = (np.abs(lines - mean) <= tolerance).mean(axis=1) >= row_share
+    runs = []
+    for start, end in _runs(strict):
+        if start >= _MIN_STRIP and count - end >= _MIN_STRIP:  # a canvas: even a thin strip goes
+            runs.append((start, end, 1, float(end - start)))
+    for start, end in _runs(loose):
+        if not _allowed(start, end, count) or strict[start:end].any():
+            continue
+        colour = float(np.median(mean[start:end]))
+        straight = any(
+            (np.abs(lines[line] - colour) > tolerance).mean() >= _EDGE_SHARE for line in (start - 1, end)
+        )
+        if straight and float(lines[start:end].std()) <= _GUTTER_MAX_STD:
             runs.append((start, end, 1, float(end - start)))
     return runs
+
+
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) of each run of true flags."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], flags.astype(np.int8), [0]])))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
 
 
 def _seams(lines: np.ndarray) -> list[tuple[int, int, int, float]]:
@@ -248,20 +279,25 @@ def _seams(lines: np.ndarray) -> list[tuple[int, int, int, float]]:
     steps = np.abs(lines[2:] - lines[:-2])  # steps[i]: between lines i and i+2
     stepped = (steps >= _SEAM_MIN_STEP).mean(axis=1) >= 0.5
     strength = steps.mean(axis=1)
+    # Alone: no other stepped line 3.._SEAM_ALONE away on either side (cumulative counts).
+    counts = np.concatenate([[0], np.cumsum(stepped)])
+    index = np.arange(len(stepped))
+
+    def stepped_between(first: np.ndarray, last: np.ndarray) -> np.ndarray:
+        first, last = np.clip(first, 0, len(stepped)), np.clip(last, 0, len(stepped))
+        return counts[np.maximum(last, first)] - counts[first]
+
+    alone = (
+        stepped_between(index - _SEAM_ALONE, index - 2) + stepped_between(index + 3, index + _SEAM_ALONE + 1)
+    ) == 0
+    previous = np.concatenate([[-np.inf], strength[:-1]])
+    following = np.concatenate([strength[1:], [-np.inf]])
+    peak = (strength >= previous) & (strength > following)  # one line for a seam over two steps
     seams = []
-    for i in np.flatnonzero(stepped).tolist():
+    for i in np.flatnonzero(stepped & alone & peak).tolist():
         near = np.concatenate([strength[max(0, i - 8) : max(0, i - 3)], strength[i + 4 : i + 9]])
         if near.size == 0 or strength[i] < _SEAM_CONTRAST * max(float(np.median(near)), 1.0):
             continue
-        around = np.concatenate(
-            [stepped[max(0, i - _SEAM_ALONE) : max(0, i - 1)], stepped[i + 2 : i + _SEAM_ALONE + 1]]
-        )
-        if around.any():
-            continue  # a stripe or a texture (a pole, a brick wall's joints), not one seam
-        if (i > 0 and strength[i - 1] > strength[i]) or (
-            i + 1 < len(strength) and strength[i + 1] >= strength[i]
-        ):
-            continue  # only the peak of a seam that spans two steps
         boundary = i + 1
         low, high = i - _SEAM_WIDE + 1, i + _SEAM_WIDE + 1
         if not _allowed(boundary, boundary + 1, count) or low < 0 or high >= count:

@@ -209,7 +209,10 @@ class Intake(commands.Cog):
         finally:
             del data
         if not result.found:
-            return messages.no_match(len(self.desk.index), self.desk.settings.discord.contact), None, None
+            no_match = messages.no_match(
+                len(self.desk.index), self.desk.settings.discord.contact, result.unjudged
+            )
+            return no_match, None, None
         view = ResultView(self.desk.remember(owner, result))
         return messages.matches_found(len(result.found)), render.check_result(result.found, ""), view
 

@@ -10,7 +10,7 @@ query's views, the entries both hashes accept are then verified against their th
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,24 @@ class FoundEntry:
     # Where in the entry's picture the photograph that matched lies (fractions left, top, right,
     # bottom); None when the whole picture matched.
     part: tuple[float, float, float, float] | None = None
+
+
+def _strict(rule: MatchingSettings) -> MatchingSettings:
+    """The rule for an entry too plain for its hashes to count (PDQ quality under the gate): only
+    its pixels can say it is a copy, so both correlations must reach the smooth pictures' minimum
+    whatever its detail (see ``verify_min_smooth`` in the config)."""
+    bar = max(rule.verify_min_smooth, rule.verify_min_shape, rule.verify_min_detail)
+    return replace(rule, verify_min_shape=bar, verify_min_detail=bar)
+
+
+@dataclass(frozen=True)
+class LookUp:
+    """What a check learns from the index: the copies found, and how many entries near the query
+    in both hashes were too plain for the hashes to count and were not confirmed by their pixels
+    either. Those are not matches; a person is told they exist rather than "no copy"."""
+
+    found: list[FoundEntry]
+    unjudged: int = 0
 
 
 class HashIndex:
@@ -89,16 +107,21 @@ class HashIndex:
         pdq_distance = np.bitwise_count(shard.pdq[rows] ^ query.pdq[variant_ids]).sum(axis=1, dtype=np.int64)
         if phash_distance is None:
             phash_distance = np.bitwise_count(shard.phash[rows] ^ query.phash[variant_ids]).astype(np.int64)
-        keep = (pdq_distance <= rule.pdq_max_distance) & (shard.quality[rows] >= rule.pdq_min_quality)
+        near = pdq_distance <= rule.pdq_max_distance
+        usable = shard.quality[rows] >= rule.pdq_min_quality
         close: dict[int, list[tuple[MatchDistance, int]]] = {}
-        for row, variant, pdq, phash in zip(
-            rows[keep].tolist(),
-            variant_ids[keep].tolist(),
-            pdq_distance[keep].tolist(),
-            phash_distance[keep].tolist(),
+        plain: dict[int, list[tuple[MatchDistance, int]]] = {}
+        for row, variant, pdq, phash, judged in zip(
+            rows[near].tolist(),
+            variant_ids[near].tolist(),
+            pdq_distance[near].tolist(),
+            phash_distance[near].tolist(),
+            usable[near].tolist(),
             strict=True,
         ):
-            close.setdefault(row, []).append((MatchDistance(pdq=pdq, phash=phash), variant))
+            (close if judged else plain).setdefault(row, []).append(
+                (MatchDistance(pdq=pdq, phash=phash), variant)
+            )
         for row, variants in close.items():
             variants.sort()
             verified = self._first_verified(shard, row, variants, query=query, rule=rule, views=views)
@@ -107,6 +130,24 @@ class HashIndex:
                 yield EntryMatch(
                     shard=shard.name, row=row, distance=distance, variant=query.variants[variant]
                 )
+        strict = _strict(rule)
+        for row, variants in plain.items():
+            variants.sort()
+            confirmed = None
+            if (
+                views is not None
+                and shard.thumbnail is not None
+                and has_thumbnail(np.asarray(shard.thumbnail[row]))
+            ):
+                confirmed = self._first_verified(shard, row, variants, query=query, rule=strict, views=views)
+            distance, variant = confirmed or variants[0]
+            yield EntryMatch(
+                shard=shard.name,
+                row=row,
+                distance=distance,
+                variant=query.variants[variant],
+                judged=confirmed is not None,
+            )
 
     @staticmethod
     def _first_verified(
@@ -177,16 +218,24 @@ class HashIndex:
             )
 
     def scan(
-        self, query: QueryHashes, rule: MatchingSettings, views: QueryViews | None = None
+        self,
+        query: QueryHashes,
+        rule: MatchingSettings,
+        views: QueryViews | None = None,
+        *,
+        unjudged: bool = False,
     ) -> list[EntryMatch]:
         """The same answer as :meth:`search` from a linear scan of every shard (the reference)."""
         matches = [match for shard in self.shards for match in self._scan_shard(shard, query, rule, views)]
-        return self._best_per_entry(matches)
+        return self._best_per_entry(matches, unjudged)
 
-    def _best_per_entry(self, matches: list[EntryMatch]) -> list[EntryMatch]:
+    def _best_per_entry(self, matches: list[EntryMatch], unjudged: bool) -> list[EntryMatch]:
         """Best first, one match per entry: a composite found through its whole picture and one of
-        its photographs (or two) is one dataset entry, kept by its closest row."""
-        ordered = sorted(matches, key=lambda match: match.sort_key)
+        its photographs (or two) is one dataset entry, kept by its closest row; an entry matched
+        is not also unjudged. Unjudged entries (``judged`` False) are kept only when asked for."""
+        ordered = sorted(matches, key=lambda match: (not match.judged, *match.sort_key))
+        if not unjudged:
+            ordered = [match for match in ordered if match.judged]
         seen: set[tuple[str, int]] = set()
         best = []
         for match in ordered:
@@ -197,15 +246,23 @@ class HashIndex:
         return best
 
     def search(
-        self, query: QueryHashes, rule: MatchingSettings, views: QueryViews | None = None
+        self,
+        query: QueryHashes,
+        rule: MatchingSettings,
+        views: QueryViews | None = None,
+        *,
+        unjudged: bool = False,
     ) -> list[EntryMatch]:
         """Every entry the match rule accepts, best (closest) first; verified when ``views`` are
-        given (every check of a picture gives them; only hash-level measurements leave them out)."""
+        given (every check of a picture gives them; only hash-level measurements leave them out).
+
+        With ``unjudged``, the entries too plain to be judged by their hashes that are near the
+        query and that no pixel check confirmed follow, marked ``judged=False``."""
         if rule.phash_max_distance > MAX_TABLE_RADIUS:
-            return self.scan(query, rule, views)
+            return self.scan(query, rule, views, unjudged=unjudged)
         matches = list(self._search_tables(query, rule, views))
         matches += [match for shard in self.scanned for match in self._scan_shard(shard, query, rule, views)]
-        return self._best_per_entry(matches)
+        return self._best_per_entry(matches, unjudged)
 
     def _shard(self, name: str) -> ShardReader:
         if self._by_name is None:
@@ -236,14 +293,33 @@ class HashIndex:
         *,
         views: QueryViews | None,
     ) -> list[FoundEntry]:
-        """Matches with the dataset's description, minus entries whose removal was approved.
+        """Matches with the dataset's description, minus entries whose removal was approved (see
+        :meth:`look_up`, which also counts the entries that could not be judged)."""
+        return self.look_up(query, rule, removed, views=views).found
+
+    def look_up(
+        self,
+        query: QueryHashes,
+        rule: MatchingSettings,
+        removed: Collection[tuple[str, str]] = frozenset(),
+        *,
+        views: QueryViews | None,
+    ) -> LookUp:
+        """Matches with the dataset's description, minus entries whose removal was approved, and
+        how many entries near the query were too plain to judge.
 
         ``removed`` holds (key, url or "") pairs, as :meth:`TicketStore.removed_entries` gives
         them: once a removal is approved, the entry stops matching, so nobody is shown (or files
         a ticket for) a picture that is already gone from the dataset.
         """
-        found = (
-            FoundEntry(match=m, entry=self.describe(m), part=self.part_box(m))
-            for m in self.search(query, rule, views)
-        )
-        return [item for item in found if (item.entry.key, item.entry.url or "") not in removed]
+        found: list[FoundEntry] = []
+        unjudged = 0
+        for match in self.search(query, rule, views, unjudged=True):
+            entry = self.describe(match)
+            if (entry.key, entry.url or "") in removed:
+                continue
+            if match.judged:
+                found.append(FoundEntry(match=match, entry=entry, part=self.part_box(match)))
+            else:
+                unjudged += 1
+        return LookUp(found=found, unjudged=unjudged)

@@ -244,7 +244,10 @@ class ShardReader:
 
     def entry(self, row: int) -> DatasetEntry:
         """The dataset's description of the entry ``row`` belongs to."""
-        number = self.entry_number(row)
+        return self.record(self.entry_number(row))
+
+    def record(self, number: int) -> DatasetEntry:
+        """The dataset's description of the shard's ``number``-th entry."""
         start, end = int(self._offsets[number]), int(self._offsets[number + 1])
         record = json.loads(bytes(self._meta[start:end]))
         return DatasetEntry(key=record["key"], url=record.get("url"), caption=record.get("caption"))

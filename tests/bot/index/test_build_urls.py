@@ -118,7 +118,7 @@ def test_cli_builds_an_index_from_a_laion_parquet_url_list(tmp_path, capsys, ser
     assert f"indexed {len(GOOD)} entries into 1 new shard(s)" in stdout
     index = HashIndex(out)
     [shard] = index.shards
-    described = [shard.entry(row) for row in range(len(shard))]
+    described = [shard.record(number) for number in range(shard.entries)]
     assert [(e.key, e.url, e.caption) for e in described] == [
         (str(1000 + number), server.url(path), caption)
         for number, (path, caption) in enumerate(ROWS)
