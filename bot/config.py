@@ -61,6 +61,7 @@ class HashingSettings:
     entry_margin: float
     query_regions: tuple[tuple[float, float, float, float], ...]
     trimmed_query_regions: tuple[tuple[float, float, float, float], ...]
+    cut_query_regions: tuple[tuple[float, float, float, float], ...]
     border_row_share: float
     border_tolerance: int
 

@@ -204,6 +204,8 @@ def query_regions(base_name: str, settings: HashingSettings) -> tuple[tuple[floa
     """
     if base_name.startswith(("trimmed", "panel")):
         return settings.trimmed_query_regions
+    if base_name == "as-sent":  # not mirrored as well: a mirrored copy is rarely also cut
+        return settings.query_regions + settings.cut_query_regions
     return settings.query_regions
 
 
