@@ -40,6 +40,9 @@ class MatchingSettings:
     # The verification of candidates (bot.verification); -1 (a rule built in code without them,
     # as the hash-rule tests do) lets every candidate through.
     verify_min_shape: float = -1.0
+    # The pHash radius for query variants that guess at an edit (a turn, a cut on one side): -1,
+    # as phash_max_distance (see config/default.toml).
+    guess_phash_max_distance: int = -1
     verify_min_detail: float = -1.0
     verify_min_colour: float = -1.0
     # Smooth entries (less than this share of their thumbnail's variance in detail) must reach
@@ -62,6 +65,8 @@ class HashingSettings:
     query_regions: tuple[tuple[float, float, float, float], ...]
     trimmed_query_regions: tuple[tuple[float, float, float, float], ...]
     cut_query_regions: tuple[tuple[float, float, float, float], ...]
+    turn_angles: tuple[float, ...]
+    turned_query_regions: tuple[tuple[float, float, float, float], ...]
     border_row_share: float
     border_tolerance: int
 

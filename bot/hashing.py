@@ -127,6 +127,8 @@ class QueryHashes:
     pdq: np.ndarray  # (V, 4) uint64
     variants: tuple[str, ...]
     quality: int
+    # (V,) bool: the variants that guess at an edit (bot.matching.phash_limits); None: none do.
+    guesses: np.ndarray | None = None
 
 
 def hash_entry(image: Image.Image, settings: HashingSettings) -> EntryHashes:
@@ -193,7 +195,17 @@ def query_bases(image: Image.Image, settings: HashingSettings) -> dict[str, Imag
         bases[f"panel{number}"] = image.crop(panel)
     for name, base in list(bases.items()):
         bases[f"{name}+mirrored"] = ImageOps.mirror(base)
+    fill = _mean_colour(image)
+    for angle in settings.turn_angles:
+        bases[f"turned{angle:+g}"] = image.rotate(angle, resample=Image.Resampling.BICUBIC, fillcolor=fill)
     return bases
+
+
+def _mean_colour(image: Image.Image) -> tuple[int, ...]:
+    """The picture's mean colour: what a turned base's empty corners are filled with, so that
+    they add as little as they can to the low frequencies both hashes keep."""
+    small = np.asarray(image.convert("RGB").reduce(8) if min(image.size) >= 64 else image.convert("RGB"))
+    return tuple(int(v) for v in small.reshape(-1, 3).mean(axis=0).round())
 
 
 def query_regions(base_name: str, settings: HashingSettings) -> tuple[tuple[float, float, float, float], ...]:
@@ -204,9 +216,20 @@ def query_regions(base_name: str, settings: HashingSettings) -> tuple[tuple[floa
     """
     if base_name.startswith(("trimmed", "panel")):
         return settings.trimmed_query_regions
+    if base_name.startswith("turned"):
+        return settings.turned_query_regions
     if base_name == "as-sent":  # not mirrored as well: a mirrored copy is rarely also cut
         return settings.query_regions + settings.cut_query_regions
     return settings.query_regions
+
+
+def is_guess(base_name: str) -> bool:
+    """Whether a variant guesses at an edit, as the turned ones guess at an angle, rather than
+    undoing one that is seen (borders, panels) or trying the regions a crop may have left: see
+    ``guess_phash_max_distance`` in the config."""
+    # A region cut for a guessed crop is a guess too, but rarely an exact one: held to the
+    # tighter radius, the cut regions lost 8 of make_hardset's 36 copies cut at a corner.
+    return base_name.startswith("turned")
 
 
 def hash_query(image: Image.Image, settings: HashingSettings) -> QueryHashes:
@@ -218,6 +241,7 @@ def hash_query_with_views(image: Image.Image, settings: HashingSettings) -> tupl
     """The query's hashes, and the small grey views that verify its candidates (held for one
     check only: see :mod:`bot.verification`)."""
     names: list[str] = []
+    guesses: list[bool] = []
     phashes: list[int] = []
     pdqs: list[np.ndarray] = []
     quality = 0
@@ -235,6 +259,7 @@ def hash_query_with_views(image: Image.Image, settings: HashingSettings) -> tupl
                 name, base_name, (box[0] * scale_x, box[1] * scale_y, box[2] * scale_x, box[3] * scale_y)
             )
             names.append(name)
+            guesses.append(is_guess(base_name))
             phashes.append(int(PHash.compute(region)[0]))
             pdqs.append(pdq)
     hashes = QueryHashes(
@@ -242,5 +267,6 @@ def hash_query_with_views(image: Image.Image, settings: HashingSettings) -> tupl
         pdq=np.stack(pdqs).astype(np.uint64),
         variants=tuple(names),
         quality=quality,
+        guesses=np.array(guesses, dtype=bool),
     )
     return hashes, views

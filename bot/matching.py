@@ -1,7 +1,8 @@
 """The match rule, in one place: when is a dataset entry a copy of a query picture?
 
 An entry matches when, for at least one query variant, its pHash is within
-``phash_max_distance`` bits AND its PDQ within ``pdq_max_distance`` bits of that variant, and the
+``phash_max_distance`` bits (``guess_phash_max_distance`` for a variant that guesses at an edit)
+AND its PDQ within ``pdq_max_distance`` bits of that variant, and the
 entry's PDQ quality is at least ``pdq_min_quality``. The index search must return exactly the
 entries this rule accepts (tests compare it with :func:`brute_force_matches`).
 """
@@ -41,6 +42,15 @@ class EntryMatch:
         return (self.distance.pdq, self.distance.phash, self.shard, self.row)
 
 
+def phash_limits(query: QueryHashes, rule: MatchingSettings) -> np.ndarray:
+    """(V,) the pHash radius of each query variant: ``guess_phash_max_distance`` for a variant
+    that guesses at an edit, ``phash_max_distance`` for the others."""
+    limits = np.full(len(query.variants), rule.phash_max_distance, dtype=np.int64)
+    if query.guesses is not None and rule.guess_phash_max_distance >= 0:
+        limits[query.guesses] = min(rule.guess_phash_max_distance, rule.phash_max_distance)
+    return limits
+
+
 def best_variant(
     query: QueryHashes, phash: int, pdq: tuple[int, int, int, int], quality: int, rule: MatchingSettings
 ) -> tuple[MatchDistance, str] | None:
@@ -48,9 +58,10 @@ def best_variant(
     if quality < rule.pdq_min_quality:
         return None
     best: tuple[MatchDistance, str] | None = None
+    limits = phash_limits(query, rule)
     for i, variant in enumerate(query.variants):
         phash_distance = (int(query.phash[i]) ^ phash).bit_count()
-        if phash_distance > rule.phash_max_distance:
+        if phash_distance > limits[i]:
             continue
         pdq_distance = sum((int(query.pdq[i, w]) ^ pdq[w]).bit_count() for w in range(4))
         if pdq_distance > rule.pdq_max_distance:

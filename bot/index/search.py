@@ -19,7 +19,7 @@ from bot.config import MatchingSettings
 from bot.hashing import EntryHashes, QueryHashes
 from bot.index.mih import MAX_TABLE_RADIUS, open_search_tables
 from bot.index.storage import DatasetEntry, Manifest, ShardReader
-from bot.matching import EntryMatch, MatchDistance, verification_order
+from bot.matching import EntryMatch, MatchDistance, phash_limits, verification_order
 from bot.verification import QueryViews, correlation_passes, has_thumbnail
 
 # Entries scanned per numpy step: (variants x block) uint8 distances stay a few MB, in cache.
@@ -188,9 +188,10 @@ class HashIndex:
     ) -> Iterator[EntryMatch]:
         """Linear scan: every entry against every variant, a block at a time."""
         query_phash = query.phash[:, None]
+        limits = phash_limits(query, rule)[:, None]
         for start in range(0, len(shard), _BLOCK):
             block = shard.phash[start : start + _BLOCK]
-            close = np.bitwise_count(block[None, :] ^ query_phash) <= rule.phash_max_distance
+            close = np.bitwise_count(block[None, :] ^ query_phash) <= limits
             variant_ids, offsets = np.nonzero(close)
             yield from self._verified(
                 shard, offsets + start, variant_ids, query=query, rule=rule, views=views
@@ -202,7 +203,7 @@ class HashIndex:
         """Multi-index lookup of the pHash radius, then the whole rule on the few entries found."""
         if self.tables is None:
             return
-        ordinals, variant_ids, distances = self.tables.within(query.phash, rule.phash_max_distance)
+        ordinals, variant_ids, distances = self._within_limits(query, rule)
         shard_numbers = np.searchsorted(self._covered_starts, ordinals, side="right") - 1
         for number in np.unique(shard_numbers).tolist():
             mine = shard_numbers == number
@@ -216,6 +217,18 @@ class HashIndex:
                 views=views,
                 phash_distance=distances[mine],
             )
+
+    def _within_limits(self, query: QueryHashes, rule: MatchingSettings) -> tuple[np.ndarray, ...]:
+        """(entry ordinal, variant, distance) within each variant's pHash radius: one table
+        search per distinct radius, so that a guess pays only for the buckets of its own."""
+        assert self.tables is not None
+        limits = phash_limits(query, rule)
+        parts = []
+        for limit in np.unique(limits).tolist():
+            variants = np.flatnonzero(limits == limit)
+            ordinals, rows, distances = self.tables.within(query.phash[variants], limit)
+            parts.append((ordinals, variants[rows], distances))
+        return tuple(np.concatenate(arrays) for arrays in zip(*parts, strict=True))
 
     def scan(
         self,

@@ -547,7 +547,10 @@ def picture_data(value: object, path: str = "result", seen: set[int] | None = No
 def assert_only_hashes(result: CheckResult) -> None:
     assert picture_data(result) == []
     assert set(vars(result)) == {"query", "found", "unjudged"}
-    assert set(vars(result.query)) == {"phash", "pdq", "variants", "quality"}
+    assert set(vars(result.query)) == {"phash", "pdq", "variants", "quality", "guesses"}
+    assert result.query.guesses is not None
+    assert result.query.guesses.dtype == bool
+    assert result.query.guesses.shape == result.query.phash.shape
     assert result.query.phash.dtype == np.uint64
     assert result.query.phash.ndim == 1
     assert result.query.pdq.dtype == np.uint64
@@ -556,7 +559,7 @@ def assert_only_hashes(result: CheckResult) -> None:
 
 def test_query_hashes_has_no_field_for_picture_data():
     names = [field.name for field in dataclasses.fields(QueryHashes)]
-    assert names == ["phash", "pdq", "variants", "quality"]
+    assert names == ["phash", "pdq", "variants", "quality", "guesses"]  # guesses: one flag per variant
     assert [field.name for field in dataclasses.fields(CheckResult)] == ["query", "found", "unjudged"]
 
 

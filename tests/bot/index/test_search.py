@@ -429,3 +429,45 @@ def test_a_part_row_describes_its_entry_and_says_where_it_lies(tmp_path):
     # the composite's own whole picture, and its left photograph, are one entry: found once
     whole = index.find(make_query([other.phash], [other.pdq]), RULES[0], views=None)
     assert [item.entry.key for item in whole] == ["00000/0", "00000/1"]
+
+
+def as_guesses(query: QueryHashes, *names: str) -> QueryHashes:
+    """``query`` with the named variants marked as guesses at an edit (a turned-back copy)."""
+    return replace(query, guesses=np.array([name in names for name in query.variants], dtype=bool))
+
+
+def test_a_guessed_variant_is_held_to_the_guess_radius(edge_index):
+    index, query = edge_index
+    guessing = replace(RULE, guess_phash_max_distance=4)
+
+    # "near" as a plain variant: the rule's radius (16); as a guess: 4 bits, entry 0 (16) is out
+    assert set(distances(index, query, guessing)) == {"00000/0", "00000/4", "00000/7"}
+    guessed = as_guesses(query, "near")
+    assert set(distances(index, guessed, guessing)) == {"00000/4", "00000/7"}
+    assert_exact(index, guessed, guessing)
+    # the guess radius never widens the rule, and -1 means the rule's own radius
+    assert set(distances(index, guessed, replace(RULE, guess_phash_max_distance=40))) == {
+        "00000/0",
+        "00000/4",
+        "00000/7",
+    }
+    assert set(distances(index, guessed, replace(RULE, guess_phash_max_distance=-1))) == {
+        "00000/0",
+        "00000/4",
+        "00000/7",
+    }
+
+
+@pytest.mark.parametrize("guess_radius", [0, 3, 6])
+def test_search_with_guessed_variants_equals_brute_force(clustered_index, guess_radius):
+    index, entries = clustered_index
+    rule = replace(RULE, phash_max_distance=8, guess_phash_max_distance=guess_radius)
+    rng = np.random.default_rng(30 + guess_radius)
+    found_through = {True: 0, False: 0}
+    for target in rng.choice(len(entries), size=12, replace=False):
+        query = query_near(rng, entries[target], 6, phash_bits=(0, 10), pdq_bits=(0, 60), exact=True)
+        guessed = replace(query, guesses=rng.random(len(query.variants)) < 0.5)
+        for match in assert_exact(index, guessed, rule):
+            found_through[bool(guessed.guesses[guessed.variants.index(match.variant)])] += 1
+    assert found_through[True]  # guesses found entries within their radius...
+    assert found_through[False]  # ...and plain variants within theirs
