@@ -42,12 +42,12 @@ from bot.decoding import decode_picture
 from bot.hashing import QueryHashes, hash_entry, hash_query
 from bot.index.mih import refresh_search_tables
 from bot.index.search import HashIndex
-from bot.index.storage import Manifest
+from bot.index.storage import ROW_COLUMNS, WHOLE_PICTURE, Manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 DEVSET = Path("/tmp/devset")
 SHARD_ENTRIES = 10_000_000
-DATA_VERSION = 2  # bump when the generator changes, so cached data is rebuilt
+DATA_VERSION = 4  # bump when the generator changes, so cached data is rebuilt
 KEY_WIDTH = 12
 
 
@@ -61,10 +61,12 @@ def _pictures() -> tuple[list[Path], list[Path]]:
     )
 
 
-def _entry_hashes(path: Path) -> tuple[int, np.ndarray, int]:
+def _entry_hashes(path: Path) -> list[tuple[int, np.ndarray, int]]:
+    """Every row the index keeps for the picture: its central region, its core, its panels."""
     settings = load_settings(with_deployment_files=False)
     hashes = hash_entry(decode_picture(path.read_bytes(), settings.decoding).image, settings.hashing)
-    return hashes.phash, hashes.pdq, hashes.quality
+    rows = [hashes, *(part.hashes for part in hashes.parts)]
+    return [(row.phash, row.pdq, row.quality) for row in rows]
 
 
 def _query_hashes(path: Path) -> QueryHashes:
@@ -92,15 +94,23 @@ def _flip_random_bits(rng: np.random.Generator, values: np.ndarray, max_bits: in
     return out
 
 
-def _write_shard(folder: Path, name: str, phash: np.ndarray, pdq: np.ndarray, first_key: int) -> None:
-    """A shard in the index format, written with numpy (ShardWriter goes entry by entry)."""
+def _write_shard(
+    folder: Path, name: str, phash: np.ndarray, pdq: np.ndarray, *, first_key: int, rows_per_entry: int
+) -> None:
+    """A shard in the index format, written with numpy (ShardWriter goes entry by entry): each
+    entry has ``rows_per_entry`` consecutive rows (its central region and its core)."""
     path = folder / "shards" / name
     path.mkdir(parents=True, exist_ok=True)
-    count = len(phash)
     np.save(path / "phash.npy", phash)
     np.save(path / "pdq.npy", pdq)
-    quality = np.full(count, 100, dtype=np.uint8)
-    np.save(path / "quality.npy", quality)
+    np.save(path / "quality.npy", np.full(len(phash), 100, dtype=np.uint8))
+    count = len(phash) // rows_per_entry
+    if rows_per_entry > 1:  # the central region's row, then the core's
+        rows = np.zeros((len(phash), ROW_COLUMNS), dtype=np.uint32)
+        rows[:, 0] = np.arange(len(phash)) // rows_per_entry
+        rows[:, 1:5] = WHOLE_PICTURE
+        rows[:, 5] = np.arange(len(phash)) % rows_per_entry != 0
+        np.save(path / "rows.npy", rows)
     # Fixed-width JSON lines {"key":"000000000123"} so offsets are arithmetic.
     prefix, suffix = b'{"key":"', b'"}\n'
     width = len(prefix) + KEY_WIDTH + len(suffix)
@@ -116,15 +126,23 @@ def _write_shard(folder: Path, name: str, phash: np.ndarray, pdq: np.ndarray, fi
     (path / "shard.json").write_text(json.dumps(summary), encoding="utf-8")
 
 
-def generate(folder: Path, entries: int, seed: int, planted: list[tuple[int, np.ndarray, int]]) -> None:
-    """Write a clustered synthetic index of ``entries`` entries with the real pictures planted."""
+def generate(
+    folder: Path,
+    entries: int,
+    seed: int,
+    planted: list[list[tuple[int, np.ndarray, int]]],
+    rows_per_entry: int,
+) -> None:
+    """Write a clustered synthetic index of ``entries`` entries (``rows_per_entry`` rows each,
+    from the same clustered distribution) with the real pictures' rows planted."""
     rng = np.random.default_rng(seed)
-    real = np.array([phash for phash, _, _ in planted], dtype=np.uint64)
+    real = np.array([phash for rows in planted for phash, _, _ in rows], dtype=np.uint64)
     bit_frequency = _bits(real).mean(axis=0).clip(0.05, 0.95)
     folder.mkdir(parents=True, exist_ok=True)
     names, written = [], 0
     while written < entries:
-        count = min(SHARD_ENTRIES, entries - written)
+        shard_entries = min(SHARD_ENTRIES // rows_per_entry, entries - written)
+        count = shard_entries * rows_per_entry  # rows
         sizes = rng.integers(1, 9, size=count)  # cluster sizes 1-8, mean 4.5
         sizes = sizes[: np.searchsorted(np.cumsum(sizes), count) + 1]
         centres = np.concatenate(
@@ -135,17 +153,22 @@ def generate(folder: Path, entries: int, seed: int, planted: list[tuple[int, np.
         )
         phash = _flip_random_bits(rng, np.repeat(centres, sizes)[:count], 6)
         pdq = rng.integers(0, 2**64, size=(count, 4), dtype=np.uint64)
-        if written == 0:  # the real pictures, each with up to 7 near-duplicates
-            rows = []
-            for phash_value, pdq_value, _quality in planted:
-                copies = int(rng.integers(1, 9))
-                rows.extend([(phash_value, pdq_value)] * copies)
-            phash[: len(rows)] = _flip_random_bits(rng, np.array([r[0] for r in rows], dtype=np.uint64), 4)
-            pdq[: len(rows)] = np.stack([r[1] for r in rows])
+        if written == 0:  # the real pictures, each with up to 7 near-duplicates: their rows in
+            # order (central region, core); a generated row stands where a picture has no core
+            entry = 0
+            for picture_rows in planted:
+                for _ in range(int(rng.integers(1, 9))):
+                    for offset, (phash_value, pdq_value, _quality) in enumerate(
+                        picture_rows[:rows_per_entry]
+                    ):
+                        row = entry * rows_per_entry + offset
+                        phash[row] = _flip_random_bits(rng, np.array([phash_value], dtype=np.uint64), 4)[0]
+                        pdq[row] = pdq_value
+                    entry += 1
         name = f"{len(names):05d}"
-        _write_shard(folder, name, phash, pdq, written)
+        _write_shard(folder, name, phash, pdq, first_key=written, rows_per_entry=rows_per_entry)
         names.append(name)
-        written += count
+        written += shard_entries
         print(f"  generated {written:,} / {entries:,} entries", file=sys.stderr)
     Manifest(hashing={"bench": DATA_VERSION, "seed": seed}, shards=names).write(folder)
     started = time.perf_counter()
@@ -197,9 +220,15 @@ def measure(args: argparse.Namespace, settings: Settings, queries: list[QueryHas
     searched_bytes = tables.nbytes + sum(shard.pdq.nbytes + shard.quality.nbytes for shard in index.shards)
     return {
         "entries": len(index),
+        "rows": index.rows,
         "queries": args.queries,
         "variants_per_query": statistics.median(len(q.variants) for q in queries),
+        "guesses_per_query": statistics.median(
+            int(np.count_nonzero(q.guesses)) if q.guesses is not None else 0 for q in queries
+        ),
         "phash_max_distance": rule.phash_max_distance,
+        "turn_phash_max_distance": rule.turn_phash_max_distance,
+        "core_phash_max_distance": rule.core_phash_max_distance,
         "pdq_max_distance": rule.pdq_max_distance,
         "p50_ms": round(statistics.median(timings), 2),
         "p99_ms": round(_percentile(timings, 0.99), 2),
@@ -225,11 +254,16 @@ def main() -> None:
     parser.add_argument("--scan-queries", type=int, default=3, help="queries also answered by the scan")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--data", type=Path, default=None)
+    parser.add_argument(
+        "--rows-per-entry", type=int, default=None, help="default: 2 with a core row (core_margin), else 1"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     args.entries = int(args.entries)
-    args.data = args.data or Path(f"/tmp/removal-desk-bench/search-{args.entries}")
     settings = load_settings(with_deployment_files=False)
+    if args.rows_per_entry is None:
+        args.rows_per_entry = 2 if settings.hashing.core_margin else 1
+    args.data = args.data or Path(f"/tmp/removal-desk-bench/search-{args.entries}-r{args.rows_per_entry}")
     dataset, query_pictures = _pictures()
     with ProcessPoolExecutor(os.cpu_count(), mp_context=multiprocessing.get_context("forkserver")) as pool:
         planted = list(pool.map(_entry_hashes, dataset))
@@ -243,7 +277,7 @@ def main() -> None:
         print(f"generating {args.entries:,} entries in {args.data} ...", file=sys.stderr)
         # In a child process: the generator's working memory must not count as the search's.
         child = multiprocessing.get_context("spawn").Process(
-            target=generate, args=(args.data, args.entries, args.seed, planted)
+            target=generate, args=(args.data, args.entries, args.seed, planted, args.rows_per_entry)
         )
         child.start()
         child.join()
@@ -254,8 +288,10 @@ def main() -> None:
         print(json.dumps(result))
         return
     print(
-        f"{result['entries']:,} entries, {result['queries']} real queries of "
-        f"{result['variants_per_query']} variants, rule pHash <= {result['phash_max_distance']} "
+        f"{result['entries']:,} entries ({result['rows']:,} rows), {result['queries']} real queries of "
+        f"{result['variants_per_query']} variants ({result['guesses_per_query']} guesses at pHash <= "
+        f"{result['turn_phash_max_distance']} turned, {result['core_phash_max_distance']} core), "
+        f"rule pHash <= {result['phash_max_distance']} "
         f"and PDQ <= {result['pdq_max_distance']}"
     )
     print(f"  search p50 {result['p50_ms']} ms  p99 {result['p99_ms']} ms  max {result['max_ms']} ms")

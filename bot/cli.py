@@ -153,7 +153,8 @@ def _run_tables(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     tables = refresh_search_tables(args.folder)
     print(
-        f"search tables over {tables.entries} rows (entries and the photographs inside composites): "
+        f"search tables over {sum(tables.covered.counts)} rows (entries, their cores and the "
+        "photographs inside composites): "
         f"{tables.nbytes / 2**20:,.1f} MiB "
         f"in {time.perf_counter() - started:.1f} s"
     )

@@ -40,9 +40,10 @@ class MatchingSettings:
     # The verification of candidates (bot.verification); -1 (a rule built in code without them,
     # as the hash-rule tests do) lets every candidate through.
     verify_min_shape: float = -1.0
-    # The pHash radius for query variants that guess at an edit (a turn, a cut on one side): -1,
-    # as phash_max_distance (see config/default.toml).
-    guess_phash_max_distance: int = -1
+    # The pHash radius for query variants that guess at an edit (bot.hashing.Guess): turned back
+    # by a guessed angle, cut for the entry's core at a guessed crop. -1: as phash_max_distance.
+    turn_phash_max_distance: int = -1
+    core_phash_max_distance: int = -1
     verify_min_detail: float = -1.0
     verify_min_colour: float = -1.0
     # Smooth entries (less than this share of their thumbnail's variance in detail) must reach
@@ -66,6 +67,10 @@ class HashingSettings:
     trimmed_query_regions: tuple[tuple[float, float, float, float], ...]
     cut_query_regions: tuple[tuple[float, float, float, float], ...]
     turn_angles: tuple[float, ...]
+    core_margin: float
+    core_side_cuts: tuple[float, ...]
+    core_even_cuts: tuple[float, ...]
+    core_corner_cuts: tuple[float, ...]
     turned_query_regions: tuple[tuple[float, float, float, float], ...]
     border_row_share: float
     border_tolerance: int

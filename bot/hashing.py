@@ -14,6 +14,8 @@ costs a few milliseconds once per query.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
+from functools import cache
 from typing import ClassVar, Protocol
 
 import imagehash
@@ -111,12 +113,22 @@ class EntryHashes:
     parts: tuple[EntryPart, ...] = ()
 
 
+class RowKind(IntEnum):
+    """What an index row hashes, and so which query variants look for it, within which radius
+    (:func:`bot.matching.phash_limits`): the central region of a picture or of a photograph
+    inside it, or a picture's core."""
+
+    PICTURE = 0
+    CORE = 1
+
+
 @dataclass(frozen=True)
 class EntryPart:
-    """One photograph inside a dataset picture: where it is, and its hashes."""
+    """A row of its own for part of a dataset picture: a photograph inside it, or its core."""
 
     box: tuple[float, float, float, float]  # left, top, right, bottom: fractions of the picture
     hashes: EntryHashes
+    kind: RowKind = RowKind.PICTURE
 
 
 @dataclass(frozen=True)
@@ -127,18 +139,31 @@ class QueryHashes:
     pdq: np.ndarray  # (V, 4) uint64
     variants: tuple[str, ...]
     quality: int
-    # (V,) bool: the variants that guess at an edit (bot.matching.phash_limits); None: none do.
+    # (V,) uint8 Guess: what each variant guesses at (bot.matching.phash_limits); None: nothing.
     guesses: np.ndarray | None = None
 
 
+class Guess(IntEnum):
+    """What a query variant guesses at; a guess is held to a radius of its own (see
+    ``[matching] turn_phash_max_distance`` and ``core_phash_max_distance``)."""
+
+    NONE = 0  # undoes an edit that is seen (borders, panels), or a region every copy is tried at
+    TURN = 1  # the picture turned back by a guessed angle
+    CORE = 2  # the region where the entry's core lies after a guessed crop
+
+
 def hash_entry(image: Image.Image, settings: HashingSettings) -> EntryHashes:
-    """Hash a dataset picture: its central region (see ``entry_margin`` in the config), and the
-    same for each photograph inside it when it is a composite (:mod:`bot.panels`)."""
+    """Hash a dataset picture: its central region (see ``entry_margin`` in the config), its core
+    (``core_margin``: what a copy cut by up to that much on any side still holds), and the
+    central region of each photograph inside it when it is a composite (:mod:`bot.panels`)."""
     layout = find_panels(image, settings.border_row_share, settings.border_tolerance)
     parts = tuple(
         EntryPart(box=_fractions(box, image.size), hashes=_hash_region(image.crop(box), settings))
         for box in layout.panels
     )
+    core = _core_part(image, settings)
+    if core is not None:
+        parts = (core, *parts)
     whole = _hash_region(image, settings)
     return EntryHashes(
         phash=whole.phash,
@@ -176,6 +201,65 @@ def _hash_region(image: Image.Image, settings: HashingSettings) -> EntryHashes:
         thumbnail=thumbnail(region),
         chroma=chroma(region),
     )
+
+
+def _core_part(image: Image.Image, settings: HashingSettings) -> EntryPart | None:
+    """The picture's core as a part of it: the box whose central region (``entry_margin`` in) is
+    the core (``core_margin`` in from the picture's sides), so that it is stored, searched and
+    reported as any part is. None when there is no core (``core_margin`` 0) or it is too plain
+    for PDQ: such a row could never match, and the central region's row stands for it."""
+    core, margin = settings.core_margin, settings.entry_margin
+    if not core:
+        return None
+    side = (core - margin) / (1 - 2 * margin)
+    box = (side, side, 1 - side, 1 - side)
+    region = _inner_region(image.crop(_inner_box(image.size, (side, side, side, side))), (margin,) * 4)
+    pdq, quality = PDQ.compute_with_quality(region)
+    if quality < _USABLE_QUALITY:
+        return None
+    hashes = EntryHashes(
+        phash=int(PHash.compute(region)[0]),
+        pdq=pdq,
+        quality=quality,
+        thumbnail=thumbnail(region),
+        chroma=chroma(region),
+    )
+    return EntryPart(box=box, hashes=hashes, kind=RowKind.CORE)
+
+
+@cache
+def core_query_regions(settings: HashingSettings) -> tuple[tuple[float, float, float, float], ...]:
+    """Query regions (margins left, top, right, bottom) where an entry's core lies in a copy cut
+    on one side, on two adjacent sides, or evenly on all four (see ``core_margin``)."""
+    core = settings.core_margin
+    if not core:
+        return ()
+    regions: list[tuple[float, float, float, float]] = []
+
+    def axis(cut: float) -> tuple[float, float]:  # (cut side, far side) margins of the core
+        return (core - cut) / (1 - cut), core / (1 - cut)
+
+    for cut in settings.core_side_cuts:
+        near, far = axis(cut)
+        regions += [
+            (near, core, far, core),
+            (far, core, near, core),
+            (core, near, core, far),
+            (core, far, core, near),
+        ]
+    for cut in settings.core_even_cuts:
+        even = (core - cut) / (1 - 2 * cut)
+        regions.append((even, even, even, even))
+    for cut_x in settings.core_corner_cuts:
+        for cut_y in settings.core_corner_cuts:
+            (near_x, far_x), (near_y, far_y) = axis(cut_x), axis(cut_y)
+            regions += [
+                (near_x, near_y, far_x, far_y),
+                (far_x, near_y, near_x, far_y),
+                (near_x, far_y, far_x, near_y),
+                (far_x, far_y, near_x, near_y),
+            ]
+    return tuple(tuple(round(value, 4) for value in region) for region in regions)  # type: ignore[misc]
 
 
 def _fractions(box: Box, size: tuple[int, int]) -> tuple[float, float, float, float]:
@@ -219,17 +303,19 @@ def query_regions(base_name: str, settings: HashingSettings) -> tuple[tuple[floa
     if base_name.startswith("turned"):
         return settings.turned_query_regions
     if base_name == "as-sent":  # not mirrored as well: a mirrored copy is rarely also cut
-        return settings.query_regions + settings.cut_query_regions
+        return settings.query_regions + settings.cut_query_regions + core_query_regions(settings)
     return settings.query_regions
 
 
-def is_guess(base_name: str) -> bool:
-    """Whether a variant guesses at an edit, as the turned ones guess at an angle, rather than
-    undoing one that is seen (borders, panels) or trying the regions a crop may have left: see
-    ``guess_phash_max_distance`` in the config."""
-    # A region cut for a guessed crop is a guess too, but rarely an exact one: held to the
-    # tighter radius, the cut regions lost 8 of make_hardset's 36 copies cut at a corner.
-    return base_name.startswith("turned")
+def guess_of(base_name: str, margins: tuple[float, float, float, float], settings: HashingSettings) -> Guess:
+    """What a variant guesses at. The cut regions aimed at the central region are no guess: they
+    line it up only roughly (held to a guess's radius, they lost 8 of make_hardset's 36 copies
+    cut at a corner)."""
+    if base_name.startswith("turned"):
+        return Guess.TURN
+    if margins in core_query_regions(settings):
+        return Guess.CORE
+    return Guess.NONE
 
 
 def hash_query(image: Image.Image, settings: HashingSettings) -> QueryHashes:
@@ -241,7 +327,7 @@ def hash_query_with_views(image: Image.Image, settings: HashingSettings) -> tupl
     """The query's hashes, and the small grey views that verify its candidates (held for one
     check only: see :mod:`bot.verification`)."""
     names: list[str] = []
-    guesses: list[bool] = []
+    guesses: list[Guess] = []
     phashes: list[int] = []
     pdqs: list[np.ndarray] = []
     quality = 0
@@ -259,7 +345,7 @@ def hash_query_with_views(image: Image.Image, settings: HashingSettings) -> tupl
                 name, base_name, (box[0] * scale_x, box[1] * scale_y, box[2] * scale_x, box[3] * scale_y)
             )
             names.append(name)
-            guesses.append(is_guess(base_name))
+            guesses.append(guess_of(base_name, margins, settings))
             phashes.append(int(PHash.compute(region)[0]))
             pdqs.append(pdq)
     hashes = QueryHashes(
@@ -267,6 +353,6 @@ def hash_query_with_views(image: Image.Image, settings: HashingSettings) -> tupl
         pdq=np.stack(pdqs).astype(np.uint64),
         variants=tuple(names),
         quality=quality,
-        guesses=np.array(guesses, dtype=bool),
+        guesses=np.array(guesses, dtype=np.uint8),
     )
     return hashes, views

@@ -15,12 +15,18 @@ pHash bits come from an 8x8 DCT in row-major order and neighbouring low frequenc
 correlated (the first bit, the DC term, is nearly always 1), so interleaving spreads real
 pictures evenly over the buckets.
 
-On disk (``DIR/search/``, all plain ``.npy`` opened memory-mapped)::
+One set of tables per kind of row (:class:`bot.hashing.RowKind`): the query variants aimed at
+pictures' central regions probe only those rows' tables, the regions aimed at cores only the
+cores', so each kind of variant pays for the buckets of its own kind.
 
-    search.json            the layout, the shards covered and their entry counts
+On disk (``DIR/search/`` for pictures' rows, ``DIR/search-core/`` for cores; all plain ``.npy``
+opened memory-mapped)::
+
+    search.json            the layout, the shards covered and their row counts, the row kind
     values.T.npy           uint64 (N,)  every pHash, ordered by table T's key (T = 0, 1, 2)
     offsets.T.npy          uint32|64    (2**bits + 1,) where each key's run starts in values.T
-    ids.npy                uint32|64    (N,)  entry ordinal of each position of values.0
+    ids.npy                uint32|64    (N,)  row ordinal (over all rows of the covered shards)
+                                        of each position of values.0
 
 Each table holds its own copy of the hashes, so verifying a bucket reads contiguous memory
 instead of gathering scattered entries. Only table 0 stores entry ordinals: a hash found in
@@ -44,6 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bot.hashing import RowKind
 from bot.index.storage import Manifest, ShardReader
 
 LAYOUT_NAME = "mih-interleaved-3"
@@ -159,9 +166,18 @@ def shard_fingerprint(shard: ShardReader) -> str:
     return f"{status.st_size}-{status.st_mtime_ns}"
 
 
-def build_tables(folder: Path, phash: np.ndarray, covered: Covered) -> None:
-    """Write search tables for ``phash`` (all entries in order) to ``folder``, atomically."""
+def build_tables(
+    folder: Path,
+    phash: np.ndarray,
+    covered: Covered,
+    ordinals: np.ndarray | None = None,
+    kinds: Sequence[RowKind] = (RowKind.PICTURE,),
+) -> None:
+    """Write search tables for ``phash`` to ``folder``, atomically: every row of the covered
+    shards in order, or the rows at ``ordinals``, all of ``kinds[0]``. The tables of pictures
+    (``kinds[0]`` RowKind.PICTURE) also list every kind with tables of its own, ``kinds``."""
     phash = np.ascontiguousarray(phash, dtype=np.uint64)
+    row_count = sum(covered.counts)
     temporary = folder.with_name(f".tmp-{folder.name}")
     shutil.rmtree(temporary, ignore_errors=True)
     temporary.mkdir(parents=True)
@@ -175,11 +191,14 @@ def build_tables(folder: Path, phash: np.ndarray, covered: Covered) -> None:
         np.save(temporary / f"values.{table}.npy", phash[order])
         np.save(temporary / f"offsets.{table}.npy", offsets)
         if table == 0:
-            np.save(temporary / "ids.npy", order.astype(_index_dtype(len(phash))))
+            ids = order if ordinals is None else np.asarray(ordinals)[order]
+            np.save(temporary / "ids.npy", ids.astype(_index_dtype(row_count)))
         del keys, order, counts
     description = {
         "layout": LAYOUT_NAME,
         "entries": len(phash),
+        "kind": int(kinds[0]),
+        "kinds": [int(kind) for kind in kinds] if kinds[0] == RowKind.PICTURE else [],
         "shards": list(covered.shards),
         "counts": list(covered.counts),
         "fingerprints": list(covered.fingerprints),
@@ -205,6 +224,7 @@ class MultiIndex:
             tuple(description.get("fingerprints", ())),
         )
         self.entries = int(description["entries"])
+        self.kind = RowKind(int(description.get("kind", RowKind.PICTURE)))
         self.values = [np.load(folder / f"values.{t}.npy", mmap_mode="r") for t in range(TABLES)]
         self.offsets = [np.load(folder / f"offsets.{t}.npy", mmap_mode="r") for t in range(TABLES)]
         self.ids = np.load(folder / "ids.npy", mmap_mode="r")
@@ -299,34 +319,78 @@ class MultiIndex:
         return ordinals[rows], variants.astype(np.int64), distances[rows, variants].astype(np.int64)
 
 
-def search_folder(index_folder: Path) -> Path:
-    return index_folder / "search"
+def search_folder(index_folder: Path, kind: RowKind = RowKind.PICTURE) -> Path:
+    """Where the tables of one kind of row live: ``search`` for pictures, ``search-core``..."""
+    return index_folder / ("search" if kind == RowKind.PICTURE else f"search-{kind.name.lower()}")
 
 
-def open_search_tables(index_folder: Path, shards: Sequence[ShardReader]) -> MultiIndex | None:
+@dataclass(frozen=True)
+class SearchTables:
+    """The tables of every kind of row the covered shards hold, opened."""
+
+    by_kind: dict[RowKind, MultiIndex]
+    covered: Covered
+
+    @property
+    def nbytes(self) -> int:
+        return sum(tables.nbytes for tables in self.by_kind.values())
+
+    def warm(self) -> None:
+        for tables in self.by_kind.values():
+            tables.warm()
+
+    def within(
+        self, query: np.ndarray, radius: int, kind: RowKind
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`MultiIndex.within` over the rows of ``kind`` (none found where there are none)."""
+        tables = self.by_kind.get(kind)
+        if tables is None:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, empty
+        return tables.within(query, radius)
+
+
+def _kinds_present(shards: Sequence[ShardReader]) -> list[RowKind]:
+    present = {RowKind.PICTURE}
+    for shard in shards:
+        present.update(RowKind(int(kind)) for kind in np.unique(shard.kinds))
+    return sorted(present)
+
+
+def open_search_tables(index_folder: Path, shards: Sequence[ShardReader]) -> SearchTables | None:
     """The index's search tables, if they describe a leading run of its shards exactly.
 
     Tables built before shards were appended still serve the shards they cover (the index scans
-    the rest); tables that disagree with the shards they claim (names, entry counts and file
-    fingerprints must all agree) are not used at all, so a stale table can never hide an entry.
+    the rest); tables that disagree with the shards they claim (names, row counts and file
+    fingerprints must all agree, and every kind of row the pictures' tables list must have its
+    own) are not used at all, so a stale table can never hide an entry.
     """
     folder = search_folder(index_folder)
     if not (folder / "search.json").exists():
         return None
     try:
-        tables = MultiIndex(folder)
-    except (ValueError, KeyError):  # another layout or version: scan until the tables are rebuilt
+        pictures = MultiIndex(folder)
+        kinds = json.loads((folder / "search.json").read_text(encoding="utf-8")).get("kinds", [0])
+        by_kind = {RowKind.PICTURE: pictures}
+        for kind in (RowKind(int(value)) for value in kinds if int(value) != RowKind.PICTURE):
+            by_kind[kind] = MultiIndex(search_folder(index_folder, kind))
+    except (ValueError, KeyError, OSError):  # another layout or version, or a kind's tables lost
         return None
-    if Covered.of(shards[: len(tables.covered.shards)]) != tables.covered:
+    covered = pictures.covered
+    if any(tables.covered != covered for tables in by_kind.values()):
         return None
-    return tables
+    if Covered.of(shards[: len(covered.shards)]) != covered:
+        return None
+    return SearchTables(by_kind, covered)
 
 
-def refresh_search_tables(index_folder: Path) -> MultiIndex:
+def refresh_search_tables(index_folder: Path) -> SearchTables:
     """(Re)build the search tables over every shard of the index, unless they already cover all.
 
-    A full rebuild: at 1e8 entries it sorts 800 MB three times (about two minutes here), which is
-    small beside hashing 1e8 pictures, and keeps one set of tables instead of a growing stack.
+    A full rebuild: at 1e8 rows it sorts 800 MB three times (about two minutes here), which is
+    small beside hashing 1e8 pictures, and keeps one set of tables per kind of row instead of a
+    growing stack. The pictures' tables are written last and list the kinds: tables of a kind
+    left from an interrupted rebuild are never read without them.
     """
     manifest = Manifest.read(index_folder)
     shards = [ShardReader(index_folder / "shards" / name) for name in manifest.shards]
@@ -336,7 +400,15 @@ def refresh_search_tables(index_folder: Path) -> MultiIndex:
     covered = Covered.of(shards)
     if shards:
         phash = np.concatenate([np.asarray(shard.phash) for shard in shards])
+        kinds = np.concatenate([shard.kinds for shard in shards])
     else:
         phash = np.zeros(0, dtype=np.uint64)
-    build_tables(search_folder(index_folder), phash, covered)
-    return MultiIndex(search_folder(index_folder))
+        kinds = np.zeros(0, dtype=np.uint8)
+    present = _kinds_present(shards)
+    for kind in reversed(present):  # RowKind.PICTURE, which lists the others, last
+        ordinals = np.flatnonzero(kinds == kind)
+        listed = present if kind == RowKind.PICTURE else [kind]
+        build_tables(search_folder(index_folder, kind), phash[ordinals], covered, ordinals, listed)
+    tables = open_search_tables(index_folder, shards)
+    assert tables is not None
+    return tables

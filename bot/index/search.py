@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from bot.config import MatchingSettings
-from bot.hashing import EntryHashes, QueryHashes
+from bot.hashing import EntryHashes, QueryHashes, RowKind
 from bot.index.mih import MAX_TABLE_RADIUS, open_search_tables
 from bot.index.storage import DatasetEntry, Manifest, ShardReader
 from bot.matching import EntryMatch, MatchDistance, phash_limits, verification_order
@@ -177,7 +177,10 @@ class HashIndex:
             return variants[0]
         chroma = None if shard.chroma is None else np.asarray(shard.chroma[row])
         found = [variant for _, variant in variants]
-        for variant in verification_order(query, int(shard.phash[row]), shard.pdq[row], rule, found):
+        kind = shard.row_kind(row)
+        for variant in verification_order(
+            query, int(shard.phash[row]), shard.pdq[row], rule, found, kind=kind
+        ):
             correlation = views.correlate(query.variants[variant], thumbnail, chroma)
             if correlation_passes(correlation, rule):
                 return next((close for close in variants if close[1] == variant), variants[0])
@@ -188,10 +191,12 @@ class HashIndex:
     ) -> Iterator[EntryMatch]:
         """Linear scan: every entry against every variant, a block at a time."""
         query_phash = query.phash[:, None]
-        limits = phash_limits(query, rule)[:, None]
+        limits = phash_limits(query, rule)  # (kinds, V)
+        kinds = shard.kinds
         for start in range(0, len(shard), _BLOCK):
             block = shard.phash[start : start + _BLOCK]
-            close = np.bitwise_count(block[None, :] ^ query_phash) <= limits
+            block_limits = limits[kinds[start : start + _BLOCK]].T  # (V, block): each row's own kind
+            close = np.bitwise_count(block[None, :] ^ query_phash) <= block_limits
             variant_ids, offsets = np.nonzero(close)
             yield from self._verified(
                 shard, offsets + start, variant_ids, query=query, rule=rule, views=views
@@ -219,15 +224,19 @@ class HashIndex:
             )
 
     def _within_limits(self, query: QueryHashes, rule: MatchingSettings) -> tuple[np.ndarray, ...]:
-        """(entry ordinal, variant, distance) within each variant's pHash radius: one table
-        search per distinct radius, so that a guess pays only for the buckets of its own."""
+        """(row ordinal, variant, distance) within each variant's pHash radius among the rows of
+        the kind it is aimed at: one table search per kind and radius, so that a guess pays only
+        for the buckets of its own."""
         assert self.tables is not None
-        limits = phash_limits(query, rule)
         parts = []
-        for limit in np.unique(limits).tolist():
-            variants = np.flatnonzero(limits == limit)
-            ordinals, rows, distances = self.tables.within(query.phash[variants], limit)
-            parts.append((ordinals, variants[rows], distances))
+        for kind, limits in zip(RowKind, phash_limits(query, rule), strict=True):
+            for limit in np.unique(limits[limits >= 0]).tolist():
+                variants = np.flatnonzero(limits == limit)
+                ordinals, rows, distances = self.tables.within(query.phash[variants], limit, kind)
+                parts.append((ordinals, variants[rows], distances))
+        if not parts:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, empty
         return tuple(np.concatenate(arrays) for arrays in zip(*parts, strict=True))
 
     def scan(

@@ -12,9 +12,11 @@ Layout (documented in README, "Index format"). A shard's arrays have one row per
                                       verifying candidates (bot.verification); all 0 = none kept
     DIR/shards/NNNNN/chroma.npy       int8   (N, 2, 8, 8) opponent colours of the same region,
                                       compared where both pictures have colour; all 0 = grey/none
-    DIR/shards/NNNNN/rows.npy         uint32 (R, 5)  per row: its entry (meta line) and the box of
+    DIR/shards/NNNNN/rows.npy         uint32 (R, 6)  per row: its entry (meta line), the box of
                                       the photograph it hashes, in 1/10000 of the picture
-                                      (0, 0, 10000, 10000: the whole). Absent: one row per entry
+                                      (0, 0, 10000, 10000: the whole), and its RowKind (0 a
+                                      picture's central region, 1 its core; (R, 5): all 0).
+                                      Absent: one row per entry
     DIR/shards/NNNNN/meta.jsonl       one JSON object per entry: key, url, caption
     DIR/shards/NNNNN/meta.offsets.npy uint64 (N+1,)  byte offset of each entry's line in meta.jsonl
     DIR/shards/NNNNN/shard.json       entry and row counts, sources, failures by kind with examples
@@ -38,12 +40,14 @@ from typing import Any
 
 import numpy as np
 
-from bot.hashing import EntryHashes
+from bot.hashing import EntryHashes, RowKind
 from bot.verification import CHROMA_SIDE, THUMBNAIL_SIDE
 
 # A part's box is stored in these units of the picture's width and height.
 BOX_SCALE = 10_000
 WHOLE_PICTURE = (0, 0, BOX_SCALE, BOX_SCALE)
+# rows.npy's columns: entry, box (4), RowKind. Shards written before the kind had 5: all pictures.
+ROW_COLUMNS = 6
 
 FORMAT_NAME = "removal-desk-index"
 FORMAT_VERSION = 1
@@ -119,7 +123,7 @@ class ShardWriter:
         self._thumbnail: list[np.ndarray] = []
         self._chroma: list[np.ndarray] = []
         self._meta: list[bytes] = []
-        self._rows: list[tuple[int, int, int, int, int]] = []  # (entry, box in BOX_SCALE units)
+        self._rows: list[tuple[int, ...]] = []  # (entry, box in BOX_SCALE units, RowKind)
         self.failures: Counter[str] = Counter()
         self.failure_examples: list[dict[str, str]] = []
         self.sources: list[str] = []
@@ -130,14 +134,14 @@ class ShardWriter:
 
     def add(self, entry: DatasetEntry, hashes: EntryHashes) -> None:
         number = len(self._meta)
-        self._add_row(hashes, (number, *WHOLE_PICTURE))
+        self._add_row(hashes, (number, *WHOLE_PICTURE, RowKind.PICTURE))
         for part in hashes.parts:
             box = tuple(min(BOX_SCALE, max(0, round(v * BOX_SCALE))) for v in part.box)
-            self._add_row(part.hashes, (number, *box))  # type: ignore[arg-type]
+            self._add_row(part.hashes, (number, *box, part.kind))
         line = {"key": entry.key, "url": entry.url, "caption": entry.caption}
         self._meta.append(json.dumps(line, ensure_ascii=False).encode("utf-8") + b"\n")
 
-    def _add_row(self, hashes: EntryHashes, row: tuple[int, int, int, int, int]) -> None:
+    def _add_row(self, hashes: EntryHashes, row: tuple[int, ...]) -> None:
         self._phash.append(hashes.phash)
         self._pdq.append(hashes.pdq)
         self._quality.append(hashes.quality)
@@ -157,7 +161,7 @@ class ShardWriter:
         count = len(self._phash)
         np.save(temporary / "phash.npy", np.array(self._phash, dtype=np.uint64))
         if len(self._rows) > len(self._meta):  # some entry has parts; else one row per entry
-            np.save(temporary / "rows.npy", np.array(self._rows, dtype=np.uint32).reshape(-1, 5))
+            np.save(temporary / "rows.npy", np.array(self._rows, dtype=np.uint32).reshape(-1, ROW_COLUMNS))
         pdq = np.stack(self._pdq).astype(np.uint64) if count else np.zeros((0, 4), dtype=np.uint64)
         np.save(temporary / "pdq.npy", pdq)
         np.save(temporary / "quality.npy", np.array(self._quality, dtype=np.uint8))
@@ -219,6 +223,23 @@ class ShardReader:
                 lengths.add(len(optional))
         if len(lengths) != 1:
             raise IndexFormatError(f"shard {path} is inconsistent: its arrays differ in length")
+        self._kinds: np.ndarray | None = None
+
+    @property
+    def kinds(self) -> np.ndarray:
+        """(R,) uint8 RowKind of every row. Read on first use (a scan, a table build), not when
+        the shard is opened: a column of rows.npy is a strided read of the whole file."""
+        if self._kinds is None:
+            if self._rows is None or self._rows.shape[1] < ROW_COLUMNS:
+                self._kinds = np.zeros(len(self.phash), dtype=np.uint8)
+            else:
+                self._kinds = np.ascontiguousarray(self._rows[:, ROW_COLUMNS - 1], dtype=np.uint8)
+        return self._kinds
+
+    def row_kind(self, row: int) -> RowKind:
+        if self._rows is None or self._rows.shape[1] < ROW_COLUMNS:
+            return RowKind.PICTURE
+        return RowKind(int(self._rows[row, ROW_COLUMNS - 1]))
 
     def __len__(self) -> int:
         """Rows: what the search goes through (an entry and each photograph inside a composite)."""
@@ -237,7 +258,7 @@ class ShardReader:
         the whole picture."""
         if self._rows is None:
             return None
-        box = tuple(int(v) for v in self._rows[row, 1:])
+        box = tuple(int(v) for v in self._rows[row, 1:5])
         if box == WHOLE_PICTURE:
             return None
         return tuple(v / BOX_SCALE for v in box)  # type: ignore[return-value]

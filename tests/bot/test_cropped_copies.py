@@ -1,0 +1,121 @@
+"""Copies cut past the central region's margin: found through the entry's core row and the query
+regions aimed at it (bot.hashing core_margin, core_query_regions)."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bot.checking import check_picture
+from bot.config import Settings
+from bot.hashing import Guess, PHash, RowKind, core_query_regions, hash_entry, hash_query
+from bot.index.build import build_index
+from bot.index.search import HashIndex
+from tests.made_up import photo
+
+SIZE = (480, 360)
+
+
+def jpeg(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=88)
+    return buffer.getvalue()
+
+
+def cut(image: Image.Image, left: float = 0.0, top: float = 0.0, right: float = 0.0, bottom: float = 0.0):
+    width, height = image.size
+    return image.crop(
+        (round(width * left), round(height * top), round(width * (1 - right)), round(height * (1 - bottom)))
+    )
+
+
+def region(image: Image.Image, margins: tuple[float, float, float, float]) -> Image.Image:
+    return cut(image, *margins)
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory) -> HashIndex:
+    from bot.config import load_settings
+
+    root = tmp_path_factory.mktemp("cropped")
+    (root / "dataset").mkdir()
+    for number in range(4):
+        (root / "dataset" / f"photo{number}.jpg").write_bytes(jpeg(photo(400 + number, SIZE)))
+    build_index([root / "dataset"], root / "index", load_settings(with_deployment_files=False), workers=1)
+    return HashIndex(root / "index")
+
+
+def test_an_entry_keeps_its_core_as_a_part(settings: Settings):
+    picture = photo(400, SIZE)
+    core = settings.hashing.core_margin
+    parts = hash_entry(picture, settings.hashing).parts
+    assert [part.kind for part in parts] == [RowKind.CORE]
+    left, top, right, bottom = parts[0].box
+    assert left == pytest.approx(top) == pytest.approx(1 - right) == pytest.approx(1 - bottom)
+    assert parts[0].hashes.phash == int(PHash.compute(region(picture, (core,) * 4))[0])
+
+
+def test_a_plain_core_is_not_kept(settings: Settings):
+    """A flat middle with detail only at the edges: the core row could never match."""
+    picture = np.full((SIZE[1], SIZE[0], 3), 128, dtype=np.uint8)
+    picture[:40] = np.asarray(photo(401, (SIZE[0], 40)))
+    picture[-40:] = np.asarray(photo(402, (SIZE[0], 40)))
+    parts = hash_entry(Image.fromarray(picture), settings.hashing).parts
+    assert [part for part in parts if part.kind == RowKind.CORE] == []
+    assert [part.kind for part in hash_entry(photo(401, SIZE), settings.hashing).parts] == [RowKind.CORE]
+
+
+@pytest.mark.parametrize(
+    "cuts", [(0.15, 0, 0, 0), (0, 0.11, 0.11, 0), (0.1,) * 4], ids=["side", "corner", "even"]
+)
+def test_a_region_aimed_at_the_core_lines_up_with_it(settings: Settings, cuts):
+    """Cut exactly as one of the grid's guesses, the copy holds the core where that guess looks."""
+    picture = photo(403, SIZE)
+    core = int(PHash.compute(region(picture, (settings.hashing.core_margin,) * 4))[0])
+    copy = cut(picture, *cuts)
+    closest = min(
+        (int(PHash.compute(region(copy, margins))[0]) ^ core).bit_count()
+        for margins in core_query_regions(settings.hashing)
+    )
+    assert closest <= 2
+
+
+@pytest.mark.parametrize(
+    ("number", "cuts"),
+    [
+        (0, (0.17, 0, 0, 0)),  # one side, past the central region's 10 %
+        (1, (0, 0, 0, 0.14)),
+        (2, (0, 0.13, 0.12, 0)),  # a corner
+        (3, (0.12, 0.09, 0.11, 0.1)),  # every side
+    ],
+)
+def test_a_copy_cut_past_the_central_region_is_found_through_the_core(
+    index, settings: Settings, number, cuts
+):
+    copy = cut(photo(400 + number, SIZE), *cuts)
+    found = check_picture(jpeg(copy), index, settings).found
+    assert [Path(item.entry.key).stem for item in found] == [f"photo{number}"]
+    assert found[0].part is not None  # the core's row matched, not the central region's
+
+
+@pytest.mark.parametrize(("number", "cuts"), [(0, (0.17, 0, 0, 0)), (2, (0, 0.13, 0.12, 0))])
+def test_the_regions_aimed_at_the_core_are_what_finds_a_copy_cut_on_one_side(index, settings, number, cuts):
+    """Cut on one side or at a corner, only a region aimed at the core lines up with it (cut on
+    every side, a plain region near 10 % often comes close to the core as well)."""
+    copy = cut(photo(400 + number, SIZE), *cuts)
+    found = check_picture(jpeg(copy), index, settings).found
+    query = hash_query(copy, settings.hashing)
+    assert query.guesses is not None
+    assert query.guesses[query.variants.index(found[0].match.variant)] == Guess.CORE
+
+    without_core = replace(settings, hashing=replace(settings.hashing, core_margin=0.0))
+    assert check_picture(jpeg(copy), index, without_core).found == []
+
+
+def test_an_unrelated_photograph_cut_the_same_way_finds_nothing(index, settings: Settings):
+    assert check_picture(jpeg(cut(photo(499, SIZE), 0.15)), index, settings).found == []
