@@ -191,12 +191,15 @@ class HashIndex:
     ) -> Iterator[EntryMatch]:
         """Linear scan: every entry against every variant, a block at a time."""
         query_phash = query.phash[:, None]
-        limits = phash_limits(query, rule)  # (kinds, V)
+        limits = phash_limits(query, rule).astype(np.int8)  # (kinds, V); -1: not looked for
         kinds = shard.kinds
         for start in range(0, len(shard), _BLOCK):
             block = shard.phash[start : start + _BLOCK]
-            block_limits = limits[kinds[start : start + _BLOCK]].T  # (V, block): each row's own kind
-            close = np.bitwise_count(block[None, :] ^ query_phash) <= block_limits
+            distance = np.bitwise_count(block[None, :] ^ query_phash).view(np.int8)  # 0..64
+            block_kinds = kinds[start : start + _BLOCK]
+            # each row within the radius its own kind is looked for at
+            row_limits = limits[block_kinds].T if block_kinds.any() else limits[RowKind.PICTURE][:, None]
+            close = distance <= row_limits
             variant_ids, offsets = np.nonzero(close)
             yield from self._verified(
                 shard, offsets + start, variant_ids, query=query, rule=rule, views=views
