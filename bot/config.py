@@ -55,6 +55,9 @@ class MatchingSettings:
     # small bright subject on black) must reach verify_min_sparse in shape and detail.
     verify_sparse_below: float = 0.0
     verify_min_sparse: float = -1.0
+    # Entries whose contrast is spread over fewer thumbnail cells than this are never confirmed
+    # by their pixels, only counted as near (bot.verification.unjudgeable).
+    verify_unjudgeable_below: float = 0.0
     # A candidate the rule found may be lined up through any query variant this near to it.
     verify_near_phash: int = 0
     verify_near_pdq: int = 0

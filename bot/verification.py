@@ -345,9 +345,19 @@ def grey_minimums(
     return max(rule.verify_min_shape, strict), max(rule.verify_min_detail, strict)
 
 
+def unjudgeable(entry_thumbnail: np.ndarray, rule: MatchingSettings) -> bool:
+    """Whether an entry's thumbnail keeps its contrast in too few cells for any alignment to say
+    it is a copy (``verify_unjudgeable_below``): a small subject on a plain ground, whose 16x16
+    thumbnail says where the subject is, not what it is. Such an entry near a query in both
+    hashes is reported as one that could not be judged, never as a match."""
+    return spread(entry_thumbnail) < rule.verify_unjudgeable_below
+
+
 def correlation_passes(correlation: Correlation, rule: MatchingSettings) -> bool:
     """Every minimum of ``rule`` reached: the colour one only where both pictures have colour to
     compare, the stricter smooth and sparse ones only for such an entry."""
+    if correlation.entry_spread < rule.verify_unjudgeable_below:
+        return False  # too few cells to tell one such picture from another: see unjudgeable()
     min_shape, min_detail = grey_minimums(correlation.entry_detail_share, correlation.entry_spread, rule)
     colour_ok = correlation.colour is None or correlation.colour >= rule.verify_min_colour
     return correlation.shape >= min_shape and correlation.detail >= min_detail and colour_ok

@@ -20,7 +20,7 @@ from bot.hashing import EntryHashes, QueryHashes, RowKind
 from bot.index.mih import MAX_TABLE_RADIUS, open_search_tables
 from bot.index.storage import DatasetEntry, Manifest, ShardReader
 from bot.matching import EntryMatch, MatchDistance, phash_limits, verification_order
-from bot.verification import QueryViews, correlation_passes, has_thumbnail
+from bot.verification import QueryViews, correlation_passes, has_thumbnail, unjudgeable
 
 # Entries scanned per numpy step: (variants x block) uint8 distances stay a few MB, in cache.
 _BLOCK = 1 << 18
@@ -109,6 +109,13 @@ class HashIndex:
             phash_distance = np.bitwise_count(shard.phash[rows] ^ query.phash[variant_ids]).astype(np.int64)
         near = pdq_distance <= rule.pdq_max_distance
         usable = shard.quality[rows] >= rule.pdq_min_quality
+        if views is not None and shard.thumbnail is not None and rule.verify_unjudgeable_below > 0:
+            # an entry too sparse for its pixels to say more than its hashes is judged as a
+            # plain one: counted as near, never confirmed (bot.verification.unjudgeable)
+            for position in np.flatnonzero(near & usable).tolist():
+                thumbnail = np.asarray(shard.thumbnail[rows[position]])
+                if has_thumbnail(thumbnail) and unjudgeable(thumbnail, rule):
+                    usable[position] = False
         close: dict[int, list[tuple[MatchDistance, int]]] = {}
         plain: dict[int, list[tuple[MatchDistance, int]]] = {}
         for row, variant, pdq, phash, judged in zip(

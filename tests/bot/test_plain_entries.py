@@ -101,3 +101,39 @@ def test_unjudged_entries_whose_removal_was_approved_are_not_counted(plain_index
     looked_up = index.look_up(query, settings.matching, {("lookalike", "")}, views=views)
     assert looked_up.unjudged == 0
     assert np.all([item.entry.key == "copy" for item in looked_up.found])
+
+
+def small_blob_thumbnail() -> np.ndarray:
+    """A 16x16 thumbnail of a small bright subject on black: its contrast in a few cells."""
+    thumbnail = np.zeros((16, 16), dtype=np.uint8)
+    thumbnail[6:8, 9:11] = 220
+    thumbnail[8, 9] = 120
+    return thumbnail
+
+
+def test_an_entry_whose_contrast_sits_in_a_few_cells_is_unjudgeable(settings: Settings):
+    from bot.verification import spread, thumbnail, unjudgeable
+
+    blob = small_blob_thumbnail()
+    assert spread(blob) < settings.matching.verify_unjudgeable_below
+    assert unjudgeable(blob, settings.matching)
+    assert not unjudgeable(thumbnail(photo(320, (480, 360))), settings.matching)
+
+
+def test_a_near_entry_too_sparse_to_judge_is_counted_never_matched(tmp_path: Path, settings: Settings):
+    """The query's own hashes with a sparse thumbnail: near in both hashes, but no alignment of so
+    few cells can say it is a copy. The same hashes with the query's thumbnail match."""
+    data = jpeg(photo(321, (480, 360)))
+    own = hash_entry(decode_picture(data, settings.decoding).image, settings.hashing)
+    writer = ShardWriter(tmp_path, "00000")
+    writer.add(DatasetEntry(key="sparse"), replace(own, thumbnail=small_blob_thumbnail(), parts=()))
+    writer.add(DatasetEntry(key="copy"), replace(own, parts=()))
+    writer.commit()
+    Manifest(hashing={}, shards=["00000"]).write(tmp_path)
+
+    result = check_picture(data, HashIndex(tmp_path), settings)
+
+    assert [item.entry.key for item in result.found] == ["copy"]
+    assert result.unjudged == 1
+    lenient = replace(settings, matching=replace(settings.matching, verify_unjudgeable_below=0.0))
+    assert check_picture(data, HashIndex(tmp_path), lenient).unjudged == 0

@@ -803,9 +803,12 @@ def test_the_sparse_minimum_applies_to_sparse_entries_only():
     between = (RULE.verify_min_shape + RULE.verify_min_sparse) / 2
     scores = {"shape": max(between, RULE.verify_min_shape), "detail": between}
 
+    sparse = (RULE.verify_unjudgeable_below + RULE.verify_sparse_below) / 2
     assert correlation_passes(Correlation(**scores, entry_spread=RULE.verify_sparse_below), RULE)
-    assert not correlation_passes(Correlation(**scores, entry_spread=RULE.verify_sparse_below / 2), RULE)
-    assert correlation_passes(Correlation(shape=0.99, detail=0.99, entry_spread=1.0), RULE)
+    assert not correlation_passes(Correlation(**scores, entry_spread=sparse), RULE)
+    assert correlation_passes(Correlation(shape=0.99, detail=0.99, entry_spread=sparse), RULE)
+    # sparser still, nothing passes: the cells say where the subject is, not what it is
+    assert not correlation_passes(Correlation(shape=1.0, detail=1.0, entry_spread=1.0), RULE)
 
 
 def test_two_sparse_pictures_alike_in_layout_are_told_apart_and_a_copy_is_not():
