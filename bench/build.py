@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 from bot.config import Settings, load_settings  # noqa: E402
 from bot.decoding import decode_picture  # noqa: E402
-from bot.hashing import PDQ, PHash, _inner_region  # noqa: E402
+from bot.hashing import PDQ, EntryHashes, EntryPart, PHash, RowKind, _inner_region  # noqa: E402
 from bot.index.build import BatchResult, build_index, hash_item, keep_freed_memory_for_reuse  # noqa: E402
 from bot.index.sources import SourceItem  # noqa: E402
 from bot.index.storage import DatasetEntry, ShardWriter  # noqa: E402
@@ -208,6 +208,17 @@ def disk_bytes_per_entry(index: Path) -> dict[str, float]:
     return {name: size / entries for name, size in sorted(sizes.items())}
 
 
+def _core_part(rng: np.random.Generator) -> EntryPart:
+    hashes = EntryHashes(
+        phash=int(rng.integers(0, 2**63)),
+        pdq=rng.integers(0, 2**63, 4, dtype=np.uint64),
+        quality=90,
+        thumbnail=rng.integers(0, 256, (16, 16), dtype=np.uint8),
+        chroma=rng.integers(-128, 128, (2, 8, 8), dtype=np.int8),
+    )
+    return EntryPart(box=(0.125, 0.125, 0.875, 0.875), hashes=hashes, kind=RowKind.CORE)
+
+
 def merge_rate(out: Path, entries: int = 200_000) -> float:
     """Entries per second the client turns into shards (what bounds a Dask build's client)."""
     rng = np.random.default_rng(0)
@@ -225,7 +236,10 @@ def merge_rate(out: Path, entries: int = 200_000) -> float:
             phash=rng.integers(0, 2**63, batch, dtype=np.uint64),
             pdq=rng.integers(0, 2**63, (batch, 4), dtype=np.uint64),
             quality=np.full(batch, 90, dtype=np.uint8),
+            thumbnail=rng.integers(0, 256, (batch, 16, 16), dtype=np.uint8),
+            chroma=rng.integers(-128, 128, (batch, 2, 8, 8), dtype=np.int8),
             failures=[],
+            parts={row: (_core_part(rng),) for row in range(batch)},  # every entry keeps its core
         )
         for start in range(0, entries, batch)
     ]
