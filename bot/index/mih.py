@@ -15,9 +15,10 @@ pHash bits come from an 8x8 DCT in row-major order and neighbouring low frequenc
 correlated (the first bit, the DC term, is nearly always 1), so interleaving spreads real
 pictures evenly over the buckets.
 
-One set of tables per kind of row (:class:`bot.hashing.RowKind`): the query variants aimed at
-pictures' central regions probe only those rows' tables, the regions aimed at cores only the
-cores', so each kind of variant pays for the buckets of its own kind.
+One set of tables per kind of row (:class:`bot.hashing.RowKind`), each probed by every query
+variant within the radius it looks for that kind at (:func:`bot.matching.phash_limits`): the
+pictures' tables at 8 bits (718 buckets a variant), the cores' at 4 (25 buckets), so the many
+regions aimed at cores cost the search little.
 
 On disk (``DIR/search/`` for pictures' rows, ``DIR/search-core/`` for cores; all plain ``.npy``
 opened memory-mapped)::
