@@ -3,7 +3,6 @@ regions aimed at it (bot.hashing core_margin, core_query_regions)."""
 
 from __future__ import annotations
 
-import io
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,17 +13,10 @@ from PIL import Image
 from bot.checking import check_picture
 from bot.config import Settings
 from bot.hashing import Guess, PHash, RowKind, core_query_regions, hash_entry, hash_query
-from bot.index.build import build_index
 from bot.index.search import HashIndex
-from tests.made_up import photo
+from tests.made_up import index_of_photos, jpeg, photo
 
 SIZE = (480, 360)
-
-
-def jpeg(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=88)
-    return buffer.getvalue()
 
 
 def cut(image: Image.Image, left: float = 0.0, top: float = 0.0, right: float = 0.0, bottom: float = 0.0):
@@ -40,14 +32,7 @@ def region(image: Image.Image, margins: tuple[float, float, float, float]) -> Im
 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory) -> HashIndex:
-    from bot.config import load_settings
-
-    root = tmp_path_factory.mktemp("cropped")
-    (root / "dataset").mkdir()
-    for number in range(4):
-        (root / "dataset" / f"photo{number}.jpg").write_bytes(jpeg(photo(400 + number, SIZE)))
-    build_index([root / "dataset"], root / "index", load_settings(with_deployment_files=False), workers=1)
-    return HashIndex(root / "index")
+    return index_of_photos(tmp_path_factory.mktemp("cropped"), range(400, 404), SIZE)
 
 
 def test_an_entry_keeps_its_core_as_a_part(settings: Settings):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import pytest
@@ -11,17 +10,10 @@ from PIL import Image
 from bot.checking import check_picture
 from bot.config import Settings
 from bot.hashing import Guess, hash_query
-from bot.index.build import build_index
 from bot.index.search import HashIndex
-from tests.made_up import photo
+from tests.made_up import index_of_photos, jpeg, photo
 
 SIZE = (480, 360)
-
-
-def jpeg(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=88)
-    return buffer.getvalue()
 
 
 def turned_with_corners_filled(image: Image.Image, angle: float) -> Image.Image:
@@ -39,14 +31,7 @@ def turned_and_cut(image: Image.Image, angle: float, cut: float = 0.12) -> Image
 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory) -> HashIndex:
-    from bot.config import load_settings
-
-    root = tmp_path_factory.mktemp("turned")
-    (root / "dataset").mkdir()
-    for number in range(4):
-        (root / "dataset" / f"photo{number}.jpg").write_bytes(jpeg(photo(300 + number, SIZE)))
-    build_index([root / "dataset"], root / "index", load_settings(with_deployment_files=False), workers=1)
-    return HashIndex(root / "index")
+    return index_of_photos(tmp_path_factory.mktemp("turned"), range(300, 304), SIZE)
 
 
 @pytest.mark.parametrize(
