@@ -37,7 +37,6 @@ the search structures at 3 * 8 + 4 = 28 bytes per entry (plus 33 MB of offsets, 
 
 from __future__ import annotations
 
-import ctypes
 import json
 import mmap
 import os
@@ -65,40 +64,6 @@ HASH_BITS = 64
 _MADV_POPULATE_READ = 22
 # Search threads: the kernel releases the GIL, so two cores halve a query's wait.
 SEARCH_THREADS = min(2, os.cpu_count() or 1)
-
-
-def keep_resident(arrays: Sequence[np.ndarray]) -> None:
-    """Read memory-mapped arrays into memory now and keep them there.
-
-    Pages are read in one sweep (MADV_POPULATE_READ, Linux 5.14+; a strided read elsewhere), in
-    huge pages where the kernel can (MADV_HUGEPAGE: a probe then pays no page-table walk, dear in
-    a virtual machine), and then locked (mlock) where the process may: page-cache pages a search
-    reads at random are otherwise the first the kernel drops when anything else reads a lot (a
-    scan, a backup, another process), and the next queries wait on the disk: measured at 1e8,
-    p99 62 ms after such a read against 18 ms. Locking needs the memory-lock limit to allow it
-    (``ulimit -l``, or CAP_IPC_LOCK); without it the pages are read but may be dropped again.
-    """
-    for array in arrays:
-        mapping = getattr(array, "_mmap", None)
-        try:
-            if mapping is None:
-                raise OSError("not memory-mapped")
-            mapping.madvise(mmap.MADV_HUGEPAGE)
-            mapping.madvise(_MADV_POPULATE_READ)
-        except (OSError, ValueError, AttributeError):  # no madvise on this platform
-            np.asarray(array.reshape(-1).view(np.uint8)[::4096]).sum()
-        if array.nbytes:
-            _lock(array.__array_interface__["data"][0], array.nbytes)
-
-
-def _lock(address: int, length: int) -> bool:
-    """mlock(2) the pages spanning [address, address + length); False where it is not allowed."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return False
-    start = address - address % mmap.PAGESIZE
-    return libc.mlock(ctypes.c_void_p(start), ctypes.c_size_t(length + address - start)) == 0
 
 
 def table_positions(table: int) -> tuple[int, ...]:
@@ -277,7 +242,15 @@ class MultiIndex:
         huge pages first (MADV_HUGEPAGE): tables read cold then map in 2 MB pages, and a probe no
         longer pays a page-table walk, which is dear in a virtual machine.
         """
-        keep_resident([*self.values, *self.offsets, self.ids])
+        for array in [*self.values, *self.offsets, self.ids]:
+            mapping = getattr(array, "_mmap", None)
+            try:
+                if mapping is None:
+                    raise OSError("not memory-mapped")
+                mapping.madvise(mmap.MADV_HUGEPAGE)
+                mapping.madvise(_MADV_POPULATE_READ)
+            except (OSError, ValueError, AttributeError):  # no madvise on this platform
+                np.asarray(array.reshape(-1).view(np.uint8)[::4096]).sum()
 
     def _flip_masks(self, table: int, radius: int) -> np.ndarray:
         width = len(table_positions(table))

@@ -17,7 +17,7 @@ import numpy as np
 
 from bot.config import MatchingSettings
 from bot.hashing import EntryHashes, QueryHashes, RowKind
-from bot.index.mih import MAX_TABLE_RADIUS, keep_resident, open_search_tables
+from bot.index.mih import MAX_TABLE_RADIUS, open_search_tables
 from bot.index.storage import DatasetEntry, Manifest, ShardReader
 from bot.matching import EntryMatch, MatchDistance, phash_limits, verification_order
 from bot.verification import QueryViews, correlation_passes, has_thumbnail, unjudgeable
@@ -83,13 +83,9 @@ class HashIndex:
         return sum(len(shard) for shard in self.shards)
 
     def warm(self) -> None:
-        """Read what every search reads into memory ahead of the first queries, and keep it there
-        (:func:`bot.index.mih.keep_resident`): the tables, and the PDQ and quality of the rows they
-        cover, which the search reads for each candidate."""
+        """Map the search tables' pages ahead of the first queries (see :meth:`MultiIndex.warm`)."""
         if self.tables is not None:
             self.tables.warm()
-            covered = self.shards[: len(self.tables.covered.shards)]
-            keep_resident([array for shard in covered for array in (shard.pdq, shard.quality)])
 
     def _verified(
         self,

@@ -30,7 +30,6 @@ from bot.index.mih import (
     MultiIndex,
     build_tables,
     flip_masks,
-    keep_resident,
     open_search_tables,
     probes_per_hash,
     refresh_search_tables,
@@ -384,31 +383,6 @@ def test_warming_the_tables_changes_no_answer(search_data, tmp_path):
     empty = open_tables(tmp_path / "search", np.zeros(0, dtype=np.uint64))
     empty.warm()
     assert within_pairs(empty, query, 10) == {}
-
-
-def _locked_kb() -> int:
-    status = Path("/proc/self/status").read_text(encoding="utf-8")
-    return int(next(line for line in status.splitlines() if line.startswith("VmLck:")).split()[1])
-
-
-@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmLck from Linux's /proc")
-def test_kept_resident_arrays_are_locked_in_memory_where_the_process_may(tmp_path):
-    """Pages a search reads at random must not be the first the kernel drops: locked where the
-    process may lock memory (a server with the limit raised, or root), left as they are otherwise."""
-    arrays = []
-    for name in ("probe", "kept"):
-        np.save(tmp_path / f"{name}.npy", np.arange(1 << 18, dtype=np.uint64))  # 2 MiB each
-        arrays.append(np.load(tmp_path / f"{name}.npy", mmap_mode="r"))
-    probe, kept = arrays
-    before = _locked_kb()
-    may_lock = mih._lock(probe.__array_interface__["data"][0], probe.nbytes)
-    assert (_locked_kb() - before >= probe.nbytes // 1024) == may_lock
-
-    before = _locked_kb()
-    keep_resident([kept])
-
-    assert (_locked_kb() - before >= kept.nbytes // 1024) == may_lock
-    assert int(kept[12345]) == 12345
 
 
 # --- radius edges: distance R is found, R + 1 is not, however the bits fall into the tables --------
