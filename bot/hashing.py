@@ -75,6 +75,10 @@ class PDQ:
 HASH_KINDS: tuple[type[HashKind], ...] = (PHash, PDQ)
 
 
+# Margins of a region (left, top, right, bottom): fractions of the picture's size cut from each side.
+Margins = tuple[float, float, float, float]
+
+
 def _inner_box(
     size: tuple[int, int], margins: tuple[float, float, float, float]
 ) -> tuple[int, int, int, int]:
@@ -194,6 +198,11 @@ def _hash_region(image: Image.Image, settings: HashingSettings) -> EntryHashes:
         whole_pdq, whole_quality = PDQ.compute_with_quality(image)
         if whole_quality > quality:
             region, pdq, quality = image, whole_pdq, whole_quality
+    return _region_hashes(region, pdq, quality)
+
+
+def _region_hashes(region: Image.Image, pdq: np.ndarray, quality: int) -> EntryHashes:
+    """A row's hashes of ``region``, its PDQ already computed (the caller judged its quality)."""
     return EntryHashes(
         phash=int(PHash.compute(region)[0]),
         pdq=pdq,
@@ -217,18 +226,11 @@ def _core_part(image: Image.Image, settings: HashingSettings) -> EntryPart | Non
     pdq, quality = PDQ.compute_with_quality(region)
     if quality < _USABLE_QUALITY:
         return None
-    hashes = EntryHashes(
-        phash=int(PHash.compute(region)[0]),
-        pdq=pdq,
-        quality=quality,
-        thumbnail=thumbnail(region),
-        chroma=chroma(region),
-    )
-    return EntryPart(box=box, hashes=hashes, kind=RowKind.CORE)
+    return EntryPart(box=box, hashes=_region_hashes(region, pdq, quality), kind=RowKind.CORE)
 
 
 @cache
-def core_query_regions(settings: HashingSettings) -> tuple[tuple[float, float, float, float], ...]:
+def core_query_regions(settings: HashingSettings) -> tuple[Margins, ...]:
     """Query regions (margins left, top, right, bottom) where an entry's core lies in a copy cut
     on one side, on two adjacent sides, or evenly on all four (see ``core_margin``)."""
     core = settings.core_margin
@@ -292,30 +294,29 @@ def _mean_colour(image: Image.Image) -> tuple[int, ...]:
     return tuple(int(v) for v in small.reshape(-1, 3).mean(axis=0).round())
 
 
-def query_regions(base_name: str, settings: HashingSettings) -> tuple[tuple[float, float, float, float], ...]:
-    """Inner regions hashed for a base: fewer for a trimmed one or a panel (a border is rarely also
-    a crop).
+def query_regions(base_name: str, settings: HashingSettings) -> tuple[Margins, ...]:
+    """Inner regions hashed for a base (see :func:`guessed_regions`)."""
+    return tuple(margins for margins, _ in guessed_regions(base_name, settings))
+
+
+def guessed_regions(base_name: str, settings: HashingSettings) -> tuple[tuple[Margins, Guess], ...]:
+    """Inner regions hashed for a base, each with what it guesses at: fewer for a trimmed base or
+    a panel (a border is rarely also a crop); for the picture as sent, also the regions aimed at
+    the core after a guessed crop. The cut regions aimed at the central region are no guess: they
+    line it up only roughly (held to a guess's radius, they lost 8 of make_hardset's 36 copies
+    cut at a corner).
 
     Every variant is one more lookup in the index, so the list is as short as recall allows.
     """
     if base_name.startswith(("trimmed", "panel")):
-        return settings.trimmed_query_regions
+        return tuple((margins, Guess.NONE) for margins in settings.trimmed_query_regions)
     if base_name.startswith("turned"):
-        return settings.turned_query_regions
-    if base_name == "as-sent":  # not mirrored as well: a mirrored copy is rarely also cut
-        return settings.query_regions + settings.cut_query_regions + core_query_regions(settings)
-    return settings.query_regions
-
-
-def guess_of(base_name: str, margins: tuple[float, float, float, float], settings: HashingSettings) -> Guess:
-    """What a variant guesses at. The cut regions aimed at the central region are no guess: they
-    line it up only roughly (held to a guess's radius, they lost 8 of make_hardset's 36 copies
-    cut at a corner)."""
-    if base_name.startswith("turned"):
-        return Guess.TURN
-    if margins in core_query_regions(settings):
-        return Guess.CORE
-    return Guess.NONE
+        return tuple((margins, Guess.TURN) for margins in settings.turned_query_regions)
+    plain = tuple((margins, Guess.NONE) for margins in settings.query_regions)
+    if base_name != "as-sent":  # only the picture as sent: a mirrored copy is rarely also cut
+        return plain
+    cut = tuple((margins, Guess.NONE) for margins in settings.cut_query_regions)
+    return plain + cut + tuple((margins, Guess.CORE) for margins in core_query_regions(settings))
 
 
 def hash_query(image: Image.Image, settings: HashingSettings) -> QueryHashes:
@@ -337,7 +338,7 @@ def hash_query_with_views(image: Image.Image, settings: HashingSettings) -> tupl
         # pHash works on grey: converted once per base rather than once per region (the same
         # hashes, a fifth of pHash's time with ~100 regions a query)
         grey = base.convert("L")
-        for margins in query_regions(base_name, settings):
+        for margins, guess in guessed_regions(base_name, settings):
             region = _inner_region(base, margins)
             pdq, region_quality = PDQ.compute_with_quality(region)
             if base_name == "as-sent":
@@ -348,7 +349,7 @@ def hash_query_with_views(image: Image.Image, settings: HashingSettings) -> tupl
                 name, base_name, (box[0] * scale_x, box[1] * scale_y, box[2] * scale_x, box[3] * scale_y)
             )
             names.append(name)
-            guesses.append(guess_of(base_name, margins, settings))
+            guesses.append(guess)
             phashes.append(int(PHash.compute(_inner_region(grey, margins))[0]))
             pdqs.append(pdq)
     hashes = QueryHashes(

@@ -112,10 +112,10 @@ class HashIndex:
         if views is not None and shard.thumbnail is not None and rule.verify_unjudgeable_below > 0:
             # an entry too sparse for its pixels to say more than its hashes is judged as a
             # plain one: counted as near, never confirmed (bot.verification.unjudgeable)
-            for position in np.flatnonzero(near & usable).tolist():
-                thumbnail = np.asarray(shard.thumbnail[rows[position]])
+            for row in np.unique(rows[near & usable]).tolist():  # each row's thumbnail once
+                thumbnail = np.asarray(shard.thumbnail[row])
                 if has_thumbnail(thumbnail) and unjudgeable(thumbnail, rule):
-                    usable[position] = False
+                    usable[rows == row] = False
         close: dict[int, list[tuple[MatchDistance, int]]] = {}
         plain: dict[int, list[tuple[MatchDistance, int]]] = {}
         for row, variant, pdq, phash, judged in zip(
