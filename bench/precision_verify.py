@@ -251,10 +251,18 @@ def margins(scores: np.ndarray, rule) -> np.ndarray:  # type: ignore[no-untyped-
 
 
 def tail_fit(
-    triples: np.ndarray, margin: np.ndarray, *, photo: np.ndarray, rule: tuple[int, int]
+    triples: np.ndarray,
+    margin: np.ndarray,
+    *,
+    photo: np.ndarray,
+    rule: tuple[int, int],
+    in_rule_triples: np.ndarray | None = None,
 ) -> dict[str, object]:
     """The share of near pairs reaching margin 0, from a regression on closeness and an
-    exponential fit of the residuals' upper tail (module docstring), with a split-half check."""
+    exponential fit of the residuals' upper tail (module docstring), with a split-half check.
+
+    ``in_rule_triples`` says which triples the hash rule accepts where one pair of radii
+    (``rule``) does not say it (bench/false_matches.py: per-variant radii, rows of two kinds)."""
     keys, inverse = np.unique(
         triples[:, 0] * (int(triples[:, 1].max()) + 1) + triples[:, 1], return_inverse=True
     )
@@ -271,7 +279,9 @@ def tail_fit(
     residual = pair_margin - design @ coefficients
     # Where the rule's own pairs sit: the share is the mean of each one's chance from its location.
     in_rule = np.zeros(len(keys), bool)
-    np.logical_or.at(in_rule, inverse, (triples[:, 3] <= rule[0]) & (triples[:, 4] <= rule[1]))
+    if in_rule_triples is None:
+        in_rule_triples = (triples[:, 3] <= rule[0]) & (triples[:, 4] <= rule[1])
+    np.logical_or.at(in_rule, inverse, in_rule_triples)
     if in_rule.any():
         locations = design[in_rule] @ coefficients
     else:  # none measured: the rule's most alike corner, kept inside the measured closeness
