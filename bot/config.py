@@ -74,6 +74,8 @@ class HashingSettings:
     core_side_cuts: tuple[float, ...]
     core_even_cuts: tuple[float, ...]
     core_corner_cuts: tuple[float, ...]
+    core_crop_grid: tuple[float, ...]
+    guess_side: int
     turned_query_regions: tuple[tuple[float, float, float, float], ...]
     border_row_share: float
     border_tolerance: int

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 from functools import cache
+from itertools import product
 from typing import ClassVar, Protocol
 
 import imagehash
@@ -261,7 +262,17 @@ def core_query_regions(settings: HashingSettings) -> tuple[Margins, ...]:
                 (near_x, far_y, far_x, near_y),
                 (far_x, far_y, near_x, near_y),
             ]
-    return tuple(tuple(round(value, 4) for value in region) for region in regions)  # type: ignore[misc]
+
+    def sides(first: float, second: float) -> tuple[float, float]:  # core margins, cut on both sides
+        return (core - first) / (1 - first - second), (core - second) / (1 - first - second)
+
+    grid = settings.core_crop_grid
+    for left, right in product(grid, grid):
+        for top, bottom in product(grid, grid):
+            (margin_left, margin_right), (margin_top, margin_bottom) = sides(left, right), sides(top, bottom)
+            regions.append((margin_left, margin_top, margin_right, margin_bottom))
+    rounded = (tuple(round(value, 4) for value in region) for region in regions)
+    return tuple(dict.fromkeys(rounded))  # type: ignore[arg-type]
 
 
 def _fractions(box: Box, size: tuple[int, int]) -> tuple[float, float, float, float]:
@@ -313,10 +324,24 @@ def guessed_regions(base_name: str, settings: HashingSettings) -> tuple[tuple[Ma
     if base_name.startswith("turned"):
         return tuple((margins, Guess.TURN) for margins in settings.turned_query_regions)
     plain = tuple((margins, Guess.NONE) for margins in settings.query_regions)
-    if base_name != "as-sent":  # only the picture as sent: a mirrored copy is rarely also cut
+    core = tuple((margins, Guess.CORE) for margins in core_query_regions(settings))
+    if base_name == "as-sent+mirrored":  # a copy mirrored and cut (make_hardset: 3-10 % a side)
+        return plain + core
+    if base_name != "as-sent":
         return plain
     cut = tuple((margins, Guess.NONE) for margins in settings.cut_query_regions)
-    return plain + cut + tuple((margins, Guess.CORE) for margins in core_query_regions(settings))
+    return plain + cut + core
+
+
+def _scaled_down(base: Image.Image, side: int) -> tuple[Image.Image, Image.Image]:
+    """``base`` scaled to ``side`` pixels on its shorter side (never enlarged), and in grey: what
+    the regions aimed at the core are hashed on. Both hashes keep a 32x32 or 64x64 view of a
+    region, so a region of ~130 px keeps what they need at a fraction of the cost."""
+    scale = side / min(base.size)
+    if scale < 1:
+        size = (max(1, round(base.width * scale)), max(1, round(base.height * scale)))
+        base = base.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
+    return base, base.convert("L")
 
 
 def hash_query(image: Image.Image, settings: HashingSettings) -> QueryHashes:
@@ -338,10 +363,16 @@ def hash_query_with_views(image: Image.Image, settings: HashingSettings) -> tupl
         # pHash works on grey: converted once per base rather than once per region (the same
         # hashes, a fifth of pHash's time with ~100 regions a query)
         grey = base.convert("L")
+        small: tuple[Image.Image, Image.Image] | None = None
         for margins, guess in guessed_regions(base_name, settings):
-            region = _inner_region(base, margins)
+            hashed, hashed_grey = base, grey
+            if guess == Guess.CORE:  # hundreds of them: hashed on the base scaled down
+                if small is None:
+                    small = _scaled_down(base, settings.guess_side)
+                hashed, hashed_grey = small
+            region = _inner_region(hashed, margins)
             pdq, region_quality = PDQ.compute_with_quality(region)
-            if base_name == "as-sent":
+            if base_name == "as-sent" and guess != Guess.CORE:
                 quality = max(quality, region_quality)
             name = f"{base_name}@{','.join(f'{m:g}' for m in margins)}"
             box = _inner_box(base.size, margins)
@@ -350,7 +381,7 @@ def hash_query_with_views(image: Image.Image, settings: HashingSettings) -> tupl
             )
             names.append(name)
             guesses.append(guess)
-            phashes.append(int(PHash.compute(_inner_region(grey, margins))[0]))
+            phashes.append(int(PHash.compute(_inner_region(hashed_grey, margins))[0]))
             pdqs.append(pdq)
     hashes = QueryHashes(
         phash=np.array(phashes, dtype=np.uint64),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from bot.checking import check_picture
 from bot.config import Settings
@@ -104,3 +104,45 @@ def test_the_regions_aimed_at_the_core_are_what_finds_a_copy_cut_on_one_side(ind
 
 def test_an_unrelated_photograph_cut_the_same_way_finds_nothing(index, settings: Settings):
     assert check_picture(jpeg(cut(photo(499, SIZE), 0.15)), index, settings).found == []
+
+
+def core_in_copy(core: float, cuts: tuple[float, float, float, float]) -> tuple[float, ...]:
+    """Where the core (``core`` in from every side of the original) lies in a copy cut by
+    ``cuts`` (left, top, right, bottom): its margins as fractions of the copy."""
+    left, top, right, bottom = cuts
+    return (
+        (core - left) / (1 - left - right),
+        (core - top) / (1 - top - bottom),
+        (core - right) / (1 - left - right),
+        (core - bottom) / (1 - top - bottom),
+    )
+
+
+def test_some_region_aimed_at_the_core_is_within_a_grid_step_of_any_uneven_cut(settings: Settings):
+    """Cut on every side by a different amount inside the crop grid's span, the core lies within
+    half a grid step (scaled by the copy's size) of one of the regions aimed at it."""
+    grid = settings.hashing.core_crop_grid
+    half_step = (grid[1] - grid[0]) / 2
+    regions = np.array(core_query_regions(settings.hashing))
+    rng = np.random.default_rng(3)
+    for cuts in rng.uniform(grid[0] - half_step, grid[-1] + half_step, size=(200, 4)):
+        where = np.array(core_in_copy(settings.hashing.core_margin, tuple(cuts)))
+        off = np.abs(regions - where).max(axis=1).min()
+        assert off <= half_step / (1 - 2 * (grid[-1] + half_step)) + 1e-9
+
+
+@pytest.mark.parametrize("cuts", [(0.05, 0.13, 0.12, 0.06), (0.13, 0.04, 0.07, 0.12)])
+def test_a_copy_cut_unevenly_on_every_side_and_mirrored_is_found_through_the_core(
+    index, settings: Settings, cuts
+):
+    copy = ImageOps.mirror(cut(photo(401, SIZE), *cuts))
+    found = check_picture(jpeg(copy), index, settings).found
+    assert [Path(item.entry.key).stem for item in found] == ["photo1"]
+    query = hash_query(copy, settings.hashing)
+    variant = found[0].match.variant
+    assert variant.startswith("as-sent+mirrored@")
+    assert query.guesses is not None
+    assert query.guesses[query.variants.index(variant)] == Guess.CORE
+
+    without_grid = replace(settings, hashing=replace(settings.hashing, core_crop_grid=()))
+    assert check_picture(jpeg(copy), index, without_grid).found == []
