@@ -49,7 +49,7 @@ def phash_limits(query: QueryHashes, rule: MatchingSettings) -> np.ndarray:
     Pictures' central regions (and composites' photographs): ``phash_max_distance``, tighter for
     a variant turned back by a guessed angle (``turn_phash_max_distance``); never by a region
     aimed at the core. Cores: every variant within ``core_phash_max_distance``, which costs the
-    search 25 buckets a variant at 4 bits: a region lined up with a picture's central region is
+    search 46 buckets a variant at 4 bits: a region lined up with a picture's central region is
     often close to a core as well (a copy cut ~10 % on every side holds the core near a margin of
     10 %), and the regions aimed at cores are tight guesses."""
     variants = len(query.variants)

@@ -17,7 +17,7 @@ pictures evenly over the buckets.
 
 One set of tables per kind of row (:class:`bot.hashing.RowKind`), each probed by every query
 variant within the radius it looks for that kind at (:func:`bot.matching.phash_limits`): the
-pictures' tables at 8 bits (718 buckets a variant), the cores' at 4 (25 buckets), so the many
+pictures' tables at 8 bits (718 buckets a variant), the cores' at 4 (46 buckets), so the many
 regions aimed at cores cost the search little.
 
 On disk (``DIR/search/`` for pictures' rows, ``DIR/search-core/`` for cores; all plain ``.npy``
