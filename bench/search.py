@@ -210,6 +210,11 @@ def measure(args: argparse.Namespace, settings: Settings, queries: list[QueryHas
         timings.append((time.perf_counter() - started) * 1000)
         found.append(len(matches))
     rss_after = _rss_mb()
+    print(  # before the scans, which take minutes a query at 1e8
+        f"search p50 {statistics.median(timings):.2f} ms, p99 {_percentile(timings, 0.99):.2f} ms",
+        file=sys.stderr,
+        flush=True,
+    )
     scan_timings, identical = [], True
     for query in queries[: args.scan_queries]:
         started = time.perf_counter()
@@ -234,7 +239,7 @@ def measure(args: argparse.Namespace, settings: Settings, queries: list[QueryHas
         "p99_ms": round(_percentile(timings, 0.99), 2),
         "max_ms": round(max(timings), 2),
         "matches_per_query_median": statistics.median(found),
-        "linear_scan_p50_ms": round(statistics.median(scan_timings), 1),
+        "linear_scan_p50_ms": round(statistics.median(scan_timings), 1) if scan_timings else None,
         "linear_scan_queries": len(scan_timings),
         "identical": identical,
         "bytes_per_entry": round(searched_bytes / len(index), 2),
