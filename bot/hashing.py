@@ -239,8 +239,11 @@ def core_query_regions(settings: HashingSettings) -> tuple[Margins, ...]:
         return ()
     regions: list[tuple[float, float, float, float]] = []
 
+    def sides(first: float, second: float) -> tuple[float, float]:  # core margins, cut on both sides
+        return (core - first) / (1 - first - second), (core - second) / (1 - first - second)
+
     def axis(cut: float) -> tuple[float, float]:  # (cut side, far side) margins of the core
-        return (core - cut) / (1 - cut), core / (1 - cut)
+        return sides(cut, 0.0)
 
     for cut in settings.core_side_cuts:
         near, far = axis(cut)
@@ -262,9 +265,6 @@ def core_query_regions(settings: HashingSettings) -> tuple[Margins, ...]:
                 (near_x, far_y, far_x, near_y),
                 (far_x, far_y, near_x, near_y),
             ]
-
-    def sides(first: float, second: float) -> tuple[float, float]:  # core margins, cut on both sides
-        return (core - first) / (1 - first - second), (core - second) / (1 - first - second)
 
     grid = settings.core_crop_grid
     for left, right in product(grid, grid):
