@@ -9,8 +9,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-# Buckets touched ahead of the one being scanned (bench/search.py p50 at 1e8 entries:
-# 4 -> 8.5 ms, 16 -> 5.2, 32 -> 4.5, 128 -> 4.3).
+# Buckets touched ahead of the one being scanned. It mattered while the kernel was slow (p50 at
+# 1e8 entries, 4 -> 8.5 ms, 128 -> 4.3); since the scan stopped growing its output array in the
+# loop, 0 and 128 differ by less than this machine's run-to-run noise (whole queries 4-7 ms).
 _LOOKAHEAD = 128
 
 
@@ -46,14 +47,19 @@ def probe_table(  # noqa: PLR0917 - numba compiles positional parameters only
     ends = np.empty(probes, dtype=np.int64)
     targets = np.empty(probes, dtype=np.uint64)
     probe = 0
+    scanned = 0
     for variant in range(keys.size):
         for mask in masks:
             key = keys[variant] ^ mask
             starts[probe] = offsets[key]
             ends[probe] = offsets[key + 1]
             targets[probe] = query[variant]
+            scanned += ends[probe] - starts[probe]
             probe += 1
-    found = np.empty(256, dtype=np.uint64)
+    # Room for every hash scanned, so the loop never grows the array: a buffer that may be
+    # reallocated inside the loop made the kernel ten times slower (numba keeps reloading it),
+    # while pages of this one that are never written are never touched.
+    found = np.empty(scanned, dtype=np.uint64)
     count = 0
     limit = np.uint64(radius)
     touched = np.uint64(0)
@@ -65,10 +71,6 @@ def probe_table(  # noqa: PLR0917 - numba compiles positional parameters only
         for position in range(starts[probe], ends[probe]):
             value = values[position]
             if _popcount(value ^ target) <= limit:
-                if count == found.size:
-                    grown = np.empty(found.size * 2, dtype=np.uint64)
-                    grown[:count] = found[:count]
-                    found = grown
                 found[count] = value
                 count += 1
     if touched == np.uint64(1) and count < 0:  # keeps the look-ahead loads from being removed
