@@ -44,6 +44,8 @@ class MatchingSettings:
     # by a guessed angle, cut for the entry's core at a guessed crop. -1: as phash_max_distance.
     turn_phash_max_distance: int = -1
     core_phash_max_distance: int = -1
+    # The radius for the crop grid's guesses at the core (Guess.GRID); -1: as core_phash_max_distance.
+    grid_phash_max_distance: int = -1
     verify_min_detail: float = -1.0
     verify_min_colour: float = -1.0
     # Smooth entries (less than this share of their thumbnail's variance in detail) must reach

@@ -13,7 +13,7 @@ costs a few milliseconds once per query.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntEnum
 from functools import cache
 from itertools import product
@@ -155,6 +155,7 @@ class Guess(IntEnum):
     NONE = 0  # undoes an edit that is seen (borders, panels), or a region every copy is tried at
     TURN = 1  # the picture turned back by a guessed angle
     CORE = 2  # the region where the entry's core lies after a guessed crop
+    GRID = 3  # the same after a guessed crop on every side by different amounts (core_crop_grid)
 
 
 def hash_entry(image: Image.Image, settings: HashingSettings) -> EntryHashes:
@@ -239,11 +240,8 @@ def core_query_regions(settings: HashingSettings) -> tuple[Margins, ...]:
         return ()
     regions: list[tuple[float, float, float, float]] = []
 
-    def sides(first: float, second: float) -> tuple[float, float]:  # core margins, cut on both sides
-        return (core - first) / (1 - first - second), (core - second) / (1 - first - second)
-
     def axis(cut: float) -> tuple[float, float]:  # (cut side, far side) margins of the core
-        return sides(cut, 0.0)
+        return _core_sides(core, cut, 0.0)
 
     for cut in settings.core_side_cuts:
         near, far = axis(cut)
@@ -266,13 +264,39 @@ def core_query_regions(settings: HashingSettings) -> tuple[Margins, ...]:
                 (far_x, far_y, near_x, near_y),
             ]
 
-    grid = settings.core_crop_grid
-    for left, right in product(grid, grid):
-        for top, bottom in product(grid, grid):
-            (margin_left, margin_right), (margin_top, margin_bottom) = sides(left, right), sides(top, bottom)
-            regions.append((margin_left, margin_top, margin_right, margin_bottom))
+    regions += _grid_regions(settings)
     rounded = (tuple(round(value, 4) for value in region) for region in regions)
     return tuple(dict.fromkeys(rounded))  # type: ignore[arg-type]
+
+
+def _grid_regions(settings: HashingSettings) -> list[Margins]:
+    """Where the core lies after every combination of ``core_crop_grid``'s cuts on the four sides."""
+    core, grid = settings.core_margin, settings.core_crop_grid
+    regions = []
+    for left, right in product(grid, grid):
+        for top, bottom in product(grid, grid):
+            margin_left, margin_right = _core_sides(core, left, right)
+            margin_top, margin_bottom = _core_sides(core, top, bottom)
+            regions.append((margin_left, margin_top, margin_right, margin_bottom))
+    return regions
+
+
+def _core_sides(core: float, first: float, second: float) -> tuple[float, float]:
+    """The core's margins on an axis of a copy cut by ``first`` and ``second`` on its two ends."""
+    return (core - first) / (1 - first - second), (core - second) / (1 - first - second)
+
+
+@cache
+def core_guesses(settings: HashingSettings) -> tuple[tuple[Margins, Guess], ...]:
+    """:func:`core_query_regions`, each marked with what it guesses at: a region that only the crop
+    grid puts there is a :attr:`Guess.GRID` (held to ``grid_phash_max_distance``), the rest (cuts
+    on one side, at a corner, even all round: the cuts a copy most often has) :attr:`Guess.CORE`."""
+    regions = core_query_regions(settings)
+    if not settings.core_margin:
+        return ()
+    without_grid = core_query_regions(replace(settings, core_crop_grid=()))
+    plain = set(without_grid)
+    return tuple((margins, Guess.CORE if margins in plain else Guess.GRID) for margins in regions)
 
 
 def _fractions(box: Box, size: tuple[int, int]) -> tuple[float, float, float, float]:
@@ -324,7 +348,7 @@ def guessed_regions(base_name: str, settings: HashingSettings) -> tuple[tuple[Ma
     if base_name.startswith("turned"):
         return tuple((margins, Guess.TURN) for margins in settings.turned_query_regions)
     plain = tuple((margins, Guess.NONE) for margins in settings.query_regions)
-    core = tuple((margins, Guess.CORE) for margins in core_query_regions(settings))
+    core = core_guesses(settings)
     if base_name == "as-sent+mirrored":  # a copy mirrored and cut (make_hardset: 3-10 % a side)
         return plain + core
     if base_name != "as-sent":
@@ -366,13 +390,13 @@ def hash_query_with_views(image: Image.Image, settings: HashingSettings) -> tupl
         small: tuple[Image.Image, Image.Image] | None = None
         for margins, guess in guessed_regions(base_name, settings):
             hashed, hashed_grey = base, grey
-            if guess == Guess.CORE:  # hundreds of them: hashed on the base scaled down
+            if guess in {Guess.CORE, Guess.GRID}:  # hundreds of them: hashed on the base scaled down
                 if small is None:
                     small = _scaled_down(base, settings.guess_side)
                 hashed, hashed_grey = small
             region = _inner_region(hashed, margins)
             pdq, region_quality = PDQ.compute_with_quality(region)
-            if base_name == "as-sent" and guess != Guess.CORE:
+            if base_name == "as-sent" and guess not in {Guess.CORE, Guess.GRID}:
                 quality = max(quality, region_quality)
             name = f"{base_name}@{','.join(f'{m:g}' for m in margins)}"
             box = _inner_box(base.size, margins)

@@ -59,9 +59,12 @@ def phash_limits(query: QueryHashes, rule: MatchingSettings) -> np.ndarray:
     picture[:] = rule.phash_max_distance
     if rule.turn_phash_max_distance >= 0:
         picture[guesses == Guess.TURN] = min(rule.turn_phash_max_distance, rule.phash_max_distance)
-    picture[guesses == Guess.CORE] = -1
-    core = rule.core_phash_max_distance
-    limits[RowKind.CORE] = rule.phash_max_distance if core < 0 else min(core, rule.phash_max_distance)
+    picture[(guesses == Guess.CORE) | (guesses == Guess.GRID)] = -1
+    core = rule.phash_max_distance if rule.core_phash_max_distance < 0 else rule.core_phash_max_distance
+    core = min(core, rule.phash_max_distance)
+    limits[RowKind.CORE] = core
+    if rule.grid_phash_max_distance >= 0:
+        limits[RowKind.CORE][guesses == Guess.GRID] = min(rule.grid_phash_max_distance, core)
     return limits
 
 

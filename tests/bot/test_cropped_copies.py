@@ -142,7 +142,7 @@ def test_a_copy_cut_unevenly_on_every_side_and_mirrored_is_found_through_the_cor
     variant = found[0].match.variant
     assert variant.startswith("as-sent+mirrored@")
     assert query.guesses is not None
-    assert query.guesses[query.variants.index(variant)] == Guess.CORE
+    assert query.guesses[query.variants.index(variant)] == Guess.GRID
 
     without_grid = replace(settings, hashing=replace(settings.hashing, core_crop_grid=()))
     assert check_picture(jpeg(copy), index, without_grid).found == []

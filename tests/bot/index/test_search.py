@@ -484,7 +484,7 @@ def test_search_with_guessed_variants_equals_brute_force(clustered_index, guess_
 
 def test_each_kind_of_row_is_looked_for_within_its_own_radius(tmp_path):
     """A picture's row: every variant within its radius but a region aimed at the core; a core's
-    row: every variant within the core radius."""
+    row: every variant within the core radius, the crop grid's guesses within theirs."""
     rng = np.random.default_rng(44)
     base_phash, base_pdq = int(random_words(rng, 1)[0]), random_words(rng, WORDS_PDQ)
 
@@ -496,12 +496,17 @@ def test_each_kind_of_row_is_looked_for_within_its_own_radius(tmp_path):
         row(6),  # 0: a picture's central region 6 bits away
         replace(unrelated, parts=(EntryPart(box=(0.1, 0.1, 0.9, 0.9), hashes=row(6), kind=RowKind.CORE),)),
         replace(unrelated, parts=(EntryPart(box=(0.1, 0.1, 0.9, 0.9), hashes=row(2), kind=RowKind.CORE),)),
+        replace(unrelated, parts=(EntryPart(box=(0.1, 0.1, 0.9, 0.9), hashes=row(4), kind=RowKind.CORE),)),
     ]
     index = write_index(tmp_path / "index", [entries])
-    rule = replace(RULE, phash_max_distance=8, core_phash_max_distance=4)
+    rule = replace(RULE, phash_max_distance=8, core_phash_max_distance=4, grid_phash_max_distance=2)
     query = make_query([base_phash], [base_pdq])
 
-    for guess, expected in ((Guess.NONE, {"00000/0", "00000/2"}), (Guess.CORE, {"00000/2"})):
+    for guess, expected in (
+        (Guess.NONE, {"00000/0", "00000/2", "00000/3"}),
+        (Guess.CORE, {"00000/2", "00000/3"}),
+        (Guess.GRID, {"00000/2"}),
+    ):
         guessed = replace(query, guesses=np.array([guess], dtype=np.uint8))
         assert set(distances(index, guessed, rule)) == expected, guess
         assert_exact(index, guessed, rule)
