@@ -174,6 +174,12 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _frozen(value: Any) -> Any:
+    """Lists as tuples, all the way down: settings are hashable (the hashing caches by them), also
+    where a list's default is empty and gives no example of its items."""
+    return tuple(_frozen(item) for item in value) if isinstance(value, list | tuple) else value
+
+
 def _coerce(name: str, raw: Any, example: Any) -> Any:
     """Convert an environment string (or a TOML value) to the type the default has."""
     try:
@@ -185,7 +191,9 @@ def _coerce(name: str, raw: Any, example: Any) -> Any:
             return float(raw)
         if isinstance(example, list | tuple):
             items = raw if isinstance(raw, list | tuple) else json.loads(str(raw))
-            return tuple(_coerce(name, item, example[0]) for item in items) if example else tuple(items)
+            if example:
+                return tuple(_coerce(name, item, example[0]) for item in items)
+            return _frozen(items)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"setting {name} = {raw!r} is not a valid {type(example).__name__}") from exc
     return raw

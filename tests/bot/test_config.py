@@ -81,3 +81,23 @@ def test_problems_name_every_setting_the_bot_cannot_run_without(config_dir: Path
         '[discord]\ntoken = "t"\nreview_channel_id = 1\nmaintainer_role_id = 2\napi_base_url = "ftp://x"\n'
     )
     assert load_settings().discord.problems() == ["discord.api_base_url = 'ftp://x' is not an http(s) URL"]
+
+
+def test_a_list_of_regions_set_where_the_default_is_empty_hashes_a_query(
+    config_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Settings are hashable all the way down (the hashing caches by them), from a file or the
+    environment, also for a list whose default is empty and so shows no item type."""
+    from PIL import Image
+
+    from bot.hashing import hash_query
+
+    override = tmp_path / "override.toml"
+    override.write_text("[hashing]\ncut_query_regions = [[0.0, 0.1, 0.11, 0.1]]\n")
+    from_file = load_settings(override)
+    monkeypatch.setenv("REMOVAL_DESK_HASHING_CUT_QUERY_REGIONS", "[[0.1, 0.0, 0.0, 0.11]]")
+    from_environment = load_settings()
+    picture = Image.radial_gradient("L").convert("RGB")
+    for settings, margins in ((from_file, "0,0.1,0.11,0.1"), (from_environment, "0.1,0,0,0.11")):
+        assert settings.hashing.cut_query_regions == (tuple(float(m) for m in margins.split(",")),)
+        assert f"as-sent@{margins}" in hash_query(picture, settings.hashing).variants
