@@ -9,12 +9,13 @@ other tools read.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
-from bot.hashing import EntryHashes, QueryHashes
+from bot.hashing import EntryHashes, Guess, QueryHashes
 from bot.index.search import FoundEntry
 from bot.tickets.lifecycle import TicketState
 
@@ -74,11 +75,21 @@ class StoredQuery:
     quality: int
 
     @classmethod
-    def from_hashes(cls, query: QueryHashes) -> StoredQuery:
+    def from_hashes(cls, query: QueryHashes, found_through: Collection[str] = ()) -> StoredQuery:
+        """The variants a decision may look at: every one but the hundreds of regions aimed at an
+        entry's core after a guessed crop (bot.hashing.Guess), and those that found an entry.
+        Keeping all (~670) would store ~90 kB of hashes per ticket, nearly all of guesses that
+        found nothing."""
+        guesses = query.guesses if query.guesses is not None else np.zeros(len(query.variants), np.uint8)
+        keep = [
+            i
+            for i, (variant, guess) in enumerate(zip(query.variants, guesses.tolist(), strict=True))
+            if guess not in {Guess.CORE, Guess.GRID} or variant in found_through
+        ]
         return cls(
-            variants=tuple(query.variants),
-            phash=tuple(phash_hex(value) for value in query.phash.tolist()),
-            pdq=tuple(pdq_hex(row) for row in query.pdq.tolist()),
+            variants=tuple(query.variants[i] for i in keep),
+            phash=tuple(phash_hex(value) for value in query.phash[keep].tolist()),
+            pdq=tuple(pdq_hex(row) for row in query.pdq[keep].tolist()),
             quality=int(query.quality),
         )
 

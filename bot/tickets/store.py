@@ -333,7 +333,11 @@ class TicketStore:
             raise RequestRefusedError(
                 f"The note is {len(note)} characters long; at most {self._settings.max_note_chars} fit."
             )
-        stored = query if isinstance(query, StoredQuery) else StoredQuery.from_hashes(query)
+        stored = (
+            query
+            if isinstance(query, StoredQuery)
+            else StoredQuery.from_hashes(query, {entry.variant for entry in entries})
+        )
         unique = list({entry.identity: entry for entry in entries}.values())
         async with self._write() as db:
             await self._check_limit(db, requester)

@@ -14,6 +14,7 @@ from bot.checking import check_picture
 from bot.config import Settings
 from bot.hashing import Guess, PHash, RowKind, core_query_regions, hash_entry, hash_query
 from bot.index.search import HashIndex
+from bot.tickets.intake import file_removal_request
 from tests.made_up import index_of_photos, jpeg, photo
 
 SIZE = (480, 360)
@@ -146,3 +147,25 @@ def test_a_copy_cut_unevenly_on_every_side_and_mirrored_is_found_through_the_cor
 
     without_grid = replace(settings, hashing=replace(settings.hashing, core_crop_grid=()))
     assert check_picture(jpeg(copy), index, without_grid).found == []
+
+
+async def test_a_ticket_keeps_the_plain_variants_and_the_guess_that_found_its_entry(index, settings, store):
+    """Of a query's ~670 variants, a ticket keeps those that are no guess at the core, and the one
+    guess that found its entry: not ~90 kB of hashes of guesses that found nothing."""
+    copy = ImageOps.mirror(cut(photo(401, SIZE), 0.05, 0.13, 0.12, 0.06))
+    result = check_picture(jpeg(copy), index, settings)
+    through = result.found[0].match.variant
+    assert result.query.guesses is not None
+    assert result.query.guesses[result.query.variants.index(through)] == Guess.GRID
+
+    ticket = await file_removal_request(store, index, result, "requester-1")
+
+    assert ticket.query is not None
+    kept = dict(zip(result.query.variants, result.query.guesses.tolist(), strict=True))
+    guessed_at_core = {Guess.CORE, Guess.GRID}
+    assert through in ticket.query.variants
+    assert [v for v in ticket.query.variants if v != through and kept[v] in guessed_at_core] == []
+    assert {v for v, guess in kept.items() if guess not in guessed_at_core} <= set(ticket.query.variants)
+    assert len(ticket.query.variants) < len(result.query.variants) / 10
+    stored_phash = ticket.query.phash[ticket.query.variants.index(through)]
+    assert int(stored_phash, 16) == int(result.query.phash[result.query.variants.index(through)])
