@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from bot.config import Settings, load_settings
+from bot.config import ENV_PREFIX, Settings, load_settings
 from bot.tickets.store import TicketStore
+
+# Settings the environment could change (bot.config.load_settings): a developer's shell that
+# exports one must not change what the tests check. A test that means to set one uses monkeypatch.
+# Removed before any test module is imported (some read the settings then).
+for _name in [name for name in os.environ if name.startswith(ENV_PREFIX) or name == "DISCORD_TOKEN"]:
+    os.environ.pop(_name)
 
 
 @pytest.fixture
