@@ -21,7 +21,58 @@ _ENV_ALIASES = {"discord.token": "DISCORD_TOKEN"}
 
 
 class ConfigError(ValueError):
-    """A setting is missing or has the wrong type; the message names it."""
+    """A setting is missing, has the wrong type or lies outside its range; the message names it."""
+
+
+# The range each numeric setting must lie in (inclusive; None: no bound), checked as settings are
+# read: a zero concurrency or cooldown window would otherwise surface as a hang or a traceback far
+# from the file that set it.
+_RANGES: dict[str, tuple[float | None, float | None]] = {
+    "decoding.max_bytes": (1, None),
+    "decoding.max_pixels": (1, None),
+    "decoding.min_side": (1, None),
+    "decoding.work_side": (16, None),
+    "matching.phash_max_distance": (0, 64),
+    "matching.pdq_max_distance": (0, 256),
+    "matching.pdq_min_quality": (0, 100),
+    "matching.turn_phash_max_distance": (-1, 64),
+    "matching.core_phash_max_distance": (-1, 64),
+    "matching.grid_phash_max_distance": (-1, 64),
+    "matching.verify_near_phash": (0, 64),
+    "matching.verify_near_pdq": (0, 256),
+    "hashing.entry_margin": (0, 0.45),
+    "hashing.core_margin": (0, 0.45),
+    "hashing.guess_side": (32, None),
+    "hashing.border_row_share": (0, 1),
+    "hashing.border_tolerance": (0, 255),
+    "index.shard_size": (1, None),
+    "download.concurrency": (1, None),
+    "download.limit_per_host": (1, None),
+    "download.connect_timeout_s": (0.001, None),
+    "download.read_timeout_s": (0.001, None),
+    "download.retries": (0, None),
+    "download.backoff_base_s": (0, None),
+    "download.retry_after_cap_s": (0, None),
+    "download.max_bytes": (1, None),
+    "tickets.busy_timeout_ms": (0, None),
+    "tickets.max_open_per_requester": (1, None),
+    "tickets.flag_matches_over": (1, None),
+    "tickets.retention_days": (0, None),
+    "tickets.max_note_chars": (0, None),
+    "discord.check_uses": (1, None),
+    "discord.check_per_seconds": (1, None),
+    "discord.request_uses": (1, None),
+    "discord.request_per_seconds": (1, None),
+    "discord.pending_check_seconds": (1, None),
+    "discord.hash_workers": (1, None),
+}
+
+
+def _check_range(setting: str, value: Any) -> None:
+    low, high = _RANGES.get(setting, (None, None))
+    if (low is not None and value < low) or (high is not None and value > high):
+        wanted = f"at least {low:g}" if high is None else f"between {low:g} and {high:g}"
+        raise ConfigError(f"setting {setting} = {value!r} must be {wanted} (see config/default.toml)")
 
 
 @dataclass(frozen=True)
@@ -213,6 +264,7 @@ def _section(cls: type[_Section], name: str, values: dict[str, Any], defaults: d
         if env_name in os.environ:
             value = os.environ[env_name]
         kwargs[field.name] = _coerce(setting, value, defaults.get(field.name, value))
+        _check_range(setting, kwargs[field.name])
     return cls(**kwargs)
 
 

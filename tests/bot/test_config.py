@@ -101,3 +101,34 @@ def test_a_list_of_regions_set_where_the_default_is_empty_hashes_a_query(
     for settings, margins in ((from_file, "0,0.1,0.11,0.1"), (from_environment, "0.1,0,0,0.11")):
         assert settings.hashing.cut_query_regions == (tuple(float(m) for m in margins.split(",")),)
         assert f"as-sent@{margins}" in hash_query(picture, settings.hashing).variants
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("REMOVAL_DESK_DOWNLOAD_CONCURRENCY", "0", "download.concurrency = 0 must be at least 1"),
+        ("REMOVAL_DESK_DOWNLOAD_READ_TIMEOUT_S", "0", "download.read_timeout_s = 0.0 must be at least"),
+        ("REMOVAL_DESK_DISCORD_CHECK_PER_SECONDS", "0", "discord.check_per_seconds = 0 must be at least 1"),
+        ("REMOVAL_DESK_DISCORD_HASH_WORKERS", "0", "discord.hash_workers = 0 must be at least 1"),
+        ("REMOVAL_DESK_MATCHING_PHASH_MAX_DISTANCE", "65", "between 0 and 64"),
+        ("REMOVAL_DESK_HASHING_CORE_MARGIN", "0.5", "hashing.core_margin = 0.5 must be between 0 and 0.45"),
+    ],
+)
+def test_a_setting_out_of_its_range_is_a_config_error_naming_it(
+    config_dir: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, named: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
+        load_settings()
+
+
+def test_the_command_line_reports_a_setting_out_of_range_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.cli import main
+
+    monkeypatch.setenv("REMOVAL_DESK_INDEX_SHARD_SIZE", "0")
+    assert main(["index", "info", "data/nowhere"]) == 2
+    error = capsys.readouterr().err
+    assert "index.shard_size = 0 must be at least 1" in error
+    assert "Traceback" not in error
