@@ -1,6 +1,6 @@
 # Two entry points, each doing all set-up on a fresh machine (see README "Quick start"):
 #   make demo   build the sample index and check the sample pictures against it
-#   make test   lint and run the test suite
+#   make test   lint, type-check and run the test suite
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
@@ -34,6 +34,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/python -m pytest
 
 bench: $(STAMP)

@@ -115,7 +115,7 @@ def colour_agreement(query_chroma: np.ndarray, entry_chroma: np.ndarray) -> floa
 def has_thumbnail(thumbnails: np.ndarray) -> np.ndarray:
     """(..., 16, 16) -> (...) bool. All zero means none: an entry hashed elsewhere (a hash Parquet)
     or by a version that kept none. A truly black picture has PDQ quality 0 and never matches."""
-    return thumbnails.reshape(*thumbnails.shape[:-2], -1).any(axis=-1)
+    return np.asarray(thumbnails.reshape(*thumbnails.shape[:-2], -1).any(axis=-1))
 
 
 def describe(thumbnails: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -45,7 +45,7 @@ class RequestRemovalButton(
 
     @classmethod
     async def from_custom_id(
-        cls, _interaction: discord.Interaction, _item: discord.ui.Button[Any], match: Any
+        cls, _interaction: discord.Interaction, _item: discord.ui.Item[Any], match: Any
     ) -> RequestRemovalButton:
         return cls(match["token"])
 
@@ -104,7 +104,7 @@ class PanelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"rd:
 
     @classmethod
     async def from_custom_id(
-        cls, _interaction: discord.Interaction, _item: discord.ui.Button[Any], _match: Any
+        cls, _interaction: discord.Interaction, _item: discord.ui.Item[Any], _match: Any
     ) -> PanelButton:
         return cls()
 
@@ -283,7 +283,7 @@ class Intake(commands.Cog):
 
     async def _tell(
         self,
-        author: discord.abc.User,
+        author: discord.User | discord.Member,
         channel: Any,
         text: str,
         public_channel: bool,

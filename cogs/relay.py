@@ -97,9 +97,9 @@ class Relay:
             message = await channel.send(embed=embed, view=review_view(ticket), allowed_mentions=quiet)
             await self.store.set_review_message(ticket.id, channel.id, message.id)
             return
-        message = channel.get_partial_message(where[1])
+        card = channel.get_partial_message(where[1])
         try:
-            await message.edit(embed=embed, view=review_view(ticket), allowed_mentions=quiet)
+            await card.edit(embed=embed, view=review_view(ticket), allowed_mentions=quiet)
         except discord.NotFound:
             posted = await channel.send(embed=embed, view=review_view(ticket), allowed_mentions=quiet)
             await self.store.set_review_message(ticket.id, channel.id, posted.id)

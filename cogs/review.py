@@ -72,7 +72,7 @@ class TicketButton(
 
     @classmethod
     async def from_custom_id(
-        cls, _interaction: discord.Interaction, _item: discord.ui.Button[Any], match: Any
+        cls, _interaction: discord.Interaction, _item: discord.ui.Item[Any], match: Any
     ) -> TicketButton:
         return cls(TicketAction(match["action"]), match["ticket"])
 

@@ -176,7 +176,7 @@ def _batch_result(
 
 def _stacked(arrays: list[np.ndarray | None], shape: tuple[int, ...], dtype: type) -> np.ndarray:
     """(N, *shape); all zero for an entry without one (see :mod:`bot.verification`)."""
-    stacked = np.zeros((len(arrays), *shape), dtype=dtype)
+    stacked: np.ndarray = np.zeros((len(arrays), *shape), dtype=dtype)
     for row, array in enumerate(arrays):
         if array is not None:
             stacked[row] = array

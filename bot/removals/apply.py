@@ -244,7 +244,10 @@ def _stream(
                 key = key_text[offset].as_py() if key_text is not None else None
                 reasons = [name for name, hit in (("url", url_hit), ("key", key_hit)) if hit[offset].as_py()]
                 reason = "+".join(reasons)
-                ticket = removal_list.by_url.get(url) if "url" in reasons else removal_list.by_key.get(key)
+                if "url" in reasons:
+                    ticket = removal_list.by_url.get(url or "")
+                else:
+                    ticket = removal_list.by_key.get(key or "")
                 report.dropped[reason] += 1
                 dropped_rows.append(
                     {"file": source.name, "row": report.rows + offset, "key": key, "url": url,

@@ -748,7 +748,8 @@ class TicketStore:
         ``since``/``until`` are ISO dates or timestamps (UTC); ``until`` is exclusive, and a bare
         date means the start of that day.
         """
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[str | int] = []
         if ticket_id is not None:
             clauses.append("ticket_id = ?")
             params.append(normalise_ticket_id(ticket_id))
