@@ -11,15 +11,12 @@ from pathlib import Path
 
 from bot import ticket_cli
 from bot.checking import check_picture
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import Settings, load_settings
 from bot.decoding import ImageRejectedError
+from bot.errors import RemovalDeskError
 from bot.index.build import HashingProcessDiedError, build_index
 from bot.index.mih import refresh_search_tables
 from bot.index.search import FoundEntry, HashIndex
-from bot.index.sources import SourceError
-from bot.index.storage import IndexFormatError
-from bot.removals.apply import RemovalApplyError
-from bot.tickets.migrations import SchemaTooNewError
 from bot.tickets.store import TicketStore
 
 
@@ -265,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in {"tickets", "removals"}:
             return ticket_cli.run(args, settings)
         return _run_check(args, settings)
-    except (ConfigError, IndexFormatError, SourceError, RemovalApplyError, SchemaTooNewError) as exc:
+    except RemovalDeskError as exc:  # every error meant for the person running the command
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # a full disk, a folder we may not write: say so, no traceback

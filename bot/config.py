@@ -14,13 +14,15 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bot.errors import RemovalDeskError
+
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "default.toml"
 ENV_PREFIX = "REMOVAL_DESK_"
 # Names that deployment tools and Discord's own guides use.
 _ENV_ALIASES = {"discord.token": "DISCORD_TOKEN"}
 
 
-class ConfigError(ValueError):
+class ConfigError(RemovalDeskError, ValueError):
     """A setting is missing, has the wrong type or lies outside its range; the message names it."""
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from bot.config import DecodingSettings
+from bot.errors import RemovalDeskError
 
 # Only the formats people actually share. Image.open(formats=...) keeps every other Pillow
 # plugin (and the CVEs of exotic formats) out of reach of untrusted bytes.
@@ -27,7 +28,7 @@ warnings.simplefilter("error", Image.DecompressionBombWarning)
 _SIXTEEN_BIT_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 
 
-class ImageRejectedError(ValueError):
+class ImageRejectedError(RemovalDeskError, ValueError):
     """The bytes are not a picture we can safely compare. ``reason`` is a stable code for scripts."""
 
     def __init__(self, reason: str, message: str) -> None:

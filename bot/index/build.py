@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from bot.config import Settings
 from bot.decoding import ImageRejectedError, decode_picture
+from bot.errors import RemovalDeskError
 from bot.hashing import HASH_KINDS, EntryHashes, EntryPart, hash_entry
 from bot.index.mih import refresh_search_tables
 from bot.index.sources import SourceError, SourceItem
@@ -201,7 +202,7 @@ def _hash_item_in_worker(item: SourceItem) -> tuple[DatasetEntry, EntryHashes | 
 # --- runners: where batches are hashed ----------------------------------------------------------
 
 
-class HashingProcessDiedError(RuntimeError):
+class HashingProcessDiedError(RemovalDeskError, RuntimeError):
     """Cluster workers kept dying on a batch; the shards finished so far are kept."""
 
 

@@ -29,13 +29,14 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pyarrow.parquet as pq
 
+from bot.errors import RemovalDeskError
 from bot.hashing import EntryHashes
 from bot.index.storage import DatasetEntry
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"})
 
 
-class SourceError(ValueError):
+class SourceError(RemovalDeskError, ValueError):
     """A source cannot be read at all (as opposed to one bad picture inside it)."""
 
 

@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from bot.errors import RemovalDeskError
 from bot.hashing import EntryHashes, RowKind
 from bot.verification import CHROMA_SIDE, THUMBNAIL_SIDE
 
@@ -54,7 +55,7 @@ FORMAT_VERSION = 1
 _MAX_FAILURE_EXAMPLES = 20
 
 
-class IndexFormatError(ValueError):
+class IndexFormatError(RemovalDeskError, ValueError):
     """The folder is not an index this version can read, or does not fit the request."""
 
 
@@ -90,12 +91,21 @@ class Manifest:
             document = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
             raise IndexFormatError(f"{folder} is not an index (no manifest.json)") from exc
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise IndexFormatError(f"{path} cannot be read ({exc}): restore it or rebuild the index") from exc
+        if not isinstance(document, dict):
+            raise IndexFormatError(f"{path} is not an index manifest: restore it or rebuild the index")
         if document.get("format") != FORMAT_NAME or document.get("version") != FORMAT_VERSION:
             raise IndexFormatError(
                 f"{folder} holds format {document.get('format')!r} version {document.get('version')!r}; "
                 f"this program reads {FORMAT_NAME!r} version {FORMAT_VERSION}"
             )
-        return cls(hashing=document["hashing"], shards=list(document["shards"]))
+        try:
+            return cls(hashing=dict(document["hashing"]), shards=[str(name) for name in document["shards"]])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IndexFormatError(
+                f"{path} is not a whole manifest ({exc!r}): restore it or rebuild"
+            ) from exc
 
     def write(self, folder: Path) -> None:
         document = {

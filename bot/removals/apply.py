@@ -23,6 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from bot.errors import RemovalDeskError
+
 URL_COLUMNS = ("URL", "url")
 KEY_COLUMNS = ("SAMPLE_ID", "key", "sample_id")
 SUMMARY_NAME = "removals-applied.json"
@@ -30,7 +32,7 @@ _BATCH_ROWS = 65_536
 _READ_BUFFER = 1 << 20
 
 
-class RemovalApplyError(ValueError):
+class RemovalApplyError(RemovalDeskError, ValueError):
     """The list or a metadata file cannot be used; the message names the file and the problem."""
 
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from bot.errors import RemovalDeskError
+
 
 class TicketState(StrEnum):
     OPEN = "open"
@@ -66,7 +68,7 @@ _WHY_NOT: dict[TicketState, str] = {
 }
 
 
-class TicketError(Exception):
+class TicketError(RemovalDeskError):
     """A ticket operation was refused; ``str(error)`` is a sentence for the person who asked."""
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import aiosqlite
 
+from bot.errors import RemovalDeskError
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -122,7 +124,7 @@ MIGRATIONS += (
 LATEST_VERSION = MIGRATIONS[-1].number
 
 
-class SchemaTooNewError(RuntimeError):
+class SchemaTooNewError(RemovalDeskError, RuntimeError):
     """The database was written by a newer release; this one must not touch it."""
 
 

@@ -1,0 +1,16 @@
+"""The root of every error removal-desk raises on purpose.
+
+Each part of the core raises its own kind (a bad setting, a refused picture, an index it cannot
+read, a ticket action that is not allowed), and each says in its message what went wrong for the
+person who reads it. Front ends catch :class:`RemovalDeskError` once to print that message instead
+of a traceback; anything else that escapes is a bug.
+
+The kinds that were ``ValueError`` or ``RuntimeError`` before this root existed still are, so code
+that caught those keeps working.
+"""
+
+from __future__ import annotations
+
+
+class RemovalDeskError(Exception):
+    """An error whose message is meant for the person running the command or the bot."""
