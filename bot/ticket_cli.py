@@ -22,7 +22,7 @@ from bot.index.search import HashIndex
 from bot.removals.apply import apply_removal_list, load_removal_list
 from bot.removals.export import FORMATS, export_removal_list, format_for
 from bot.tickets.intake import file_removal_request
-from bot.tickets.lifecycle import TicketError, TicketState
+from bot.tickets.lifecycle import TicketAction, TicketError, TicketState
 from bot.tickets.models import AuditEvent, Ticket
 from bot.tickets.store import TicketStore
 
@@ -173,10 +173,9 @@ async def _tickets(args: argparse.Namespace, settings: Settings) -> int:
         elif command in {"claim", "release", "approve", "reject", "reopen", "withdraw"}:
             if command == "withdraw":
                 result = await store.withdraw(args.ticket, args.requester)
-            elif command in {"claim", "release"}:
-                result = await getattr(store, command)(args.ticket, args.by)
             else:
-                result = await getattr(store, command)(args.ticket, args.by, args.reason)
+                reason = getattr(args, "reason", None)
+                result = await store.act(args.ticket, TicketAction(command), args.by, reason)
             also = [t.id for t in result.also_changed]
             text = f"ticket {result.ticket.id} is now {result.ticket.state}"
             if also:

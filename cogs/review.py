@@ -20,9 +20,15 @@ from discord.ext import commands
 
 from bot.index.build import hashing_parameters
 from bot.removals.export import ExportReport, export_removal_list
-from bot.tickets.lifecycle import TicketAction, TicketError, TicketState, allowed_actions, next_state
+from bot.tickets.lifecycle import (
+    NEEDS_REASON,
+    TicketAction,
+    TicketError,
+    TicketState,
+    allowed_actions,
+    check_action,
+)
 from bot.tickets.models import Ticket
-from bot.tickets.store import TicketStore
 from cogs import render
 
 if TYPE_CHECKING:
@@ -36,7 +42,6 @@ _BUTTONS = {
     TicketAction.REJECT: ("Reject", discord.ButtonStyle.danger),
     TicketAction.REOPEN: ("Reopen", discord.ButtonStyle.secondary),
 }
-_NEEDS_REASON = {TicketAction.APPROVE, TicketAction.REJECT, TicketAction.REOPEN}
 _DISCORD_ID = re.compile(r"\b(\d{15,21})\b")
 
 
@@ -81,13 +86,12 @@ class TicketButton(
         if not is_maintainer(bot, interaction.user):
             await interaction.response.send_message(REFUSAL, ephemeral=True)
             return
-        if self.action in _NEEDS_REASON:
+        if self.action in NEEDS_REASON:
             # Say at once if the action cannot happen (someone else claimed or decided the ticket),
             # rather than after a reason was written; the store checks again when acting.
             try:
                 ticket = await bot.desk.store.get(self.ticket_id)
-                TicketStore._check_actor(ticket, self.action, str(interaction.user.id))
-                next_state(ticket.id, ticket.state, self.action)
+                check_action(ticket, self.action, str(interaction.user.id))
             except TicketError as refused:
                 await refuse(interaction, refused)
                 return
@@ -128,10 +132,7 @@ async def act(
     store = bot.desk.store
     by = str(interaction.user.id)
     try:
-        if action in {TicketAction.CLAIM, TicketAction.RELEASE}:
-            result = await getattr(store, str(action))(ticket_id, by)
-        else:
-            result = await getattr(store, str(action))(ticket_id, by, reason or "")
+        result = await store.act(ticket_id, action, by, reason)
     except TicketError as refused:
         await refuse(interaction, refused)
         return

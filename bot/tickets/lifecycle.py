@@ -9,15 +9,19 @@
      └──withdraw (the requester) <── claimed
     linked ── follows the ticket it duplicates (approved/rejected with it, open if it is withdrawn)
 
-Every front end (command line, Discord) goes through :func:`next_state`, so an illegal step is
-refused the same way everywhere, with a sentence that says why.
+Every front end (command line, Discord) goes through :func:`check_action` (who may act, then the
+table), so an illegal step is refused the same way everywhere, with a sentence that says why.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from bot.errors import RemovalDeskError
+
+if TYPE_CHECKING:
+    from bot.tickets.models import Ticket
 
 
 class TicketState(StrEnum):
@@ -103,3 +107,48 @@ def next_state(ticket_id: str, state: TicketState, action: TicketAction) -> Tick
     if state not in table:
         raise IllegalTransitionError(ticket_id, action, state)
     return table[state]
+
+
+# What a maintainer does to a ticket (the requester's own action is WITHDRAW), and which of those
+# need a reason: it goes into the audit log and, for a decision, to the requester.
+MAINTAINER_ACTIONS = frozenset(
+    {TicketAction.CLAIM, TicketAction.RELEASE, TicketAction.APPROVE, TicketAction.REJECT, TicketAction.REOPEN}
+)
+NEEDS_REASON = frozenset({TicketAction.APPROVE, TicketAction.REJECT, TicketAction.REOPEN})
+
+
+class NotYoursError(TicketError):
+    """The actor may not do this to this ticket (someone else claimed it, or filed it)."""
+
+
+class DecisionConflictError(TicketError):
+    """Someone else decided the ticket first; the message says who and when."""
+
+    def __init__(self, ticket: Ticket) -> None:
+        self.ticket = ticket
+        super().__init__(
+            f"Ticket {ticket.id} was already {ticket.state} by {ticket.decided_by} at {ticket.closed_at}."
+        )
+
+
+def check_action(ticket: Ticket, action: TicketAction, by: str) -> TicketState:
+    """The state a maintainer's ``action`` by ``by`` takes ``ticket`` to, or the
+    :class:`TicketError` that says why it may not happen: who holds or decided the ticket and when,
+    then the table. A front end may ask before it asks for a reason; the store asks again when it
+    acts, in the same transaction as the change."""
+    if ticket.state in {TicketState.APPROVED, TicketState.REJECTED} and action in {
+        TicketAction.CLAIM,
+        TicketAction.APPROVE,
+        TicketAction.REJECT,
+        TicketAction.RELEASE,
+    }:
+        raise DecisionConflictError(ticket)
+    if ticket.state is TicketState.CLAIMED and ticket.assignee != by:
+        if action is TicketAction.CLAIM:
+            raise NotYoursError(f"Ticket {ticket.id} is already claimed by {ticket.assignee}.")
+        if action in {TicketAction.APPROVE, TicketAction.REJECT, TicketAction.RELEASE}:
+            raise NotYoursError(
+                f"Ticket {ticket.id} is claimed by {ticket.assignee}; only they can "
+                f"{action} it (or release it for you to take)."
+            )
+    return next_state(ticket.id, ticket.state, action)

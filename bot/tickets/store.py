@@ -32,10 +32,14 @@ from bot.hashing import QueryHashes
 from bot.tickets.ids import looks_like_ticket_id, new_ticket_id, normalise_ticket_id
 from bot.tickets.lifecycle import (
     CLOSED_STATES,
+    MAINTAINER_ACTIONS,
+    NEEDS_REASON,
     PENDING_STATES,
+    NotYoursError,
     TicketAction,
     TicketError,
     TicketState,
+    check_action,
     next_state,
 )
 from bot.tickets.migrations import migrate
@@ -49,22 +53,8 @@ class TicketNotFoundError(TicketError):
         super().__init__(f"There is no ticket {ticket_id}.")
 
 
-class NotYoursError(TicketError):
-    """The actor may not do this to this ticket (someone else claimed it, or filed it)."""
-
-
 class RequestRefusedError(TicketError):
     """A new ticket was not created: over the limit, nothing to remove, or already requested."""
-
-
-class DecisionConflictError(TicketError):
-    """Someone else decided the ticket first; the message says who and when."""
-
-    def __init__(self, ticket: Ticket) -> None:
-        self.ticket = ticket
-        super().__init__(
-            f"Ticket {ticket.id} was already {ticket.state} by {ticket.decided_by} at {ticket.closed_at}."
-        )
 
 
 class StoreBusyError(TicketError):
@@ -486,25 +476,39 @@ class TicketStore:
 
     # -- the lifecycle -------------------------------------------------------------------------
 
+    async def act(
+        self, ticket_id: str, action: TicketAction, by: str, reason: str | None = None
+    ) -> TransitionResult:
+        """A maintainer's action on a ticket: the one way every front end performs one. Claim and
+        release take no reason; approve, reject and reopen need one (the audit log keeps it, the
+        requester is told a decision's)."""
+        if action not in MAINTAINER_ACTIONS:
+            raise TicketError(f"{action} is not something a maintainer does to a ticket.")
+        if action in NEEDS_REASON:
+            what = "reopening" if action is TicketAction.REOPEN else "decision"
+            return await self._transition(ticket_id, action, by, _clean_reason(reason, what))
+        return await self._transition(ticket_id, action, by, None)
+
+    # The same actions by name (the tests and scripts read better so); front ends use :meth:`act`.
     async def claim(self, ticket_id: str, by: str) -> TransitionResult:
         """Take a ticket for review: the others see it is taken."""
-        return await self._transition(ticket_id, TicketAction.CLAIM, by, None)
+        return await self.act(ticket_id, TicketAction.CLAIM, by)
 
     async def release(self, ticket_id: str, by: str) -> TransitionResult:
         """Give a claimed ticket back to the queue (only its assignee can)."""
-        return await self._transition(ticket_id, TicketAction.RELEASE, by, None)
+        return await self.act(ticket_id, TicketAction.RELEASE, by)
 
     async def approve(self, ticket_id: str, by: str, reason: str) -> TransitionResult:
         """Decide to remove the ticket's entries; linked tickets are approved with it."""
-        return await self._transition(ticket_id, TicketAction.APPROVE, by, _clean_reason(reason, "decision"))
+        return await self.act(ticket_id, TicketAction.APPROVE, by, reason)
 
     async def reject(self, ticket_id: str, by: str, reason: str) -> TransitionResult:
         """Decide not to remove; the reason is told to the requester."""
-        return await self._transition(ticket_id, TicketAction.REJECT, by, _clean_reason(reason, "decision"))
+        return await self.act(ticket_id, TicketAction.REJECT, by, reason)
 
     async def reopen(self, ticket_id: str, by: str, reason: str) -> TransitionResult:
         """Undo a decision (an appeal, a mistake): the ticket goes back to the queue."""
-        return await self._transition(ticket_id, TicketAction.REOPEN, by, _clean_reason(reason, "reopening"))
+        return await self.act(ticket_id, TicketAction.REOPEN, by, reason)
 
     async def withdraw(self, ticket_id: str, requester: str) -> TransitionResult:
         """The requester takes back a request that is not decided yet."""
@@ -534,8 +538,7 @@ class TicketStore:
             raise TicketError("Say which maintainer is acting (their id or name).")
         async with self._write() as db:
             ticket = await self._get(db, ticket_id)
-            self._check_actor(ticket, action, by)
-            new_state = next_state(ticket.id, ticket.state, action)
+            new_state = check_action(ticket, action, by)
             now = self._now()
             also: list[Ticket] = []
             await self._log(
@@ -575,25 +578,6 @@ class TicketStore:
                 )
                 also = await self._relink(db, ticket, now, by)
             return TransitionResult(await self._get(db, ticket.id), tuple(also))
-
-    @staticmethod
-    def _check_actor(ticket: Ticket, action: TicketAction, by: str) -> None:
-        """Refuse with the facts a maintainer needs: who holds or decided the ticket, and when."""
-        if ticket.state in {TicketState.APPROVED, TicketState.REJECTED} and action in {
-            TicketAction.CLAIM,
-            TicketAction.APPROVE,
-            TicketAction.REJECT,
-            TicketAction.RELEASE,
-        }:
-            raise DecisionConflictError(ticket)
-        if ticket.state is TicketState.CLAIMED and ticket.assignee != by:
-            if action is TicketAction.CLAIM:
-                raise NotYoursError(f"Ticket {ticket.id} is already claimed by {ticket.assignee}.")
-            if action in {TicketAction.APPROVE, TicketAction.REJECT, TicketAction.RELEASE}:
-                raise NotYoursError(
-                    f"Ticket {ticket.id} is claimed by {ticket.assignee}; only they can "
-                    f"{action} it (or release it for you to take)."
-                )
 
     async def _linked_to(self, db: aiosqlite.Connection, primary_id: str, state: TicketState) -> list[Ticket]:
         return await self._tickets(

@@ -20,8 +20,11 @@ from bot.tickets.lifecycle import (
     TicketError,
     TicketState,
     allowed_actions,
+    check_action,
     next_state,
 )
+from bot.tickets.models import Ticket
+from tests.bot.tickets.conftest import entry
 
 S, A = TicketState, TicketAction
 
@@ -136,3 +139,34 @@ def test_new_ids_are_six_alphabet_characters_and_differ() -> None:
     # Random, not sequential: the ids use many different characters in every position.
     for position in range(LENGTH):
         assert len({ticket_id[position] for ticket_id in ids}) > 10
+
+
+def held(state: TicketState, assignee: str | None) -> Ticket:
+    """A ticket in ``state`` held by ``assignee``, decided (if it is) by m2."""
+    return Ticket(
+        id="T1", state=state, source="cli", requester="r", note=None, query=None, entries=(entry("k"),),
+        assignee=assignee, decided_by="m2", decision_reason=None, flagged=False, flag_reason=None,
+        linked_to=None, created_at="", updated_at="", closed_at="2026-01-01", erased_at=None,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(("state", "action"), list(itertools.product(TicketState, TicketAction)))
+def test_check_action_follows_the_table_for_the_assignee(state, action):
+    """By the ticket's own assignee (or on a ticket nobody holds), only the table decides, except
+    that a decision is never taken over: deciding, claiming or releasing a decided ticket names who
+    decided it, and when."""
+    ticket = held(state, "m1" if state is S.CLAIMED else None)
+    if state in {S.APPROVED, S.REJECTED} and action in {A.CLAIM, A.APPROVE, A.REJECT, A.RELEASE}:
+        with pytest.raises(TicketError, match=rf"already {state} by m2 at 2026-01-01"):
+            check_action(ticket, action, "m1")
+    elif (state, action) in LEGAL:
+        assert check_action(ticket, action, "m1") is LEGAL[state, action]
+    else:
+        with pytest.raises(IllegalTransitionError):
+            check_action(ticket, action, "m1")
+
+
+@pytest.mark.parametrize("action", [A.CLAIM, A.RELEASE, A.APPROVE, A.REJECT])
+def test_check_action_names_the_assignee_to_anyone_else(action):
+    with pytest.raises(TicketError, match="claimed by m1"):
+        check_action(held(S.CLAIMED, "m1"), action, "m2")

@@ -34,16 +34,17 @@ import aiosqlite
 import pytest
 
 from bot.config import Settings, TicketSettings
-from bot.tickets.lifecycle import IllegalTransitionError, TicketAction, TicketError, TicketState
+from bot.tickets.lifecycle import (
+    DecisionConflictError,
+    IllegalTransitionError,
+    NotYoursError,
+    TicketAction,
+    TicketError,
+    TicketState,
+)
 from bot.tickets.migrations import LATEST_VERSION, SchemaTooNewError, migrate
 from bot.tickets.models import Ticket, TransitionResult
-from bot.tickets.store import (
-    DecisionConflictError,
-    NotYoursError,
-    RequestRefusedError,
-    TicketNotFoundError,
-    TicketStore,
-)
+from bot.tickets.store import RequestRefusedError, TicketNotFoundError, TicketStore
 from tests.bot.tickets.conftest import FakeClock, OpenStore, entry, query, stamp
 
 S, A = TicketState, TicketAction
@@ -262,6 +263,35 @@ async def test_decisions_and_reopening_need_a_reason(
     with pytest.raises(TicketError, match="needs a reason"):
         await getattr(store, str(action))(ticket_id, M1, reason)
     assert await snapshot(store) == before
+
+
+@pytest.mark.parametrize("action", [A.APPROVE, A.REJECT, A.REOPEN])
+async def test_act_without_a_reason_is_refused_for_decisions_and_reopening(
+    store: TicketStore, clock: FakeClock, action: TicketAction
+) -> None:
+    ticket_id = await ticket_in(store, clock, S.APPROVED if action is A.REOPEN else S.OPEN)
+    before = await snapshot(store)
+    with pytest.raises(TicketError, match="needs a reason"):
+        await store.act(ticket_id, action, M1)
+    assert await snapshot(store) == before
+
+
+@pytest.mark.parametrize("action", [A.WITHDRAW, A.CREATE])
+async def test_act_refuses_what_is_not_a_maintainers_action(
+    store: TicketStore, clock: FakeClock, action: TicketAction
+) -> None:
+    ticket_id = await ticket_in(store, clock, S.OPEN)
+    before = await snapshot(store)
+    with pytest.raises(TicketError, match="not something a maintainer does"):
+        await store.act(ticket_id, action, M1, "a reason")
+    assert await snapshot(store) == before
+
+
+async def test_act_claims_and_decides_as_the_named_methods_do(store: TicketStore, clock: FakeClock) -> None:
+    ticket_id = await ticket_in(store, clock, S.OPEN)
+    assert (await store.act(ticket_id, A.CLAIM, M1, "ignored")).ticket.state is S.CLAIMED
+    decided = await store.act(ticket_id, A.REJECT, M1, " not a copy ")
+    assert (decided.ticket.state, decided.ticket.decision_reason) == (S.REJECTED, "not a copy")
 
 
 async def test_reasons_are_stored_trimmed(store: TicketStore, clock: FakeClock) -> None:
