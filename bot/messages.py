@@ -14,6 +14,52 @@ PICTURE_HANDLED = "Your picture was turned into a fingerprint (a hash) and then 
 PICTURE_DELETED = "I deleted your message so nobody else sees the picture."
 PICTURE_NOT_DELETED = "I could not delete your message: please delete it yourself, others can see it."
 NOTE_WARNING = "Optional. Please do not write names, contact details or anything else that identifies you."
+SEND_PICTURE_HERE = (
+    "Send me the picture here, in this private conversation, and I will check it. It will be turned "
+    "into a fingerprint (a hash) and then discarded: it is not saved."
+)
+CANNOT_DM = (
+    "I cannot send you a private message. Use `/check` with the picture attached: only you see the answer."
+)
+DM_SENT = "I sent you a private message."
+SEND_A_PICTURE = "Send me a picture to check it (as an attachment)."
+DOWNLOAD_FAILED = "I could not download the file from Discord. Please try again."
+NOT_YOUR_BUTTON = "This button is not for you."
+NOTHING_ERASED = "Nothing was erased."
+NO_REQUESTS = "You have no removal requests."
+SOMETHING_WENT_WRONG = "Something went wrong on my side; nothing was saved. Please try again later."
+MAINTAINERS_ONLY = "Only maintainers can see or act on removal requests."
+QUEUE_EMPTY = "Nothing is waiting for review."
+NO_EVENTS = "No events."
+
+# Discord refuses a message over 2,000 characters; lists are cut to this, at a line's end.
+MESSAGE_LIMIT = 1900
+
+
+def withdrawn(ticket_id: str) -> str:
+    return f"Request {ticket_id} is withdrawn."
+
+
+def fit(lines: list[str], *, newest_last: bool = False) -> str:
+    """As many whole lines as fit one Discord message, and how many were left out: the first ones
+    (a list, best first), or with ``newest_last`` the last ones (a log, oldest first)."""
+    kept: list[str] = []
+    size = 0
+    room = MESSAGE_LIMIT - 40  # for the note on what was left out
+    for whole in reversed(lines) if newest_last else lines:
+        line = whole[:room]  # a single overlong line is cut rather than dropped
+        grown = size + len(line) + (1 if kept else 0)  # the lines and the newlines between them
+        if grown > room:
+            break
+        kept.append(line)
+        size = grown
+    left_out = len(lines) - len(kept)
+    if newest_last:
+        kept.reverse()
+    if left_out:
+        note = f"… {left_out} more not shown"
+        kept = [note, *kept] if newest_last else [*kept, note]
+    return "\n".join(kept)
 
 
 def no_match(index_entries: int, contact: str = "", unjudged: int = 0) -> str:

@@ -27,6 +27,7 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
+from bot import messages
 from bot.config import Settings
 from bot.desk import Desk
 from bot.index.search import HashIndex
@@ -87,7 +88,7 @@ class RemovalDeskBot(commands.Bot):
             return
         log.error("app command %s failed", interaction.command and interaction.command.qualified_name,
                   exc_info=error)  # fmt: skip
-        text = "Something went wrong on my side; nothing was saved. Please try again later."
+        text = messages.SOMETHING_WENT_WRONG
         if interaction.response.is_done():
             await interaction.followup.send(text, ephemeral=True)
         else:

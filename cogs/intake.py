@@ -111,20 +111,11 @@ class PanelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"rd:
     async def callback(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)  # a DM can take > 3 s
         try:
-            await interaction.user.send(
-                "Send me the picture here, in this private conversation, and I will check it. "
-                + messages.PICTURE_HANDLED.replace("Your picture was", "It will be").replace(
-                    "was not", "is not"
-                )
-            )
+            await interaction.user.send(messages.SEND_PICTURE_HERE)
         except discord.HTTPException:
-            await interaction.followup.send(
-                "I cannot send you a private message. Use `/check` with the picture attached: only you see "
-                "the answer.",
-                ephemeral=True,
-            )
+            await interaction.followup.send(messages.CANNOT_DM, ephemeral=True)
             return
-        await interaction.followup.send("I sent you a private message.", ephemeral=True)
+        await interaction.followup.send(messages.DM_SENT, ephemeral=True)
 
 
 def panel_view() -> discord.ui.View:
@@ -142,7 +133,7 @@ class ForgetConfirm(discord.ui.View):
     async def confirm(self, interaction: discord.Interaction, _: discord.ui.Button[ForgetConfirm]) -> None:
         bot: RemovalDeskBot = interaction.client  # type: ignore[assignment]
         if interaction.user.id != self.owner:
-            await interaction.response.send_message("This button is not for you.", ephemeral=True)
+            await interaction.response.send_message(messages.NOT_YOUR_BUTTON, ephemeral=True)
             return
         count = await bot.desk.store.forget(str(self.owner))
         self.stop()
@@ -151,7 +142,7 @@ class ForgetConfirm(discord.ui.View):
     @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
     async def cancel(self, interaction: discord.Interaction, _: discord.ui.Button[ForgetConfirm]) -> None:
         self.stop()
-        await interaction.response.edit_message(content="Nothing was erased.", view=None)
+        await interaction.response.edit_message(content=messages.NOTHING_ERASED, view=None)
 
 
 class ResultView(discord.ui.View):
@@ -188,7 +179,7 @@ class Intake(commands.Cog):
         try:
             return await attachment.read()
         except discord.HTTPException:
-            return "I could not download the file from Discord. Please try again."
+            return messages.DOWNLOAD_FAILED
 
     async def _check_attachment(
         self, attachment: discord.Attachment, owner: int
@@ -255,7 +246,7 @@ class Intake(commands.Cog):
         deleted = await self._delete(message) if delete else False
         if not attachments:
             if delete or not message.content.startswith("/"):
-                await self._tell(author, channel, "Send me a picture to check it (as an attachment).", delete)
+                await self._tell(author, channel, messages.SEND_A_PICTURE, delete)
             return
         if wait:
             await self._tell(author, channel, messages.slow_down(wait), delete)
@@ -343,10 +334,10 @@ class Intake(commands.Cog):
     async def mytickets(self, interaction: discord.Interaction) -> None:
         tickets = await self.desk.store.list_tickets(requester=str(interaction.user.id))
         if not tickets:
-            await interaction.response.send_message("You have no removal requests.", ephemeral=True)
+            await interaction.response.send_message(messages.NO_REQUESTS, ephemeral=True)
             return
         lines = [render.ticket_line(ticket) for ticket in tickets]
-        await interaction.response.send_message("\n".join(lines)[:1900], ephemeral=True)
+        await interaction.response.send_message(messages.fit(lines), ephemeral=True)
 
     @app_commands.command(name="withdraw", description="Take back one of your removal requests")
     @app_commands.describe(ticket="The request's id, e.g. K7M2QX")
@@ -356,7 +347,7 @@ class Intake(commands.Cog):
         except TicketError as refused:
             await interaction.response.send_message(str(refused), ephemeral=True)
             return
-        await interaction.response.send_message(f"Request {result.ticket.id} is withdrawn.", ephemeral=True)
+        await interaction.response.send_message(messages.withdrawn(result.ticket.id), ephemeral=True)
 
     @app_commands.command(
         name="forget-me", description="Erase your Discord id and data from all your requests"

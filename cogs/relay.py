@@ -80,7 +80,7 @@ class Relay:
         channel = self.bot.get_channel(self.settings.log_channel_id)
         if isinstance(channel, discord.abc.Messageable):
             await channel.send(
-                render.event_line(event)[:1900], allowed_mentions=discord.AllowedMentions.none()
+                messages.fit([render.event_line(event)]), allowed_mentions=discord.AllowedMentions.none()
             )
 
     async def _update_card(self, ticket: Ticket) -> None:

@@ -18,6 +18,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot import messages
 from bot.index.build import hashing_parameters
 from bot.removals.export import ExportReport, export_removal_list
 from bot.tickets.lifecycle import (
@@ -34,7 +35,6 @@ from cogs import render
 if TYPE_CHECKING:
     from cogs.app import RemovalDeskBot
 
-REFUSAL = "Only maintainers can see or act on removal requests."
 _BUTTONS = {
     TicketAction.CLAIM: ("Claim", discord.ButtonStyle.secondary),
     TicketAction.RELEASE: ("Release", discord.ButtonStyle.secondary),
@@ -84,7 +84,7 @@ class TicketButton(
     async def callback(self, interaction: discord.Interaction) -> None:
         bot: RemovalDeskBot = interaction.client  # type: ignore[assignment]
         if not is_maintainer(bot, interaction.user):
-            await interaction.response.send_message(REFUSAL, ephemeral=True)
+            await interaction.response.send_message(messages.MAINTAINERS_ONLY, ephemeral=True)
             return
         if self.action in NEEDS_REASON:
             # Say at once if the action cannot happen (someone else claimed or decided the ticket),
@@ -119,7 +119,7 @@ class ReasonModal(discord.ui.Modal):
     async def on_submit(self, interaction: discord.Interaction) -> None:
         bot: RemovalDeskBot = interaction.client  # type: ignore[assignment]
         if not is_maintainer(bot, interaction.user):  # the role may have been removed meanwhile
-            await interaction.response.send_message(REFUSAL, ephemeral=True)
+            await interaction.response.send_message(messages.MAINTAINERS_ONLY, ephemeral=True)
             return
         await act(interaction, self.action, self.ticket_id, self.reason.value)
 
@@ -166,7 +166,7 @@ class MaintainerCommands(app_commands.Group):
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         if is_maintainer(self.bot, interaction.user):
             return True
-        await interaction.response.send_message(REFUSAL, ephemeral=True)
+        await interaction.response.send_message(messages.MAINTAINERS_ONLY, ephemeral=True)
         return False
 
 
@@ -178,9 +178,9 @@ class TicketCommands(MaintainerCommands, name="tickets", description="Review rem
         store = self.bot.desk.store
         waiting = await store.list_tickets(TicketState.OPEN) + await store.list_tickets(TicketState.CLAIMED)
         waiting.sort(key=lambda ticket: ticket.created_at)
-        text = "\n".join(render.ticket_line(ticket) for ticket in waiting) or "Nothing is waiting for review."
+        text = messages.fit([render.ticket_line(ticket) for ticket in waiting]) or messages.QUEUE_EMPTY
         await interaction.response.send_message(
-            text[:1900], ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+            text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
         )
 
     @app_commands.command(name="show", description="One request in full")
@@ -204,9 +204,9 @@ class TicketCommands(MaintainerCommands, name="tickets", description="Review rem
         events = await self.bot.desk.store.audit_log(
             ticket_id=ticket, actor=str(maintainer.id) if maintainer else None, limit=20
         )
-        text = "\n".join(render.event_line(event) for event in events) or "No events."
+        text = messages.fit([render.event_line(event) for event in events], newest_last=True)
         await interaction.response.send_message(
-            text[-1900:], ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+            text or messages.NO_EVENTS, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
         )
 
     @app_commands.command(name="resync", description="Sync the bot's slash commands to this server again")

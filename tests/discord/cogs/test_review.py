@@ -31,6 +31,7 @@ import pytest
 from discord import app_commands
 
 import bot.cli
+from bot import messages
 from bot.config import Settings
 from bot.desk import Desk
 from bot.index.search import FoundEntry
@@ -42,7 +43,6 @@ from bot.tickets.models import MatchedEntry, StoredQuery, Ticket
 from bot.tickets.store import TicketStore
 from cogs import render
 from cogs.app import RemovalDeskBot, intents_for, point_at
-from cogs.review import REFUSAL
 from tests.discord.cogs.conftest import bot_of, query_bytes, settle
 from tests.discord.fake_discord import (
     CANNOT_DM,
@@ -222,7 +222,7 @@ def writes(fake: FakeDiscord, since: int) -> list[RecordedRequest]:
     ]
 
 
-def assert_refused(callback: RecordedRequest, sentence: str = REFUSAL) -> None:
+def assert_refused(callback: RecordedRequest, sentence: str = messages.MAINTAINERS_ONLY) -> None:
     assert callback.json["type"] == CHANNEL_MESSAGE, callback.json
     assert callback.json["data"]["flags"] & EPHEMERAL
     assert sentence in callback.json["data"]["content"]
