@@ -51,6 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bot.durable import replace_durably
 from bot.hashing import RowKind
 from bot.index.storage import Manifest, ShardReader
 
@@ -205,11 +206,8 @@ def build_tables(
         "fingerprints": list(covered.fingerprints),
     }
     (temporary / "search.json").write_text(json.dumps(description, indent=1), encoding="utf-8")
-    for child in temporary.iterdir():
-        with child.open("rb") as handle:
-            os.fsync(handle.fileno())
     shutil.rmtree(folder, ignore_errors=True)
-    os.replace(temporary, folder)
+    replace_durably(temporary, folder)
 
 
 class MultiIndex:

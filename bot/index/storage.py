@@ -31,7 +31,6 @@ never touches the existing ones.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections import Counter
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from bot.durable import replace_durably, write_text_durably
 from bot.errors import RemovalDeskError
 from bot.hashing import EntryHashes, RowKind
 from bot.verification import CHROMA_SIDE, THUMBNAIL_SIDE
@@ -69,12 +69,7 @@ class DatasetEntry:
 
 
 def _write_json_atomically(path: Path, document: dict[str, Any]) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    with temporary.open("w", encoding="utf-8") as handle:
-        json.dump(document, handle, indent=1, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    write_text_durably(path, json.dumps(document, indent=1, sort_keys=True))
 
 
 @dataclass
@@ -193,10 +188,7 @@ class ShardWriter:
             "sources": self.sources,
         }
         (temporary / "shard.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
-        for child in temporary.iterdir():
-            with child.open("rb") as handle:
-                os.fsync(handle.fileno())
-        os.replace(temporary, self.final_path)
+        replace_durably(temporary, self.final_path)
 
 
 class ShardReader:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from bot.durable import written_aside
 from bot.errors import RemovalDeskError
 
 URL_COLUMNS = ("URL", "url")
@@ -204,19 +204,15 @@ def _apply_one(
     urls = list(removal_list.by_url) if "url" in match else []
     keys = list(removal_list.by_key) if "key" in match else []
     report = FileReport(str(source), str(output))
-    temporary = output.with_name(output.name + ".tmp")
-    try:
-        _stream(
-            parquet, temporary, url_column=url_column, key_column=key_column, listed=(urls, keys),
-            removal_list=removal_list, report=report, dropped_rows=dropped_rows,
-        )  # fmt: skip
-    except (OSError, pa.ArrowException) as exc:
-        temporary.unlink(missing_ok=True)
-        raise RemovalApplyError(f"cannot read metadata {source}: {exc}") from exc
+    with written_aside(output) as temporary:
+        try:
+            _stream(
+                parquet, temporary, url_column=url_column, key_column=key_column, listed=(urls, keys),
+                removal_list=removal_list, report=report, dropped_rows=dropped_rows,
+            )  # fmt: skip
+        except (OSError, pa.ArrowException) as exc:
+            raise RemovalApplyError(f"cannot read metadata {source}: {exc}") from exc
     report.kept = report.rows - sum(report.dropped.values())
-    with temporary.open("rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(temporary, output)
     return report
 
 

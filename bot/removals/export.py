@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from bot.durable import write_text_durably, written_aside
 from bot.tickets.models import RemovalRow
 
 FORMATS = ("parquet", "csv", "jsonl")
@@ -103,20 +103,11 @@ def _write_table(
     path: Path, kind: str, schema: pa.Schema, records: list[dict[str, Any]], meta: dict[str, Any]
 ) -> None:
     """Write ``records`` to ``path`` atomically (temporary file, fsync, rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    try:
+    with written_aside(path) as temporary:
         _write_records(temporary, kind, schema, records, meta)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    with temporary.open("rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-    meta_path = path.with_name(path.name + ".meta.json")
-    meta_temporary = meta_path.with_name(meta_path.name + ".tmp")
-    meta_temporary.write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(meta_temporary, meta_path)
+    write_text_durably(
+        path.with_name(path.name + ".meta.json"), json.dumps(meta, indent=1, sort_keys=True) + "\n"
+    )
 
 
 def _write_records(

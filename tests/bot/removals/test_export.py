@@ -22,11 +22,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from bot import durable
 from bot.checking import check_picture
 from bot.config import Settings
 from bot.index.build import build_index, hashing_parameters
 from bot.index.search import HashIndex
-from bot.removals import export
 from bot.removals.export import (
     BLOCKLIST_FORMAT_NAME,
     LIST_FORMAT_NAME,
@@ -252,11 +252,12 @@ def test_a_failed_write_leaves_the_previous_export_in_place(tmp_path: Path, monk
     def broken_fsync(fd: int) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(export, "os", SimpleNamespace(fsync=broken_fsync, replace=os.replace))
+    monkeypatch.setattr(durable, "os", SimpleNamespace(fsync=broken_fsync, replace=os.replace, open=os.open))
     with pytest.raises(OSError, match="disk full"):
         export_removal_list(2, ROWS, out, "csv", hashing=HASHING)
     assert out.read_bytes() == before
     assert read_meta(out)["version"] == 1
+    assert not [path.name for path in tmp_path.iterdir() if path.name.endswith(".tmp")]
 
     monkeypatch.undo()
     export_removal_list(2, ROWS, out, "csv", hashing=HASHING)
