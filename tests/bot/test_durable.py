@@ -47,6 +47,6 @@ def test_a_folder_does_not_silently_replace_one_that_holds_files(tmp_path: Path)
     temporary = tmp_path / ".tmp-shard"
     temporary.mkdir()
     (temporary / "new.npy").write_bytes(b"2")
-    with pytest.raises(OSError, match="not empty|exists"):
+    with pytest.raises(OSError, match=r"not empty|exists"):
         replace_durably(temporary, tmp_path / "shard")
     assert (tmp_path / "shard" / "old.npy").read_bytes() == b"1"
