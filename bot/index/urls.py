@@ -34,14 +34,11 @@ import aiohttp
 import pyarrow.parquet as pq
 from yarl import URL
 
+from bot.columns import CAPTION_COLUMNS, KEY_COLUMNS, URL_COLUMNS, pick_column
 from bot.config import DownloadSettings
 from bot.index.sources import SourceError, SourceItem, parquet_row_batches
 from bot.index.storage import DatasetEntry
 
-# Column names recognised, case-insensitively, in order of preference.
-URL_COLUMNS = ("url",)
-KEY_COLUMNS = ("key", "sample_id", "id")
-CAPTION_COLUMNS = ("caption", "text")
 CSV_DELIMITERS = {".csv": ",", ".tsv": "\t"}
 
 # img2dataset's default disallowed_header_directives.
@@ -80,20 +77,13 @@ class UrlListColumns:
     caption: str | None
 
 
-def _pick_column(names: Sequence[str], wanted: Sequence[str]) -> str | None:
-    by_lower_name: dict[str, str] = {}
-    for name in names:
-        by_lower_name.setdefault(name.lower(), name)
-    return next((by_lower_name[w] for w in wanted if w in by_lower_name), None)
-
-
 def find_url_columns(names: Sequence[str], path: Path) -> UrlListColumns:
     """Which of ``names`` hold the URL, the id and the caption; no URL column is an error."""
-    url = _pick_column(names, URL_COLUMNS)
+    url = pick_column(names, URL_COLUMNS)
     if url is None:
         raise SourceError(f"{path} has no URL column (columns: {', '.join(names) or 'none'})")
     return UrlListColumns(
-        url=url, key=_pick_column(names, KEY_COLUMNS), caption=_pick_column(names, CAPTION_COLUMNS)
+        url=url, key=pick_column(names, KEY_COLUMNS), caption=pick_column(names, CAPTION_COLUMNS)
     )
 
 

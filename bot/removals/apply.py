@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,11 +22,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from bot.columns import KEY_COLUMNS, URL_COLUMNS, pick_column
 from bot.durable import written_aside
 from bot.errors import RemovalDeskError
 
-URL_COLUMNS = ("URL", "url")
-KEY_COLUMNS = ("SAMPLE_ID", "key", "sample_id")
 SUMMARY_NAME = "removals-applied.json"
 _BATCH_ROWS = 65_536
 _READ_BUFFER = 1 << 20
@@ -133,14 +132,6 @@ def load_removal_list(path: Path) -> LoadedRemovalList:
     return LoadedRemovalList(path, version, by_url, by_key)
 
 
-def _find_column(names: Sequence[str], candidates: Iterable[str]) -> str | None:
-    for candidate in candidates:
-        if candidate in names:
-            return candidate
-    lowered = {name.lower(): name for name in names}
-    return next((lowered[c.lower()] for c in candidates if c.lower() in lowered), None)
-
-
 def _as_text(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     """An id column as strings: integers as digits, whole floats (SAMPLE_ID is float64 in some
     LAION releases) without a trailing ``.0``."""
@@ -193,8 +184,8 @@ def _apply_one(
     except (OSError, pa.ArrowException) as exc:
         raise RemovalApplyError(f"cannot read metadata {source}: {exc}") from exc
     names = parquet.schema_arrow.names
-    url_column = _find_column(names, URL_COLUMNS)
-    key_column = _find_column(names, KEY_COLUMNS)
+    url_column = pick_column(names, URL_COLUMNS)
+    key_column = pick_column(names, KEY_COLUMNS)
     if (url_column is None or "url" not in match) and (key_column is None or "key" not in match):
         raise RemovalApplyError(
             f"{source} has neither a URL column ({', '.join(URL_COLUMNS)}) nor an id column "

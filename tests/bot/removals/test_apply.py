@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from bot.index.urls import find_url_columns
 from bot.removals import apply as apply_module
 from bot.removals.apply import (
     SUMMARY_NAME,
@@ -550,3 +551,26 @@ def test_metadata_corrupt_inside_is_refused_and_leaves_no_temporary_file(removal
             apply_removal_list(load_removal_list(removal_list), [source], tmp_path / "clean")
     finally:
         assert not list((tmp_path / "clean").glob("*.tmp"))
+
+
+def test_a_file_with_both_key_and_sample_id_is_matched_on_the_column_the_index_took_its_keys_from(
+    tmp_path: Path,
+):
+    """img2dataset's output keeps LAION's SAMPLE_ID beside its own key: the index's entries were
+    keyed by the column find_url_columns picks, so the removal list must find rows by that one."""
+    names = ["SAMPLE_ID", "key", "url"]
+    indexed_by = find_url_columns(names, tmp_path / "list.parquet").key
+    assert indexed_by == "key"
+    source = tmp_path / "meta" / "part.parquet"
+    source.parent.mkdir()
+    pq.write_table(
+        pa.table({"SAMPLE_ID": [111.0, 222.0], "key": ["000000001", "000000002"], "url": ["a", "b"]}),
+        source,
+    )
+    listed = tmp_path / "removals.jsonl"
+    write_list(listed, [{"key": "000000002", "ticket_id": "TKT001", "url": None}])
+
+    report = apply_removal_list(load_removal_list(listed), [source], tmp_path / "clean", match=("key",))
+
+    assert [(row["row"], row["key"]) for row in report.dropped_rows] == [(1, "000000002")]
+    assert read_whole(tmp_path / "clean" / source.name).column("key").to_pylist() == ["000000001"]
