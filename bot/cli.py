@@ -14,7 +14,8 @@ from bot.checking import check_picture
 from bot.config import Settings, load_settings
 from bot.decoding import ImageRejectedError
 from bot.errors import RemovalDeskError
-from bot.index.build import HashingProcessDiedError, build_index
+from bot.index.batches import HashingProcessDiedError
+from bot.index.build import build_index
 from bot.index.mih import refresh_search_tables
 from bot.index.search import FoundEntry, HashIndex
 from bot.tickets.store import TicketStore

@@ -2,7 +2,7 @@
 
 Each batch becomes one task that reads its slice of the source ON THE WORKER (so the sources must
 be reachable from every worker under the same path: a shared filesystem, or URL lists), hashes it
-and sends back the compact arrays of :class:`bot.index.build.BatchResult`. The client keeps a
+and sends back the compact arrays of :class:`bot.index.batches.BatchResult`. The client keeps a
 bounded number of tasks in flight and writes the shards in unit order as their results arrive,
 with the same resume and append rules as a local build.
 """
@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from bot.config import Settings
-from bot.index.build import BatchResult, BatchRunner, HashingProcessDiedError, hash_batch
+from bot.index.batches import BatchResult, BatchRunner, HashingProcessDiedError, hash_batch
 from bot.index.units import ReadTask
 
 # Tasks in flight per worker thread: one running, one queued on the worker so it never waits for

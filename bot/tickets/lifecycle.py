@@ -16,12 +16,9 @@ table), so an illegal step is refused the same way everywhere, with a sentence t
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from bot.errors import RemovalDeskError
-
-if TYPE_CHECKING:
-    from bot.tickets.models import Ticket
 
 
 class TicketState(StrEnum):
@@ -117,6 +114,21 @@ MAINTAINER_ACTIONS = frozenset(
 NEEDS_REASON = frozenset({TicketAction.APPROVE, TicketAction.REJECT, TicketAction.REOPEN})
 
 
+class Held(Protocol):
+    """What the who-may-act rule reads of a ticket (:class:`bot.tickets.models.Ticket` has it)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def state(self) -> TicketState: ...
+    @property
+    def assignee(self) -> str | None: ...
+    @property
+    def decided_by(self) -> str | None: ...
+    @property
+    def closed_at(self) -> str | None: ...
+
+
 class NotYoursError(TicketError):
     """The actor may not do this to this ticket (someone else claimed it, or filed it)."""
 
@@ -124,14 +136,14 @@ class NotYoursError(TicketError):
 class DecisionConflictError(TicketError):
     """Someone else decided the ticket first; the message says who and when."""
 
-    def __init__(self, ticket: Ticket) -> None:
+    def __init__(self, ticket: Held) -> None:
         self.ticket = ticket
         super().__init__(
             f"Ticket {ticket.id} was already {ticket.state} by {ticket.decided_by} at {ticket.closed_at}."
         )
 
 
-def check_action(ticket: Ticket, action: TicketAction, by: str) -> TicketState:
+def check_action(ticket: Held, action: TicketAction, by: str) -> TicketState:
     """The state a maintainer's ``action`` by ``by`` takes ``ticket`` to, or the
     :class:`TicketError` that says why it may not happen: who holds or decided the ticket and when,
     then the table. A front end may ask before it asks for a reason; the store asks again when it

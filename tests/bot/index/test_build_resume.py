@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from bot.config import Settings
-from bot.index import build
+from bot.index import batches
 from bot.index.build import build_index, hashing_parameters
 from bot.index.search import HashIndex
 from bot.index.storage import IndexFormatError, Manifest
@@ -230,14 +230,14 @@ def test_a_picture_that_kills_its_hashing_process_is_one_failure_not_the_end_of_
 ):
     source = photo_folder(tmp_path / "source", PHOTOS)
     small = small_units(settings, 4)
-    real_hash_item = build.hash_item
+    real_hash_item = batches.hash_item
 
     def hash_or_die(item, item_settings=None):
         if item.entry.key == "rocket.jpg":  # a decoder that crashes, or the system out of memory
             os._exit(9)
         return real_hash_item(item, item_settings)
 
-    monkeypatch.setattr(build, "hash_item", hash_or_die)  # the forked workers inherit it
+    monkeypatch.setattr(batches, "hash_item", hash_or_die)  # the forked workers inherit it
 
     report = build_index([source], tmp_path / "index", small, workers=2, show_progress=False)
 
@@ -249,7 +249,7 @@ def test_a_picture_that_kills_its_hashing_process_is_one_failure_not_the_end_of_
     assert index.shards[-1].summary()["failure_examples"] == [
         {"key": "rocket.jpg", "reason": "hashing_process_died"}
     ]
-    monkeypatch.setattr(build, "hash_item", real_hash_item)
+    monkeypatch.setattr(batches, "hash_item", real_hash_item)
     reference = tmp_path / "reference"
     build_index([source], reference, small, workers=1, show_progress=False)
     expected = all_arrays(reference, wholes_only=True)

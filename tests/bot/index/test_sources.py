@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from bot.config import Settings
-from bot.index.build import hash_item
+from bot.index.batches import hash_item
 from bot.index.sources import (
     SourceError,
     SourceItem,
