@@ -175,9 +175,7 @@ class MaintainerCommands(app_commands.Group):
 class TicketCommands(MaintainerCommands, name="tickets", description="Review removal requests"):
     @app_commands.command(name="queue", description="Requests waiting for review, oldest first")
     async def queue(self, interaction: discord.Interaction) -> None:
-        store = self.bot.desk.store
-        waiting = await store.list_tickets(TicketState.OPEN) + await store.list_tickets(TicketState.CLAIMED)
-        waiting.sort(key=lambda ticket: ticket.created_at)
+        waiting = await self.bot.desk.store.review_queue()
         text = messages.fit([render.ticket_line(ticket) for ticket in waiting]) or messages.QUEUE_EMPTY
         await interaction.response.send_message(
             text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()

@@ -278,6 +278,14 @@ class TicketStore:
             self._reader, f"{where} ORDER BY created_at, id LIMIT ?", [*params, int(limit)]
         )
 
+    async def review_queue(self, limit: int = 100) -> list[Ticket]:
+        """The tickets waiting for a maintainer (open, or claimed and not decided), oldest first."""
+        return await self._tickets(
+            self._reader,
+            "WHERE state IN (?, ?) ORDER BY created_at, id LIMIT ?",
+            [str(TicketState.OPEN), str(TicketState.CLAIMED), int(limit)],
+        )
+
     async def overlapping(self, ticket: Ticket) -> list[str]:
         """Other pending or approved tickets that share an entry with this one (for reviewers)."""
         ids: set[str] = set()

@@ -294,6 +294,24 @@ async def test_act_claims_and_decides_as_the_named_methods_do(store: TicketStore
     assert (decided.ticket.state, decided.ticket.decision_reason) == (S.REJECTED, "not a copy")
 
 
+async def test_the_review_queue_is_the_open_and_claimed_tickets_oldest_first(
+    store: TicketStore, clock: FakeClock
+) -> None:
+    first = await file(store, ALICE, "a", clock=clock)
+    decided = await file(store, ALICE, "b", clock=clock)
+    claimed = await file(store, BOB, "c", clock=clock)
+    last = await file(store, BOB, "d", clock=clock)
+    rejected = await file(store, BOB, "e", clock=clock)
+    linked = await file(store, ALICE, "d", clock=clock)  # the same entry as ``last``
+    await store.approve(decided.id, M1, REASON)
+    await store.claim(claimed.id, M2)
+    await store.reject(rejected.id, M1, REASON)
+    assert linked.state is S.LINKED
+
+    assert [ticket.id for ticket in await store.review_queue()] == [first.id, claimed.id, last.id]
+    assert [ticket.id for ticket in await store.review_queue(limit=2)] == [first.id, claimed.id]
+
+
 async def test_reasons_are_stored_trimmed(store: TicketStore, clock: FakeClock) -> None:
     ticket_id = await ticket_in(store, clock, S.OPEN)
     result = await store.approve(ticket_id, M1, "  consent withdrawn \n")
