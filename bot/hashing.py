@@ -158,6 +158,11 @@ class Guess(IntEnum):
     GRID = 3  # the same after a guessed crop on every side by different amounts (core_crop_grid)
 
 
+# The guesses aimed at an entry's core: they look only for core rows, are hashed on the picture
+# scaled down, and a ticket does not keep them.
+CORE_GUESSES = frozenset({Guess.CORE, Guess.GRID})
+
+
 def hash_entry(image: Image.Image, settings: HashingSettings) -> EntryHashes:
     """Hash a dataset picture: its central region (see ``entry_margin`` in the config), its core
     (``core_margin``: what a copy cut by up to that much on any side still holds), and the
@@ -252,7 +257,7 @@ def core_query_regions(settings: HashingSettings) -> tuple[Margins, ...]:
             (core, far, core, near),
         ]
     for cut in settings.core_even_cuts:
-        even = (core - cut) / (1 - 2 * cut)
+        even = _core_sides(core, cut, cut)[0]
         regions.append((even, even, even, even))
     for cut_x in settings.core_corner_cuts:
         for cut_y in settings.core_corner_cuts:
@@ -291,12 +296,10 @@ def core_guesses(settings: HashingSettings) -> tuple[tuple[Margins, Guess], ...]
     """:func:`core_query_regions`, each marked with what it guesses at: a region that only the crop
     grid puts there is a :attr:`Guess.GRID` (held to ``grid_phash_max_distance``), the rest (cuts
     on one side, at a corner, even all round: the cuts a copy most often has) :attr:`Guess.CORE`."""
-    regions = core_query_regions(settings)
-    if not settings.core_margin:
-        return ()
-    without_grid = core_query_regions(replace(settings, core_crop_grid=()))
-    plain = set(without_grid)
-    return tuple((margins, Guess.CORE if margins in plain else Guess.GRID) for margins in regions)
+    plain = set(core_query_regions(replace(settings, core_crop_grid=())))
+    return tuple(
+        (margins, Guess.CORE if margins in plain else Guess.GRID) for margins in core_query_regions(settings)
+    )
 
 
 def _fractions(box: Box, size: tuple[int, int]) -> tuple[float, float, float, float]:
@@ -390,13 +393,13 @@ def hash_query_with_views(image: Image.Image, settings: HashingSettings) -> tupl
         small: tuple[Image.Image, Image.Image] | None = None
         for margins, guess in guessed_regions(base_name, settings):
             hashed, hashed_grey = base, grey
-            if guess in {Guess.CORE, Guess.GRID}:  # hundreds of them: hashed on the base scaled down
+            if guess in CORE_GUESSES:  # hundreds of them: hashed on the base scaled down
                 if small is None:
                     small = _scaled_down(base, settings.guess_side)
                 hashed, hashed_grey = small
             region = _inner_region(hashed, margins)
             pdq, region_quality = PDQ.compute_with_quality(region)
-            if base_name == "as-sent" and guess not in {Guess.CORE, Guess.GRID}:
+            if base_name == "as-sent" and guess not in CORE_GUESSES:
                 quality = max(quality, region_quality)
             name = f"{base_name}@{','.join(f'{m:g}' for m in margins)}"
             box = _inner_box(base.size, margins)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bot.config import MatchingSettings
-from bot.hashing import Guess, QueryHashes, RowKind
+from bot.hashing import CORE_GUESSES, Guess, QueryHashes, RowKind
 
 
 @dataclass(frozen=True, order=True)
@@ -59,7 +59,7 @@ def phash_limits(query: QueryHashes, rule: MatchingSettings) -> np.ndarray:
     picture[:] = rule.phash_max_distance
     if rule.turn_phash_max_distance >= 0:
         picture[guesses == Guess.TURN] = min(rule.turn_phash_max_distance, rule.phash_max_distance)
-    picture[(guesses == Guess.CORE) | (guesses == Guess.GRID)] = -1
+    picture[np.isin(guesses, list(CORE_GUESSES))] = -1
     core = rule.phash_max_distance if rule.core_phash_max_distance < 0 else rule.core_phash_max_distance
     core = min(core, rule.phash_max_distance)
     limits[RowKind.CORE] = core

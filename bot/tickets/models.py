@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from bot.hashing import EntryHashes, Guess, QueryHashes
+from bot.hashing import CORE_GUESSES, EntryHashes, QueryHashes
 from bot.index.search import FoundEntry
 from bot.tickets.lifecycle import TicketState
 
@@ -84,7 +84,7 @@ class StoredQuery:
         keep = [
             i
             for i, (variant, guess) in enumerate(zip(query.variants, guesses.tolist(), strict=True))
-            if guess not in {Guess.CORE, Guess.GRID} or variant in found_through
+            if guess not in CORE_GUESSES or variant in found_through
         ]
         return cls(
             variants=tuple(query.variants[i] for i in keep),
