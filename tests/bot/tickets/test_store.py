@@ -101,9 +101,7 @@ def by_maintainer(
     store: TicketStore, action: TicketAction, ticket_id: str, by: str
 ) -> Coroutine[Any, Any, TransitionResult]:
     """The store call for a maintainer's ``action`` (a reason is passed where one is needed)."""
-    if action in {A.CLAIM, A.RELEASE}:
-        return getattr(store, str(action))(ticket_id, by)
-    return getattr(store, str(action))(ticket_id, by, REASON)
+    return store.act(ticket_id, action, by, None if action in {A.CLAIM, A.RELEASE} else REASON)
 
 
 async def act(store: TicketStore, action: TicketAction, ticket_id: str) -> TransitionResult:
