@@ -54,7 +54,7 @@ async def run(count: int, synchronous: str) -> dict[str, float]:
     settings = replace(load_settings().tickets, max_open_per_requester=count + 1)
     with tempfile.TemporaryDirectory() as folder:
         store = await TicketStore.open(Path(folder) / "bench.sqlite3", settings)
-        for connection in (store._writer,):  # the baseline only: turn durability off
+        async with store.database.outside_transactions() as connection:  # the baseline turns durability off
             await connection.execute(f"PRAGMA synchronous = {synchronous}")
         create, decide = [], []
         ids = []

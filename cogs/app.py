@@ -95,6 +95,7 @@ class RemovalDeskBot(commands.Bot):
             await interaction.response.send_message(text, ephemeral=True)
 
     async def setup_hook(self) -> None:
+        await self.relay.bookkeeping.migrate()
         await self.add_cog(Intake(self))
         await self.add_cog(Review(self))
         self.add_dynamic_items(RequestRemovalButton, PanelButton, TicketButton)

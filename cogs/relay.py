@@ -18,6 +18,7 @@ from bot import messages
 from bot.tickets.lifecycle import TicketState
 from bot.tickets.models import AuditEvent, Ticket
 from cogs import render
+from cogs.bookkeeping import DiscordBookkeeping
 from cogs.review import review_view
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ class Relay:
     def __init__(self, bot: RemovalDeskBot) -> None:
         self.bot = bot
         self.store = bot.desk.store
+        self.bookkeeping = DiscordBookkeeping(bot.desk.store.database)
         self.settings = bot.desk.settings.discord
         self._lock = asyncio.Lock()
 
@@ -41,7 +43,7 @@ class Relay:
         async with self._lock:
             handled = 0
             while True:
-                events = await self.store.events_after(await self.store.relayed_up_to())
+                events = await self.store.events_after(await self.bookkeeping.relayed_up_to())
                 if not events:
                     return handled
                 for event in events:
@@ -49,7 +51,7 @@ class Relay:
                         await self._relay(event)
                     except discord.HTTPException:
                         log.exception("could not relay audit event %s; skipping it", event.id)
-                    await self.store.mark_relayed(event.id)
+                    await self.bookkeeping.mark_relayed(event.id)
                     handled += 1
 
     async def _relay(self, event: AuditEvent) -> None:
@@ -88,21 +90,21 @@ class Relay:
         channel = self.bot.get_channel(self.settings.review_channel_id)
         if not isinstance(channel, discord.TextChannel):
             return
-        where = await self.store.review_message(ticket.id)
+        where = await self.bookkeeping.review_card(ticket.id)
         embed = render.ticket_embed(ticket, await self.store.overlapping(ticket))
         quiet = discord.AllowedMentions.none()
         if where is None:
             if ticket.state not in _NEEDS_REVIEW:
                 return  # linked, or decided with another ticket: no review work, no card
             message = await channel.send(embed=embed, view=review_view(ticket), allowed_mentions=quiet)
-            await self.store.set_review_message(ticket.id, channel.id, message.id)
+            await self.bookkeeping.set_review_card(ticket.id, channel.id, message.id)
             return
         card = channel.get_partial_message(where[1])
         try:
             await card.edit(embed=embed, view=review_view(ticket), allowed_mentions=quiet)
         except discord.NotFound:
             posted = await channel.send(embed=embed, view=review_view(ticket), allowed_mentions=quiet)
-            await self.store.set_review_message(ticket.id, channel.id, posted.id)
+            await self.bookkeeping.set_review_card(ticket.id, channel.id, posted.id)
 
     async def _tell_requester(self, ticket: Ticket) -> None:
         assert ticket.requester is not None

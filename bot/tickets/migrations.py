@@ -121,6 +121,14 @@ MIGRATIONS += (
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        3,
+        "a schema version for each front end that keeps tables of its own beside the tickets",
+        ("CREATE TABLE front_end_schemas (owner TEXT PRIMARY KEY, version INTEGER NOT NULL)",),
+    ),
+)
+
 LATEST_VERSION = MIGRATIONS[-1].number
 
 
@@ -128,24 +136,63 @@ class SchemaTooNewError(RemovalDeskError, RuntimeError):
     """The database was written by a newer release; this one must not touch it."""
 
 
-async def migrate(db: aiosqlite.Connection) -> int:
-    """Bring ``db`` to the latest schema; return the version it was at before."""
+@dataclass(frozen=True)
+class Schema:
+    """A set of tables with one owner and their numbered migrations.
+
+    The core's version is SQLite's ``user_version``; a front end's (``owner`` set) is its row in
+    ``front_end_schemas``, so the Discord bot can add, move and drop tables of its own without a
+    core release, and the command line never needs to know they exist.
+    """
+
+    name: str
+    migrations: tuple[Migration, ...]
+    owner: str | None = None
+
+    @property
+    def latest(self) -> int:
+        return self.migrations[-1].number
+
+    async def version(self, db: aiosqlite.Connection) -> int:
+        if self.owner is None:
+            async with db.execute("PRAGMA user_version") as cursor:
+                row = await cursor.fetchone()
+        else:
+            async with db.execute(
+                "SELECT version FROM front_end_schemas WHERE owner = ?", (self.owner,)
+            ) as cursor:
+                row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def set_version(self, db: aiosqlite.Connection, number: int) -> None:
+        if self.owner is None:
+            await db.execute(f"PRAGMA user_version = {number:d}")
+        else:
+            await db.execute(
+                "INSERT OR REPLACE INTO front_end_schemas (owner, version) VALUES (?, ?)",
+                (self.owner, number),
+            )
+
+
+CORE_SCHEMA = Schema("ticket database", MIGRATIONS)
+
+
+async def migrate(db: aiosqlite.Connection, schema: Schema = CORE_SCHEMA) -> int:
+    """Bring ``schema``'s tables in ``db`` to their latest version; return the version before."""
     await db.execute("BEGIN IMMEDIATE")
     try:
-        async with db.execute("PRAGMA user_version") as cursor:
-            row = await cursor.fetchone()
-        before = int(row[0]) if row else 0
-        if before > LATEST_VERSION:
+        before = await schema.version(db)
+        if before > schema.latest:
             raise SchemaTooNewError(
-                f"the ticket database is at schema version {before}, newer than this release "
-                f"understands ({LATEST_VERSION}); upgrade removal-desk"
+                f"the {schema.name} is at schema version {before}, newer than this release "
+                f"understands ({schema.latest}); upgrade removal-desk"
             )
-        for migration in MIGRATIONS:
+        for migration in schema.migrations:
             if migration.number <= before:
                 continue
             for statement in migration.statements:
                 await db.execute(statement)
-            await db.execute(f"PRAGMA user_version = {migration.number:d}")
+            await schema.set_version(db, migration.number)
     except BaseException:
         await db.execute("ROLLBACK")
         raise

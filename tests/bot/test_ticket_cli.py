@@ -25,7 +25,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import bot.tickets.store as store_module
+import bot.tickets.database as database_module
+import bot.tickets.filing as filing_module
 from bot.cli import main
 from bot.config import load_settings
 from bot.index.build import build_index
@@ -85,7 +86,7 @@ def clock(monkeypatch) -> Clock:
         def now(cls, tz=None):  # type: ignore[override]
             return frozen.now.astimezone(tz) if tz is not None else frozen.now
 
-    monkeypatch.setattr(store_module, "datetime", FrozenDatetime)
+    monkeypatch.setattr(database_module, "datetime", FrozenDatetime)
     return frozen
 
 
@@ -733,7 +734,7 @@ def test_export_parquet_writes_the_list_and_the_blocklist(capsys, tmp_path, appr
 
 def test_export_credits_the_ticket_that_was_decided(index_dir, capsys, tmp_path, monkeypatch):
     ids = iter(["ZZZZZ1", "000001"])  # the linked ticket's id sorts before its primary's
-    monkeypatch.setattr(store_module, "new_ticket_id", lambda: next(ids))
+    monkeypatch.setattr(filing_module, "new_ticket_id", lambda: next(ids))
     primary = file_request(capsys, index_dir, "u1", COFFEE)
     assert file_request(capsys, index_dir, "u2", COFFEE) == "000001"
     run_json(capsys, "tickets", "approve", primary, "--by", "alice", "--reason", "ok")

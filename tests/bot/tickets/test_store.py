@@ -30,7 +30,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
 import pytest
 
 from bot.config import Settings, TicketSettings
@@ -42,7 +41,6 @@ from bot.tickets.lifecycle import (
     TicketError,
     TicketState,
 )
-from bot.tickets.migrations import LATEST_VERSION, SchemaTooNewError, migrate
 from bot.tickets.models import Ticket, TransitionResult
 from bot.tickets.store import RequestRefusedError, TicketNotFoundError, TicketStore
 from tests.bot.tickets.conftest import FakeClock, OpenStore, entry, query, stamp
@@ -1212,95 +1210,3 @@ async def test_the_removal_list_is_versioned_and_exact(store: TicketStore, clock
     await store.reopen(second.id, M1, "appeal")
     assert await store.removal_list() == (4, [])
     assert await store.removed_entries() == frozenset()
-
-
-# -- migrations and opening ------------------------------------------------------------------------
-
-
-async def test_a_new_database_is_at_the_latest_schema_in_wal_mode(store: TicketStore, db_path: Path) -> None:
-    with _conn(db_path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == LATEST_VERSION
-        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"tickets", "ticket_entries", "audit_events", "counters"} <= tables
-
-
-async def test_reopening_keeps_the_data(db_path: Path, settings: Settings, clock: FakeClock) -> None:
-    first = await TicketStore.open(db_path, settings.tickets, clock=clock)
-    ticket = await first.create_ticket(ALICE, query(), [entry("a")], note="kept")
-    await first.approve(ticket.id, M1, REASON)
-    events = await first.audit_log()
-    removal = await first.removal_list()
-    await first.close()
-
-    async with await TicketStore.open(db_path, settings.tickets, clock=clock) as again:
-        assert (await again.get(ticket.id)).note == "kept"
-        assert await again.audit_log() == events
-        assert await again.removal_list() == removal
-
-
-async def test_a_newer_schema_is_refused_untouched(tmp_path: Path, settings: Settings) -> None:
-    path = tmp_path / "newer.sqlite3"
-    with _conn(path) as db:
-        db.execute(f"PRAGMA user_version = {LATEST_VERSION + 1}")
-        db.execute("CREATE TABLE from_the_future (x)")
-        db.commit()
-    with pytest.raises(SchemaTooNewError, match=str(LATEST_VERSION + 1)):
-        await TicketStore.open(path, settings.tickets)
-    with _conn(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == LATEST_VERSION + 1
-        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert tables == {"from_the_future"}
-
-
-async def test_migrating_twice_is_a_no_op(tmp_path: Path) -> None:
-    path = tmp_path / "migrated.sqlite3"
-    async with aiosqlite.connect(path, isolation_level=None) as db:
-        assert await migrate(db) == 0
-        async with db.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name") as cursor:
-            schema = await cursor.fetchall()
-        assert await migrate(db) == LATEST_VERSION
-        async with db.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name") as cursor:
-            assert await cursor.fetchall() == schema
-        async with db.execute("SELECT name, value FROM counters ORDER BY name") as cursor:
-            assert [tuple(row) for row in await cursor.fetchall()] == [
-                ("relayed_event", 0),
-                ("removal_list_version", 0),
-            ]
-        async with db.execute("PRAGMA user_version") as cursor:
-            assert (await cursor.fetchone())[0] == LATEST_VERSION
-
-
-async def test_opening_an_existing_store_again_migrates_nothing(
-    store: TicketStore, open_store: OpenStore, db_path: Path
-) -> None:
-    ticket = await file(store, ALICE, "a")
-    second = await open_store()
-    assert await second.get(ticket.id) == ticket
-    with _conn(db_path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == LATEST_VERSION
-        version = db.execute("SELECT value FROM counters WHERE name = 'removal_list_version'")
-        assert version.fetchall() == [(0,)]
-
-
-async def test_a_version_1_database_upgrades_in_place_keeping_its_tickets(
-    tmp_path: Path, settings: Settings
-) -> None:
-    """A database written before migration 2 existed gains its tables and keeps every ticket."""
-    path = tmp_path / "old.sqlite3"
-    first = await TicketStore.open(path, settings.tickets)
-    ticket = await file(first, ALICE, "a")
-    await first.close()
-    with _conn(path) as db:  # take it back to what release 1 wrote
-        db.execute("DROP TABLE review_messages")
-        db.execute("DELETE FROM counters WHERE name = 'relayed_event'")
-        db.execute("PRAGMA user_version = 1")
-        db.commit()
-    upgraded = await TicketStore.open(path, settings.tickets)
-    try:
-        assert await upgraded.get(ticket.id) == ticket
-        assert await upgraded.relayed_up_to() == 0
-        await upgraded.set_review_message(ticket.id, 11, 22)
-        assert await upgraded.review_message(ticket.id.lower()) == (11, 22)
-    finally:
-        await upgraded.close()

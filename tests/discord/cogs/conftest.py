@@ -26,6 +26,7 @@ from bot.index.build import build_index
 from bot.index.search import HashIndex
 from bot.tickets.store import TicketStore
 from cogs.app import RemovalDeskBot
+from cogs.bookkeeping import DiscordBookkeeping
 from tests.discord.fake_discord import BotHarness, FakeDiscord, World, running_bot
 
 SAMPLES = Path(__file__).resolve().parents[3] / "samples"
@@ -87,6 +88,11 @@ def bot_of(desk: Desk) -> Callable[[Any], RemovalDeskBot]:
     """A ``running_bot`` factory for the project's bot over ``desk`` (the harness's intents are unused:
     the bot chooses its own from the settings)."""
     return lambda _intents: RemovalDeskBot(desk.settings, desk)
+
+
+def bookkeeping(desk: Desk) -> DiscordBookkeeping:
+    """The bot's own rows in the desk's database (its tables exist once a bot has started)."""
+    return DiscordBookkeeping(desk.store.database)
 
 
 def query_bytes(name: str) -> bytes:

@@ -17,7 +17,7 @@ from typing import Any
 from bot import messages
 from bot.desk import Desk
 from bot.tickets.lifecycle import TicketState
-from tests.discord.cogs.conftest import query_bytes, settle
+from tests.discord.cogs.conftest import bookkeeping, query_bytes, settle
 from tests.discord.fake_discord import EPHEMERAL, BotHarness, RecordedRequest
 
 CALLBACK = r"/interactions/{id}/[^/]+/callback"
@@ -126,7 +126,7 @@ async def test_a_removal_request_from_check_to_removal_list(desk_harness: BotHar
         f"rd:ticket:{action}:{ticket_id}" for action in ("claim", "approve", "reject")
     ]
     card_id = int(card_post.response["id"])
-    assert await desk.store.review_message(ticket_id) == (world.review_channel_id, card_id)
+    assert await bookkeeping(desk).review_card(ticket_id) == (world.review_channel_id, card_id)
     card = fake.find_message(card_id)
     assert card is not None
 

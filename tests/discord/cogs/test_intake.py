@@ -49,7 +49,7 @@ from bot.index.search import HashIndex
 from bot.tickets.intake import file_removal_request
 from bot.tickets.lifecycle import TicketState
 from bot.tickets.store import TicketStore
-from tests.discord.cogs.conftest import bot_of, query_bytes, settle
+from tests.discord.cogs.conftest import bookkeeping, bot_of, query_bytes, settle
 from tests.discord.fake_discord import (
     CANNOT_DM,
     EPHEMERAL,
@@ -737,7 +737,7 @@ async def test_without_manage_messages_in_the_privacy_channel_start_up_still_rel
 
     card = fake.last("POST", rf"/channels/{world.review_channel_id}/messages")
     assert f"rd:ticket:claim:{offline.id}" in {button["custom_id"] for button in buttons(card.json)}
-    assert await desk.store.review_message(offline.id) is not None
+    assert await bookkeeping(desk).review_card(offline.id) is not None
 
 
 @pytest.mark.parametrize("dms_open", [True, False], ids=["dms-open", "dms-closed"])

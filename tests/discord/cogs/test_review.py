@@ -43,7 +43,7 @@ from bot.tickets.models import MatchedEntry, StoredQuery, Ticket
 from bot.tickets.store import TicketStore
 from cogs import render
 from cogs.app import RemovalDeskBot, intents_for, point_at
-from tests.discord.cogs.conftest import bot_of, query_bytes, settle
+from tests.discord.cogs.conftest import bookkeeping, bot_of, query_bytes, settle
 from tests.discord.fake_discord import (
     CANNOT_DM,
     EPHEMERAL,
@@ -110,7 +110,7 @@ async def file_from_picture(desk: Desk, requester: str, note: str | None = None)
 async def card_of(harness: BotHarness, desk: Desk, ticket: Ticket) -> dict[str, Any]:
     """Relay (so the card is posted) and return the card as the fake stores it (live: edits show)."""
     await harness.bot.relay.run_once()  # type: ignore[attr-defined]
-    where = await desk.store.review_message(ticket.id)
+    where = await bookkeeping(desk).review_card(ticket.id)
     assert where is not None, f"no review card for {ticket.id}"
     card = harness.fake.find_message(where[1])
     assert card is not None
@@ -294,7 +294,8 @@ async def test_a_filed_ticket_gets_a_card_listing_the_dataset_entries_and_nothin
     assert "image" not in embed
     assert "thumbnail" not in embed
     assert body["allowed_mentions"] == {"parse": []}
-    assert await desk.store.review_message(ticket.id) == (world.review_channel_id, int(post.response["id"]))
+    card = await bookkeeping(desk).review_card(ticket.id)
+    assert card == (world.review_channel_id, int(post.response["id"]))
     # The log channel hears of the request without learning who made it.
     [line] = log_lines(desk_bot, mark)
     assert f"`{ticket.id}` (requester) create" in line
@@ -928,7 +929,7 @@ async def test_a_decision_from_the_command_line_is_relayed_once(desk_bot: BotHar
     assert f"`{ticket.id}` <@alice> approve open → approved: confirmed by e-mail" in line
     for request in [edit, *channel_posts(fake, world.log_channel_id, mark)]:
         assert request.json["allowed_mentions"] == {"parse": []}
-    assert await desk.store.relayed_up_to() == (await desk.store.audit_log())[-1].id
+    assert await bookkeeping(desk).relayed_up_to() == (await desk.store.audit_log())[-1].id
 
     again = fake.mark()
     assert await relay.run_once() == 0
@@ -992,7 +993,7 @@ async def test_closed_direct_messages_do_not_stop_the_relay(
     assert refused.hits == 1
     assert card["embeds"][0]["title"].endswith(": approved")
     assert len(log_lines(desk_bot, mark)) == 1
-    assert await desk.store.relayed_up_to() == (await desk.store.audit_log())[-1].id
+    assert await bookkeeping(desk).relayed_up_to() == (await desk.store.audit_log())[-1].id
     assert any(ticket.id in record.getMessage() for record in caplog.records)
     again = fake.mark()
     assert await desk_bot.bot.relay.run_once() == 0  # type: ignore[attr-defined]
@@ -1048,7 +1049,8 @@ async def test_a_deleted_card_is_posted_again(desk_bot: BotHarness, desk: Desk) 
 
     [post] = channel_posts(fake, world.review_channel_id, mark)
     assert post.json["embeds"][0]["title"] == f"Removal request {ticket.id}: claimed"
-    assert await desk.store.review_message(ticket.id) == (world.review_channel_id, int(post.response["id"]))
+    card = await bookkeeping(desk).review_card(ticket.id)
+    assert card == (world.review_channel_id, int(post.response["id"]))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1174,7 +1176,7 @@ async def test_a_linked_ticket_decided_with_its_primary_gets_no_card_but_its_req
     await desk.store.approve(primary.id, "alice", "confirmed")
     await desk_bot.bot.relay.run_once()  # type: ignore[attr-defined]
 
-    assert await desk.store.review_message(follower.id) is None
+    assert await bookkeeping(desk).review_card(follower.id) is None
     assert channel_posts(fake, world.review_channel_id, mark) == []  # only the primary's card is edited
     assert len(card_edits(fake, card, mark)) == 1
     [dm] = direct_messages(desk_bot, world.member, mark)
