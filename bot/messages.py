@@ -1,8 +1,9 @@
-"""Every sentence the bot says to a person who asks for a removal, in one place.
+"""Every sentence the bot says to a person, in one place: to the person who asks for a removal
+first, then to the maintainers who review.
 
 The people writing in may be distressed (a leaked medical photo): each message is short and
 plain, says what was done with their picture (hashed, not kept) and what happens next. Kept free
-of Discord types so the wording can be reviewed and tested on its own.
+of Discord types so the wording can be reviewed and tested on its own (and translated).
 """
 
 from __future__ import annotations
@@ -189,3 +190,72 @@ def _duration(seconds: float) -> str:
         return f"{seconds} seconds"
     minutes = round(seconds / 60)
     return f"{minutes} minutes"
+
+
+# -- labels on the requester's buttons and forms ----------------------------------------------------
+
+REQUEST_REMOVAL = "Request removal"
+CHECK_PRIVATELY = "Check privately"
+ERASE_MY_DATA = "Erase my data"
+NOTE_LABEL = "Anything the reviewers should know?"
+CHECK_IMAGE_HELP = "The picture to check (only you see it and the answer)"
+TICKET_ID_HELP = "The request's id, e.g. K7M2QX"
+
+
+def closeness(pdq_distance: int) -> str:
+    """PDQ bits that differ, as words a person understands."""
+    if pdq_distance <= 16:
+        return "the same picture"
+    if pdq_distance <= 48:
+        return "a very close copy"
+    return "a close copy (edited or cropped)"
+
+
+def found_more(count: int) -> str:
+    return f"and {count} more; a request covers all of them"
+
+
+# -- to maintainers ---------------------------------------------------------------------------------
+
+CARD_GUIDANCE = "Judge the dataset's entries below by their URLs; the requester's picture is never kept."
+FLAGGED = "Flagged"
+REQUESTERS_NOTE = "Requester's note"
+CLAIMED_BY = "Claimed by"
+LINKED_TO = "Linked to"
+ENTRIES_ALSO_IN = "Entries also in"
+REASON_LABEL = "Reason (the requester reads it)"
+ACTION_LABELS = {
+    "claim": "Claim",
+    "release": "Release",
+    "approve": "Approve",
+    "reject": "Reject",
+    "reopen": "Reopen",
+}
+
+
+def card_title(ticket_id: str, state: str) -> str:
+    return f"Removal request {ticket_id}: {state}"
+
+
+def card_filed(created_at: str, source: str) -> str:
+    return f"Filed {created_at} via {source}. {CARD_GUIDANCE}"
+
+
+def decided_by(state: str) -> str:
+    return f"{state.capitalize()} by"
+
+
+def more_entries(count: int) -> str:
+    return f"and {count} more entries (tickets show ID)"
+
+
+def ticket_now(ticket_id: str, state: str) -> str:
+    return f"Ticket {ticket_id} is now {state}."
+
+
+def commands_synced(count: int) -> str:
+    return f"Synced {count} commands."
+
+
+def removal_list_sent(version: int, entries: int, pictures: int) -> str:
+    return f"Removal list version {version}: {entries} entries, {pictures} picture hashes."

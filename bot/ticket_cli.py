@@ -17,8 +17,8 @@ from typing import Any
 from bot.checking import check_picture
 from bot.config import Settings
 from bot.decoding import ImageRejectedError
-from bot.index.build import hashing_parameters
 from bot.index.search import HashIndex
+from bot.index.storage import hashing_parameters
 from bot.removals.apply import apply_removal_list, load_removal_list
 from bot.removals.export import FORMATS, export_removal_list, format_for
 from bot.tickets.intake import file_removal_request

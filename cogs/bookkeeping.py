@@ -28,7 +28,8 @@ DISCORD_SCHEMA = Schema(
                     message_id INTEGER NOT NULL
                 )
                 """,
-                "INSERT INTO discord_review_cards SELECT ticket_id, channel_id, message_id FROM review_messages",
+                "INSERT INTO discord_review_cards SELECT ticket_id, channel_id, message_id"
+                " FROM review_messages",
                 "DROP TABLE review_messages",
                 """
                 CREATE TABLE discord_relay_cursor (

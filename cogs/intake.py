@@ -7,7 +7,7 @@ attachments, calls the desk and answers only to the person (ephemeral replies or
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 from discord import app_commands
@@ -17,9 +17,7 @@ from bot import messages
 from bot.decoding import ImageRejectedError
 from bot.tickets.lifecycle import TicketError
 from cogs import render
-
-if TYPE_CHECKING:
-    from cogs.app import RemovalDeskBot
+from cogs.host import DeskBot, desk_bot
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +36,9 @@ class RequestRemovalButton(
     def __init__(self, token: str) -> None:
         super().__init__(
             discord.ui.Button(
-                label="Request removal", style=discord.ButtonStyle.danger, custom_id=f"rd:request:{token}"
+                label=messages.REQUEST_REMOVAL,
+                style=discord.ButtonStyle.danger,
+                custom_id=f"rd:request:{token}",
             )
         )
         self.token = token
@@ -50,7 +50,7 @@ class RequestRemovalButton(
         return cls(match["token"])
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        bot: RemovalDeskBot = interaction.client  # type: ignore[assignment]
+        bot = desk_bot(interaction)
         if bot.desk.recall(self.token, interaction.user.id) is None:
             await interaction.response.send_message(messages.check_expired(), ephemeral=True)
             return
@@ -59,9 +59,9 @@ class RequestRemovalButton(
         )
 
 
-class RequestModal(discord.ui.Modal, title="Request removal"):
+class RequestModal(discord.ui.Modal, title=messages.REQUEST_REMOVAL):
     note: discord.ui.TextInput[RequestModal] = discord.ui.TextInput(
-        label="Anything the reviewers should know?",
+        label=messages.NOTE_LABEL,
         style=discord.TextStyle.paragraph,
         required=False,
         max_length=1000,
@@ -74,7 +74,7 @@ class RequestModal(discord.ui.Modal, title="Request removal"):
         self.token = token
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
-        bot: RemovalDeskBot = interaction.client  # type: ignore[assignment]
+        bot = desk_bot(interaction)
         wait = bot.desk.request_cooldown.try_acquire(interaction.user.id)
         if wait:
             await interaction.response.send_message(messages.requests_slow_down(wait), ephemeral=True)
@@ -98,7 +98,7 @@ class PanelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"rd:
     def __init__(self) -> None:
         super().__init__(
             discord.ui.Button(
-                label="Check privately", style=discord.ButtonStyle.primary, custom_id="rd:panel:dm"
+                label=messages.CHECK_PRIVATELY, style=discord.ButtonStyle.primary, custom_id="rd:panel:dm"
             )
         )
 
@@ -129,9 +129,9 @@ class ForgetConfirm(discord.ui.View):
         super().__init__(timeout=120)
         self.owner = owner
 
-    @discord.ui.button(label="Erase my data", style=discord.ButtonStyle.danger)
+    @discord.ui.button(label=messages.ERASE_MY_DATA, style=discord.ButtonStyle.danger)
     async def confirm(self, interaction: discord.Interaction, _: discord.ui.Button[ForgetConfirm]) -> None:
-        bot: RemovalDeskBot = interaction.client  # type: ignore[assignment]
+        bot = desk_bot(interaction)
         if interaction.user.id != self.owner:
             await interaction.response.send_message(messages.NOT_YOUR_BUTTON, ephemeral=True)
             return
@@ -155,7 +155,7 @@ class ResultView(discord.ui.View):
 
 
 class Intake(commands.Cog):
-    def __init__(self, bot: RemovalDeskBot) -> None:
+    def __init__(self, bot: DeskBot) -> None:
         self.bot = bot
         self.desk = bot.desk
 
@@ -208,7 +208,7 @@ class Intake(commands.Cog):
         return messages.matches_found(len(result.found)), render.check_result(result.found, ""), view
 
     @app_commands.command(name="check", description="Check privately whether a picture is in the dataset")
-    @app_commands.describe(image="The picture to check (only you see it and the answer)")
+    @app_commands.describe(image=messages.CHECK_IMAGE_HELP)
     async def check(self, interaction: discord.Interaction, image: discord.Attachment) -> None:
         wait = self.desk.check_cooldown.try_acquire(interaction.user.id)
         if wait:
@@ -340,7 +340,7 @@ class Intake(commands.Cog):
         await interaction.response.send_message(messages.fit(lines), ephemeral=True)
 
     @app_commands.command(name="withdraw", description="Take back one of your removal requests")
-    @app_commands.describe(ticket="The request's id, e.g. K7M2QX")
+    @app_commands.describe(ticket=messages.TICKET_ID_HELP)
     async def withdraw(self, interaction: discord.Interaction, ticket: str) -> None:
         try:
             result = await self.desk.store.withdraw(ticket, str(interaction.user.id))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
 
 import discord
 
@@ -19,10 +18,8 @@ from bot.tickets.lifecycle import TicketState
 from bot.tickets.models import AuditEvent, Ticket
 from cogs import render
 from cogs.bookkeeping import DiscordBookkeeping
+from cogs.host import DeskBot
 from cogs.review import review_view
-
-if TYPE_CHECKING:
-    from cogs.app import RemovalDeskBot
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +28,7 @@ _NEEDS_REVIEW = {TicketState.OPEN, TicketState.CLAIMED}
 
 
 class Relay:
-    def __init__(self, bot: RemovalDeskBot) -> None:
+    def __init__(self, bot: DeskBot) -> None:
         self.bot = bot
         self.store = bot.desk.store
         self.bookkeeping = DiscordBookkeeping(bot.desk.store.database)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import discord
 
+from bot import messages
 from bot.index.search import FoundEntry
 from bot.tickets.lifecycle import TicketState
 from bot.tickets.models import AuditEvent, Ticket
@@ -20,15 +21,6 @@ _COLOURS = {
     TicketState.WITHDRAWN: discord.Colour.light_grey(),
     TicketState.LINKED: discord.Colour.blurple(),
 }
-
-
-def closeness(pdq_distance: int) -> str:
-    """PDQ bits that differ, as words a person understands."""
-    if pdq_distance <= 16:
-        return "the same picture"
-    if pdq_distance <= 48:
-        return "a very close copy"
-    return "a close copy (edited or cropped)"
 
 
 def _short(text: str | None, limit: int) -> str:
@@ -50,49 +42,51 @@ def check_result(found: list[FoundEntry], intro: str) -> discord.Embed:
     shown = 0
     for item in found[:MAX_LISTED]:
         value = (
-            f"{closeness(item.match.distance.pdq)}\n"
+            f"{messages.closeness(item.match.distance.pdq)}\n"
             f"URL: {_short(item.entry.url, 300)}\nCaption: {_short(item.entry.caption, 200)}"
         )
         if not _add_listed(embed, _short(item.entry.key, 250), value):
             break
         shown += 1
     if len(found) > shown:
-        embed.set_footer(text=f"and {len(found) - shown} more; a request covers all of them")
+        embed.set_footer(text=messages.found_more(len(found) - shown))
     return embed
 
 
 def ticket_embed(ticket: Ticket, overlapping: list[str] | None = None) -> discord.Embed:
     """The review card: the dataset's own entries (never the requester's picture)."""
     embed = discord.Embed(
-        title=f"Removal request {ticket.id}: {ticket.state}",
+        title=messages.card_title(ticket.id, ticket.state),
         colour=_COLOURS[ticket.state],
-        description=f"Filed {ticket.created_at} via {ticket.source}. "
-        "Judge the dataset's entries below by their URLs; the requester's picture is never kept.",
+        description=messages.card_filed(ticket.created_at, ticket.source),
     )
     if ticket.flagged:
-        embed.add_field(name="Flagged", value=_short(ticket.flag_reason, 1000), inline=False)
+        embed.add_field(name=messages.FLAGGED, value=_short(ticket.flag_reason, 1000), inline=False)
     if ticket.note:
-        embed.add_field(name="Requester's note", value=_short(ticket.note, 1000), inline=False)
+        embed.add_field(name=messages.REQUESTERS_NOTE, value=_short(ticket.note, 1000), inline=False)
     if ticket.assignee and ticket.state is TicketState.CLAIMED:
-        embed.add_field(name="Claimed by", value=f"<@{ticket.assignee}>", inline=False)
+        embed.add_field(name=messages.CLAIMED_BY, value=f"<@{ticket.assignee}>", inline=False)
     if ticket.decided_by:
         embed.add_field(
-            name=f"{ticket.state.capitalize()} by",
+            name=messages.decided_by(ticket.state),
             value=f"<@{ticket.decided_by}>: {_short(ticket.decision_reason, 900)}",
             inline=False,
         )
     if ticket.linked_to:
-        embed.add_field(name="Linked to", value=ticket.linked_to, inline=False)
+        embed.add_field(name=messages.LINKED_TO, value=ticket.linked_to, inline=False)
     if overlapping:  # a field value may hold at most 1,024 characters
-        embed.add_field(name="Entries also in", value=_short(", ".join(overlapping), 1000), inline=False)
+        embed.add_field(
+            name=messages.ENTRIES_ALSO_IN, value=_short(", ".join(overlapping), 1000), inline=False
+        )
     shown = 0
     for entry in ticket.entries[:MAX_LISTED]:
-        value = f"{closeness(entry.pdq_distance)} (PDQ {entry.pdq_distance}/256)\n{_short(entry.url, 400)}"
+        closeness = messages.closeness(entry.pdq_distance)
+        value = f"{closeness} (PDQ {entry.pdq_distance}/256)\n{_short(entry.url, 400)}"
         if not _add_listed(embed, _short(entry.key, 250), value):
             break
         shown += 1
     if len(ticket.entries) > shown:
-        embed.set_footer(text=f"and {len(ticket.entries) - shown} more entries (tickets show ID)")
+        embed.set_footer(text=messages.more_entries(len(ticket.entries) - shown))
     return embed
 
 

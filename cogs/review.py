@@ -1,8 +1,7 @@
 """The maintainers' side: review cards with Claim / Approve / Reject, and /tickets, /removals.
 
-Who may act is checked here, at run time, on every command and every button press: the member
-must hold the configured maintainer role. ``default_permissions`` only hides the commands from
-others in the client, and server admins can change that; the check below cannot be.
+Who may act is checked at run time on every command and every button press
+(:mod:`cogs.permissions`); the store checks again what the lifecycle allows.
 """
 
 from __future__ import annotations
@@ -10,17 +9,15 @@ from __future__ import annotations
 import asyncio
 import io
 import re
-import tempfile
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot import messages
-from bot.index.build import hashing_parameters
-from bot.removals.export import ExportReport, export_removal_list
+from bot.index.storage import hashing_parameters
+from bot.removals.export import export_as_files
 from bot.tickets.lifecycle import (
     NEEDS_REASON,
     TicketAction,
@@ -31,16 +28,15 @@ from bot.tickets.lifecycle import (
 )
 from bot.tickets.models import Ticket
 from cogs import render
+from cogs.host import DeskBot, desk_bot
+from cogs.permissions import MaintainerCommands, maintainers_only, require_maintainer
 
-if TYPE_CHECKING:
-    from cogs.app import RemovalDeskBot
-
-_BUTTONS = {
-    TicketAction.CLAIM: ("Claim", discord.ButtonStyle.secondary),
-    TicketAction.RELEASE: ("Release", discord.ButtonStyle.secondary),
-    TicketAction.APPROVE: ("Approve", discord.ButtonStyle.success),
-    TicketAction.REJECT: ("Reject", discord.ButtonStyle.danger),
-    TicketAction.REOPEN: ("Reopen", discord.ButtonStyle.secondary),
+_BUTTON_STYLES = {
+    TicketAction.CLAIM: discord.ButtonStyle.secondary,
+    TicketAction.RELEASE: discord.ButtonStyle.secondary,
+    TicketAction.APPROVE: discord.ButtonStyle.success,
+    TicketAction.REJECT: discord.ButtonStyle.danger,
+    TicketAction.REOPEN: discord.ButtonStyle.secondary,
 }
 _DISCORD_ID = re.compile(r"\b(\d{15,21})\b")
 
@@ -56,11 +52,6 @@ async def refuse(interaction: discord.Interaction, refused: TicketError) -> None
     )
 
 
-def is_maintainer(bot: RemovalDeskBot, user: discord.abc.User) -> bool:
-    role_id = bot.desk.settings.discord.maintainer_role_id
-    return isinstance(user, discord.Member) and any(role.id == role_id for role in user.roles)
-
-
 class TicketButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]],
     template=r"rd:ticket:(?P<action>claim|release|approve|reject|reopen):(?P<ticket>[0-9A-Z]{6})",
@@ -68,9 +59,12 @@ class TicketButton(
     """Stable custom_id (action + ticket id): the buttons work after any restart."""
 
     def __init__(self, action: TicketAction, ticket_id: str) -> None:
-        label, style = _BUTTONS[action]
         super().__init__(
-            discord.ui.Button(label=label, style=style, custom_id=f"rd:ticket:{action}:{ticket_id}")
+            discord.ui.Button(
+                label=messages.ACTION_LABELS[action],
+                style=_BUTTON_STYLES[action],
+                custom_id=f"rd:ticket:{action}:{ticket_id}",
+            )
         )
         self.action = action
         self.ticket_id = ticket_id
@@ -82,9 +76,8 @@ class TicketButton(
         return cls(TicketAction(match["action"]), match["ticket"])
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        bot: RemovalDeskBot = interaction.client  # type: ignore[assignment]
-        if not is_maintainer(bot, interaction.user):
-            await interaction.response.send_message(messages.MAINTAINERS_ONLY, ephemeral=True)
+        bot = desk_bot(interaction)
+        if not await require_maintainer(interaction):
             return
         if self.action in NEEDS_REASON:
             # Say at once if the action cannot happen (someone else claimed or decided the ticket),
@@ -104,22 +97,21 @@ class TicketButton(
 
 class ReasonModal(discord.ui.Modal):
     reason: discord.ui.TextInput[ReasonModal] = discord.ui.TextInput(
-        label="Reason (the requester reads it)", style=discord.TextStyle.paragraph, max_length=1000
+        label=messages.REASON_LABEL, style=discord.TextStyle.paragraph, max_length=1000
     )
 
     def __init__(self, action: TicketAction, ticket_id: str, user_id: int) -> None:
         # discord.py finds an open modal by custom_id alone: with the user's id in it, two maintainers
         # with the same modal open do not replace each other's (the second submit would be dropped).
         super().__init__(
-            title=f"{_BUTTONS[action][0]} {ticket_id}", custom_id=f"rd:reason:{action}:{ticket_id}:{user_id}"
+            title=f"{messages.ACTION_LABELS[action]} {ticket_id}",
+            custom_id=f"rd:reason:{action}:{ticket_id}:{user_id}",
         )
         self.action = action
         self.ticket_id = ticket_id
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
-        bot: RemovalDeskBot = interaction.client  # type: ignore[assignment]
-        if not is_maintainer(bot, interaction.user):  # the role may have been removed meanwhile
-            await interaction.response.send_message(messages.MAINTAINERS_ONLY, ephemeral=True)
+        if not await require_maintainer(interaction):  # the role may have been taken away meanwhile
             return
         await act(interaction, self.action, self.ticket_id, self.reason.value)
 
@@ -128,7 +120,7 @@ async def act(
     interaction: discord.Interaction, action: TicketAction, ticket_id: str, reason: str | None
 ) -> None:
     """Run a maintainer's action; update the card in place, or say why it was refused."""
-    bot: RemovalDeskBot = interaction.client  # type: ignore[assignment]
+    bot = desk_bot(interaction)
     store = bot.desk.store
     by = str(interaction.user.id)
     try:
@@ -141,7 +133,7 @@ async def act(
     if interaction.message is not None:
         await interaction.response.edit_message(embed=embed, view=review_view(ticket))
     else:
-        await interaction.response.send_message(f"Ticket {ticket.id} is now {ticket.state}.", ephemeral=True)
+        await interaction.response.send_message(messages.ticket_now(ticket.id, ticket.state), ephemeral=True)
     await bot.relay.run_once()
 
 
@@ -150,28 +142,12 @@ def review_view(ticket: Ticket) -> discord.ui.View:
     if ticket.state is TicketState.LINKED:
         return view
     for action in allowed_actions(ticket.state):
-        if action in _BUTTONS:
+        if action in _BUTTON_STYLES:
             view.add_item(TicketButton(action, ticket.id))
     return view
 
 
-class MaintainerCommands(app_commands.Group):
-    """A command group only maintainers may use: the role is checked on every invocation, here,
-    whatever the server's command permissions say (they are only a hint admins can change)."""
-
-    def __init__(self, bot: RemovalDeskBot) -> None:
-        super().__init__()
-        self.bot = bot
-
-    async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        if is_maintainer(self.bot, interaction.user):
-            return True
-        await interaction.response.send_message(messages.MAINTAINERS_ONLY, ephemeral=True)
-        return False
-
-
-@app_commands.default_permissions(manage_messages=True)
-@app_commands.guild_only()
+@maintainers_only
 class TicketCommands(MaintainerCommands, name="tickets", description="Review removal requests"):
     @app_commands.command(name="queue", description="Requests waiting for review, oldest first")
     async def queue(self, interaction: discord.Interaction) -> None:
@@ -211,11 +187,10 @@ class TicketCommands(MaintainerCommands, name="tickets", description="Review rem
     async def resync(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         synced = await self.bot.sync_commands()
-        await interaction.followup.send(f"Synced {synced} commands.", ephemeral=True)
+        await interaction.followup.send(messages.commands_synced(synced), ephemeral=True)
 
 
-@app_commands.default_permissions(manage_messages=True)
-@app_commands.guild_only()
+@maintainers_only
 class RemovalCommands(MaintainerCommands, name="removals", description="The dataset's removal list"):
     @app_commands.command(name="export", description="Send me the removal list and the hash blocklist")
     async def export(
@@ -224,26 +199,16 @@ class RemovalCommands(MaintainerCommands, name="removals", description="The data
         await interaction.response.defer(ephemeral=True, thinking=True)
         version, rows = await self.bot.desk.store.removal_list()
         hashing = hashing_parameters(self.bot.desk.settings)
-
-        def write() -> tuple[ExportReport, list[discord.File]]:  # file work: off the event loop
-            with tempfile.TemporaryDirectory() as folder:
-                out = Path(folder) / f"removals-v{version}.{file_format}"
-                report = export_removal_list(version, rows, out, file_format, hashing=hashing)
-                return report, [
-                    discord.File(io.BytesIO(path.read_bytes()), filename=path.name)
-                    for path in (report.list_path, report.blocklist_path)
-                ]
-
-        report, files = await asyncio.to_thread(write)
+        report, files = await asyncio.to_thread(export_as_files, version, rows, file_format, hashing=hashing)
         await interaction.followup.send(
-            f"Removal list version {version}: {report.entries} entries, {report.pictures} picture hashes.",
-            files=files,
+            messages.removal_list_sent(report.version, report.entries, report.pictures),
+            files=[discord.File(io.BytesIO(data), filename=name) for name, data in files],
             ephemeral=True,
         )
 
 
 class Review(commands.Cog):
-    def __init__(self, bot: RemovalDeskBot) -> None:
+    def __init__(self, bot: DeskBot) -> None:
         self.bot = bot
 
     async def cog_load(self) -> None:

@@ -39,9 +39,10 @@ from typing import Any
 
 import numpy as np
 
+from bot.config import Settings
 from bot.durable import replace_durably, write_text_durably
 from bot.errors import RemovalDeskError
-from bot.hashing import EntryHashes, RowKind
+from bot.hashing import HASH_KINDS, EntryHashes, RowKind
 from bot.verification import CHROMA_SIDE, THUMBNAIL_SIDE
 
 # A part's box is stored in these units of the picture's width and height.
@@ -57,6 +58,15 @@ _MAX_FAILURE_EXAMPLES = 20
 
 class IndexFormatError(RemovalDeskError, ValueError):
     """The folder is not an index this version can read, or does not fit the request."""
+
+
+def hashing_parameters(settings: Settings) -> dict[str, object]:
+    """What must be equal for two sets of entry hashes to be comparable; pinned in the manifest."""
+    return {
+        "kinds": {kind.name: kind.bits for kind in HASH_KINDS},
+        "entry_margin": settings.hashing.entry_margin,
+        "work_side": settings.decoding.work_side,
+    }
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import json
+import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -168,6 +169,18 @@ def export_removal_list(
         },
     )
     return ExportReport(version, len(ordered), len(pictures), out, blocklist)
+
+
+def export_as_files(
+    version: int, rows: Sequence[RemovalRow], kind: str, *, hashing: dict[str, Any]
+) -> tuple[ExportReport, list[tuple[str, bytes]]]:
+    """The removal list and the blocklist as (file name, bytes), for a front end that sends them
+    rather than keeping them (the Discord bot): written in a temporary folder, gone afterwards.
+    Blocking file work: run it off the event loop."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / f"removals-v{version}.{kind}"
+        report = export_removal_list(version, rows, out, kind, hashing=hashing)
+        return report, [(path.name, path.read_bytes()) for path in (report.list_path, report.blocklist_path)]
 
 
 def _columns(cls: type) -> list[str]:

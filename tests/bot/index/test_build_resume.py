@@ -17,9 +17,9 @@ import pytest
 
 from bot.config import Settings
 from bot.index import batches
-from bot.index.build import build_index, hashing_parameters
+from bot.index.build import build_index
 from bot.index.search import HashIndex
-from bot.index.storage import IndexFormatError, Manifest
+from bot.index.storage import IndexFormatError, Manifest, hashing_parameters
 from bot.index.units import LEDGER_NAME, UnitLedger
 from tests.bot.index.test_build import DATASET, PHOTOS, all_arrays, make_source, run, shard_files, write_tar
 

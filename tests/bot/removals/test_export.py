@@ -25,8 +25,9 @@ import pytest
 from bot import durable
 from bot.checking import check_picture
 from bot.config import Settings
-from bot.index.build import build_index, hashing_parameters
+from bot.index.build import build_index
 from bot.index.search import HashIndex
+from bot.index.storage import hashing_parameters
 from bot.removals.export import (
     BLOCKLIST_FORMAT_NAME,
     LIST_FORMAT_NAME,
