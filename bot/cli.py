@@ -74,25 +74,11 @@ def _run_bot(args: argparse.Namespace, settings: Settings) -> int:
         print("see README, 'Running the Discord bot'", file=sys.stderr)
         return 2
     HashIndex(Path(settings.discord.index).expanduser())  # fail now, clearly, if it is missing
-    import discord  # the core never imports discord; only this command does
+    # The composition root: the one place the core starts the Discord side (never imported
+    # otherwise, so the command line works without discord.py loaded).
+    from cogs.app import run
 
-    from cogs.app import run_bot
-
-    try:
-        asyncio.run(run_bot(settings, sync_on_start=not args.no_sync))
-    except discord.LoginFailure:
-        print("error: Discord refused the token (discord.token / DISCORD_TOKEN); reset it", file=sys.stderr)
-        return 2
-    except discord.PrivilegedIntentsRequired:
-        print(
-            "error: a privacy channel is set, so the bot needs the Message Content intent: turn it on "
-            "in the Developer Portal (Bot > Privileged Gateway Intents)",
-            file=sys.stderr,
-        )
-        return 2
-    except KeyboardInterrupt:
-        return 0
-    return 0
+    return run(settings, sync_on_start=not args.no_sync)
 
 
 def _match_record(found: FoundEntry) -> dict[str, object]:

@@ -9,9 +9,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
+
+import discord
 
 from bot.config import Settings
 from bot.desk import Desk
@@ -22,7 +25,7 @@ from cogs.intake import Intake, PanelButton, RequestRemovalButton
 from cogs.relay import Relay
 from cogs.review import Review, TicketButton
 
-__all__ = ["RemovalDeskBot", "intents_for", "point_at", "run_bot"]
+__all__ = ["RemovalDeskBot", "intents_for", "point_at", "run", "run_bot"]
 
 log = logging.getLogger(__name__)
 
@@ -80,3 +83,23 @@ async def run_bot(settings: Settings, *, sync_on_start: bool = True) -> None:
         await warming
         executor.shutdown(cancel_futures=True)
         await store.close()
+
+
+def run(settings: Settings, *, sync_on_start: bool = True) -> int:
+    """Run the bot until it is stopped; the exit code for ``python -m bot run``, with what to do
+    about the two refusals Discord gives at login."""
+    try:
+        asyncio.run(run_bot(settings, sync_on_start=sync_on_start))
+    except discord.LoginFailure:
+        print("error: Discord refused the token (discord.token / DISCORD_TOKEN); reset it", file=sys.stderr)
+        return 2
+    except discord.PrivilegedIntentsRequired:
+        print(
+            "error: a privacy channel is set, so the bot needs the Message Content intent: turn it on "
+            "in the Developer Portal (Bot > Privileged Gateway Intents)",
+            file=sys.stderr,
+        )
+        return 2
+    except KeyboardInterrupt:
+        return 0
+    return 0
