@@ -121,37 +121,44 @@ def check_expired() -> str:
     )
 
 
+_CREATED = {
+    TicketState.LINKED: (
+        "Your request is **{id}**. Someone already asked to remove the same picture, so your "
+        "request joins theirs; you will get a message when a maintainer decides."
+    ),
+    TicketState.APPROVED: (
+        "Your request is **{id}**. This picture has already been removed from the dataset list."
+    ),
+}
+_CREATED_DEFAULT = (
+    "Your request is **{id}**. A maintainer will review it; they see only the dataset's own "
+    "entries, never your picture. You will get a message here when they decide. "
+    "`/mytickets` shows your requests, `/withdraw` takes one back."
+)
+
+
 def ticket_created(ticket: Ticket) -> str:
-    if ticket.state is TicketState.LINKED:
-        return (
-            f"Your request is **{ticket.id}**. Someone already asked to remove the same picture, so your "
-            "request joins theirs; you will get a message when a maintainer decides."
-        )
-    if ticket.state is TicketState.APPROVED:
-        return (
-            f"Your request is **{ticket.id}**. This picture has already been removed from the dataset list."
-        )
-    return (
-        f"Your request is **{ticket.id}**. A maintainer will review it; they see only the dataset's own "
-        "entries, never your picture. You will get a message here when they decide. "
-        "`/mytickets` shows your requests, `/withdraw` takes one back."
-    )
+    return _CREATED.get(ticket.state, _CREATED_DEFAULT).format(id=ticket.id)
+
+
+_DECIDED = {
+    TicketState.APPROVED: (
+        "Good news about request **{id}**: a maintainer approved it. The matching entries are "
+        "on the dataset's removal list, and the picture's fingerprint is blocked from future "
+        "collections.\nNote from the maintainer: {reason}"
+    ),
+    TicketState.REJECTED: (
+        "About request **{id}**: a maintainer decided not to remove these entries.\n"
+        "Their reason: {reason}\n"
+        "If you think this is wrong, you can write to a maintainer."
+    ),
+}
+_DECIDED_DEFAULT = "Your request **{id}** is now {state}."
 
 
 def decision(ticket: Ticket) -> str:
-    if ticket.state is TicketState.APPROVED:
-        return (
-            f"Good news about request **{ticket.id}**: a maintainer approved it. The matching entries are "
-            "on the dataset's removal list, and the picture's fingerprint is blocked from future "
-            f"collections.\nNote from the maintainer: {ticket.decision_reason}"
-        )
-    if ticket.state is TicketState.REJECTED:
-        return (
-            f"About request **{ticket.id}**: a maintainer decided not to remove these entries.\n"
-            f"Their reason: {ticket.decision_reason}\n"
-            "If you think this is wrong, you can write to a maintainer."
-        )
-    return f"Your request **{ticket.id}** is now {ticket.state}."
+    template = _DECIDED.get(ticket.state, _DECIDED_DEFAULT)
+    return template.format(id=ticket.id, reason=ticket.decision_reason, state=ticket.state)
 
 
 def dm_closed_notice(user_mention: str) -> str:
@@ -194,9 +201,9 @@ def _duration(seconds: float) -> str:
 
 # -- labels on the requester's buttons and forms ----------------------------------------------------
 
-REQUEST_REMOVAL = "Request removal"
-CHECK_PRIVATELY = "Check privately"
-ERASE_MY_DATA = "Erase my data"
+REQUEST_REMOVAL_LABEL = "Request removal"
+CHECK_PRIVATELY_LABEL = "Check privately"
+ERASE_MY_DATA_LABEL = "Erase my data"
 NOTE_LABEL = "Anything the reviewers should know?"
 CHECK_IMAGE_HELP = "The picture to check (only you see it and the answer)"
 TICKET_ID_HELP = "The request's id, e.g. K7M2QX"
@@ -218,11 +225,11 @@ def found_more(count: int) -> str:
 # -- to maintainers ---------------------------------------------------------------------------------
 
 CARD_GUIDANCE = "Judge the dataset's entries below by their URLs; the requester's picture is never kept."
-FLAGGED = "Flagged"
-REQUESTERS_NOTE = "Requester's note"
-CLAIMED_BY = "Claimed by"
-LINKED_TO = "Linked to"
-ENTRIES_ALSO_IN = "Entries also in"
+FLAGGED_FIELD = "Flagged"
+REQUESTERS_NOTE_FIELD = "Requester's note"
+CLAIMED_BY_FIELD = "Claimed by"
+LINKED_TO_FIELD = "Linked to"
+ENTRIES_ALSO_IN_FIELD = "Entries also in"
 REASON_LABEL = "Reason (the requester reads it)"
 ACTION_LABELS = {
     "claim": "Claim",

@@ -36,7 +36,7 @@ class RequestRemovalButton(
     def __init__(self, token: str) -> None:
         super().__init__(
             discord.ui.Button(
-                label=messages.REQUEST_REMOVAL,
+                label=messages.REQUEST_REMOVAL_LABEL,
                 style=discord.ButtonStyle.danger,
                 custom_id=f"rd:request:{token}",
             )
@@ -59,7 +59,7 @@ class RequestRemovalButton(
         )
 
 
-class RequestModal(discord.ui.Modal, title=messages.REQUEST_REMOVAL):
+class RequestModal(discord.ui.Modal, title=messages.REQUEST_REMOVAL_LABEL):
     note: discord.ui.TextInput[RequestModal] = discord.ui.TextInput(
         label=messages.NOTE_LABEL,
         style=discord.TextStyle.paragraph,
@@ -98,7 +98,9 @@ class PanelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"rd:
     def __init__(self) -> None:
         super().__init__(
             discord.ui.Button(
-                label=messages.CHECK_PRIVATELY, style=discord.ButtonStyle.primary, custom_id="rd:panel:dm"
+                label=messages.CHECK_PRIVATELY_LABEL,
+                style=discord.ButtonStyle.primary,
+                custom_id="rd:panel:dm",
             )
         )
 
@@ -129,7 +131,7 @@ class ForgetConfirm(discord.ui.View):
         super().__init__(timeout=120)
         self.owner = owner
 
-    @discord.ui.button(label=messages.ERASE_MY_DATA, style=discord.ButtonStyle.danger)
+    @discord.ui.button(label=messages.ERASE_MY_DATA_LABEL, style=discord.ButtonStyle.danger)
     async def confirm(self, interaction: discord.Interaction, _: discord.ui.Button[ForgetConfirm]) -> None:
         bot = desk_bot(interaction)
         if interaction.user.id != self.owner:

@@ -61,11 +61,11 @@ def ticket_embed(ticket: Ticket, overlapping: list[str] | None = None) -> discor
         description=messages.card_filed(ticket.created_at, ticket.source),
     )
     if ticket.flagged:
-        embed.add_field(name=messages.FLAGGED, value=_short(ticket.flag_reason, 1000), inline=False)
+        embed.add_field(name=messages.FLAGGED_FIELD, value=_short(ticket.flag_reason, 1000), inline=False)
     if ticket.note:
-        embed.add_field(name=messages.REQUESTERS_NOTE, value=_short(ticket.note, 1000), inline=False)
+        embed.add_field(name=messages.REQUESTERS_NOTE_FIELD, value=_short(ticket.note, 1000), inline=False)
     if ticket.assignee and ticket.state is TicketState.CLAIMED:
-        embed.add_field(name=messages.CLAIMED_BY, value=f"<@{ticket.assignee}>", inline=False)
+        embed.add_field(name=messages.CLAIMED_BY_FIELD, value=f"<@{ticket.assignee}>", inline=False)
     if ticket.decided_by:
         embed.add_field(
             name=messages.decided_by(ticket.state),
@@ -73,10 +73,10 @@ def ticket_embed(ticket: Ticket, overlapping: list[str] | None = None) -> discor
             inline=False,
         )
     if ticket.linked_to:
-        embed.add_field(name=messages.LINKED_TO, value=ticket.linked_to, inline=False)
+        embed.add_field(name=messages.LINKED_TO_FIELD, value=ticket.linked_to, inline=False)
     if overlapping:  # a field value may hold at most 1,024 characters
         embed.add_field(
-            name=messages.ENTRIES_ALSO_IN, value=_short(", ".join(overlapping), 1000), inline=False
+            name=messages.ENTRIES_ALSO_IN_FIELD, value=_short(", ".join(overlapping), 1000), inline=False
         )
     shown = 0
     for entry in ticket.entries[:MAX_LISTED]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import aiosqlite
 
@@ -63,21 +63,25 @@ def _bound(typed: str) -> str:
     return timestamp(moment)
 
 
-async def audit_log(
-    db: aiosqlite.Connection,
-    *,
-    ticket_id: str | None = None,
-    actor: str | None = None,
-    since: str | None = None,
-    until: str | None = None,
-    action: str | None = None,
-    limit: int | None = None,
-) -> list[AuditEvent]:
+class AuditFilters(TypedDict, total=False):
+    """What :func:`audit_log` can filter by; every front end passes these on unchanged."""
+
+    ticket_id: str | None
+    actor: str | None
+    since: str | None
+    until: str | None
+    action: str | None
+    limit: int | None
+
+
+async def audit_log(db: aiosqlite.Connection, **filters: Unpack[AuditFilters]) -> list[AuditEvent]:
     """Events in the order they happened, filtered by ticket, maintainer, time or action.
 
     ``since``/``until`` are ISO dates or timestamps (UTC); ``until`` is exclusive, and a bare
-    date means the start of that day.
+    date means the start of that day; ``limit`` keeps the most recent events.
     """
+    ticket_id, actor, action = filters.get("ticket_id"), filters.get("actor"), filters.get("action")
+    since, until, limit = filters.get("since"), filters.get("until"), filters.get("limit")
     clauses: list[str] = []
     params: list[str | int] = []
     if ticket_id is not None:

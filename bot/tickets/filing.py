@@ -8,7 +8,7 @@ same picture twice and a requester is never asked to wait for what is already de
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import aiosqlite
 
@@ -26,14 +26,24 @@ class RequestRefusedError(TicketError):
     """A new ticket was not created: over the limit, nothing to remove, or already requested."""
 
 
+# A fresh check's hashes, or those a ticket already stored (a request filed again elsewhere).
+AnyQuery = QueryHashes | StoredQuery
+
+
+class RequestDetails(TypedDict, total=False):
+    """What a request may carry besides its entries: the requester's note (optional, never
+    required) and where it came from (``discord``, ``cli``)."""
+
+    note: str | None
+    source: str
+
+
 async def create_ticket(
     database: TicketDatabase,
     requester: str,
-    query: QueryHashes | StoredQuery,
+    query: AnyQuery,
     entries: Sequence[MatchedEntry],
-    *,
-    note: str | None = None,
-    source: str = "cli",
+    **details: Unpack[RequestDetails],
 ) -> Ticket:
     """File a removal request for ``entries``; it may come back linked to an existing ticket.
 
@@ -41,6 +51,7 @@ async def create_ticket(
     has too many pending tickets, or already asked for exactly these entries.
     """
     requester = requester.strip()
+    note, source = details.get("note"), details.get("source", "cli")
     if not requester:
         raise RequestRefusedError("A ticket needs a requester id, so the requester can follow it.")
     if not entries:

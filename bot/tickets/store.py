@@ -16,15 +16,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 from bot.config import TicketSettings
-from bot.hashing import QueryHashes
 from bot.tickets import audit, filing, privacy, removal_list, transitions
+from bot.tickets.audit import AuditFilters
 from bot.tickets.database import Clock, StoreBusyError, TicketDatabase
-from bot.tickets.filing import RequestRefusedError
+from bot.tickets.filing import AnyQuery, RequestDetails, RequestRefusedError
 from bot.tickets.lifecycle import TicketAction, TicketState
-from bot.tickets.models import AuditEvent, MatchedEntry, RemovalRow, StoredQuery, Ticket, TransitionResult
+from bot.tickets.models import AuditEvent, MatchedEntry, RemovalRow, Ticket, TransitionResult
 from bot.tickets.rows import TicketNotFoundError, covering, load_ticket, load_tickets
 
 __all__ = ["RequestRefusedError", "StoreBusyError", "TicketNotFoundError", "TicketStore"]
@@ -95,13 +95,12 @@ class TicketStore:
     async def create_ticket(
         self,
         requester: str,
-        query: QueryHashes | StoredQuery,
+        query: AnyQuery,
         entries: Sequence[MatchedEntry],
-        note: str | None = None,
-        source: str = "cli",
+        **details: Unpack[RequestDetails],
     ) -> Ticket:
         """File a removal request; see :func:`bot.tickets.filing.create_ticket`."""
-        return await filing.create_ticket(self.database, requester, query, entries, note=note, source=source)
+        return await filing.create_ticket(self.database, requester, query, entries, **details)
 
     async def act(
         self, ticket_id: str, action: TicketAction, by: str, reason: str | None = None
@@ -150,26 +149,9 @@ class TicketStore:
 
     # -- the audit log and the removal list ----------------------------------------------------
 
-    async def audit_log(
-        self,
-        *,
-        ticket_id: str | None = None,
-        actor: str | None = None,
-        since: str | None = None,
-        until: str | None = None,
-        action: str | None = None,
-        limit: int | None = None,
-    ) -> list[AuditEvent]:
+    async def audit_log(self, **filters: Unpack[AuditFilters]) -> list[AuditEvent]:
         """Events in the order they happened; see :func:`bot.tickets.audit.audit_log`."""
-        return await audit.audit_log(
-            self.database.reader,
-            ticket_id=ticket_id,
-            actor=actor,
-            since=since,
-            until=until,
-            action=action,
-            limit=limit,
-        )
+        return await audit.audit_log(self.database.reader, **filters)
 
     async def events_after(self, event_id: int, limit: int = 100) -> list[AuditEvent]:
         """Audit events with an id above ``event_id``, oldest first (for a relaying front end)."""

@@ -7,6 +7,7 @@ import inspect
 import pytest
 
 from bot import messages
+from bot.tickets.lifecycle import MAINTAINER_ACTIONS
 
 
 def test_telling_a_person_where_to_send_the_picture_says_it_is_not_kept():
@@ -15,11 +16,49 @@ def test_telling_a_person_where_to_send_the_picture_says_it_is_not_kept():
     assert "/check" in messages.CANNOT_DM
 
 
+# Discord's limits on what is not a message: a button label 80 characters, a text input's label
+# (and a modal's title) 45, an embed field's name 256, an option's description 100.
+_NOT_SENTENCES = ("_LABEL", "_FIELD", "_HELP")
+_LIMITS = {"_LABEL": 45, "_FIELD": 256, "_HELP": 100}
+
+
+def test_every_label_field_name_and_help_text_fits_where_discord_puts_it():
+    checked = 0
+    for name, text in inspect.getmembers(messages):
+        for suffix, limit in _LIMITS.items():
+            if name.isupper() and name.endswith(suffix):
+                assert 0 < len(text) <= limit, name
+                checked += 1
+    assert checked >= 10
+    for action, label in messages.ACTION_LABELS.items():
+        # The reason form's title is the label and the six-character ticket id.
+        assert len(f"{label} K7M2QX") <= 45, action
+
+
+def test_every_maintainer_action_has_a_button_label():
+    assert set(messages.ACTION_LABELS) == {str(action) for action in MAINTAINER_ACTIONS}
+
+
+def test_closeness_words_get_weaker_as_the_pdq_distance_grows():
+    words = [messages.closeness(distance) for distance in (0, 16, 17, 48, 49, 256)]
+    assert words[0] == words[1] == "the same picture"
+    assert words[2] == words[3] != words[1]
+    assert words[4] == words[5] not in words[:4]
+
+
+def test_the_review_card_and_export_sentences_carry_their_figures():
+    assert messages.card_title("K7M2QX", "open") == "Removal request K7M2QX: open"
+    assert messages.card_filed("2026-12-01", "discord").startswith("Filed 2026-12-01 via discord.")
+    assert "never kept" in messages.card_filed("2026-12-01", "discord")
+    assert messages.removal_list_sent(3, 12, 5) == "Removal list version 3: 12 entries, 5 picture hashes."
+    assert messages.ticket_now("K7M2QX", "claimed") == "Ticket K7M2QX is now claimed."
+
+
 def test_every_fixed_sentence_fits_a_discord_message_and_ends_as_a_sentence():
     sentences = {
         name: value
         for name, value in inspect.getmembers(messages)
-        if name.isupper() and isinstance(value, str)
+        if name.isupper() and isinstance(value, str) and not name.endswith(_NOT_SENTENCES)
     }
     assert len(sentences) >= 15
     for name, text in sentences.items():
