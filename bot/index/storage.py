@@ -1,6 +1,6 @@
 """The on-disk index format: a folder of shards of memory-mapped arrays, described by a manifest.
 
-Layout (documented in README, "Index format"). A shard's arrays have one row per hashed region
+Layout (documented in docs/architecture.md, "Index format"). A shard's arrays have one row per hashed region
 (R rows): the whole picture of each of its N entries, and each photograph inside a composite
 (:mod:`bot.panels`), which is a row of its own pointing at its entry::
 
