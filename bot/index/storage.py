@@ -1,8 +1,8 @@
 """The on-disk index format: a folder of shards of memory-mapped arrays, described by a manifest.
 
-Layout (documented in README, "Index format"). A shard's arrays have one row per hashed region
-(R rows): the whole picture of each of its N entries, and each photograph inside a composite
-(:mod:`bot.panels`), which is a row of its own pointing at its entry::
+Layout (documented in docs/architecture.md, "Index format"). A shard's arrays have one row per
+hashed region (R rows): the whole picture of each of its N entries, and each photograph inside a
+composite (:mod:`bot.panels`), which is a row of its own pointing at its entry::
 
     DIR/manifest.json                 format, version, how entries were hashed, list of shards
     DIR/shards/NNNNN/phash.npy        uint64 (R,)    pHash of each row, first hash bit = MSB
