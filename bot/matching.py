@@ -4,7 +4,7 @@ An entry matches when, for at least one query variant, its pHash is within
 ``phash_max_distance`` bits (a radius of its own for a variant that guesses at an edit)
 AND its PDQ within ``pdq_max_distance`` bits of that variant, and the
 entry's PDQ quality is at least ``pdq_min_quality``. The index search must return exactly the
-entries this rule accepts (tests compare it with :func:`brute_force_matches`).
+entries this rule accepts (tests compare it with a brute-force pass over every row).
 """
 
 from __future__ import annotations

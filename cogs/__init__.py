@@ -1,5 +1,2 @@
-"""The Discord front end: one cog per audience, each a thin translation onto the core in ``bot/``.
-
-Empty until the Discord issue: every behaviour the cogs will expose (checking a picture, tickets)
-lives in ``bot/`` and is reachable from the command line today.
-"""
+"""The Discord front end: one cog per audience (the person checking a picture, the maintainers
+reviewing), each a thin translation onto the core in ``bot/``; see docs/architecture.md."""
