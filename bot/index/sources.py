@@ -11,7 +11,8 @@ Supported sources (see README, "Building an index"):
   ``000010.txt``) and sit next to each other, so the tar is streamed, never unpacked;
 * a Parquet file of precomputed hashes with columns ``key``, ``phash``, ``pdq`` and optionally
   ``url``, ``caption`` and ``quality`` (read in batches, never loaded whole);
-* a URL list (LAION-style metadata), whose pictures are downloaded: see :mod:`bot.index.urls`.
+* a URL list (LAION-style metadata), whose pictures are downloaded: see :mod:`bot.index.url_lists`
+  (its rows) and :mod:`bot.index.download_thread` (its pictures).
 
 A build reads these in slices (:mod:`bot.index.units`): a folder's sorted pictures by position,
 a hash file by row range, each ``.tar`` whole.
