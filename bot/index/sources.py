@@ -127,14 +127,6 @@ def iter_folder_pictures(
         yield SourceItem(entry=entry, picture=picture)
 
 
-def iter_folder(folder: Path) -> Iterator[SourceItem]:
-    """Every picture under ``folder`` (sorted, so builds are reproducible), then its tar shards."""
-    pictures, shards = list_folder(folder)
-    yield from iter_folder_pictures(folder, pictures)
-    for shard in shards:
-        yield from iter_webdataset(shard)
-
-
 def iter_webdataset(path: Path) -> Iterator[SourceItem]:
     """Stream a webdataset tar: group adjacent members by sample key, one entry per sample."""
     current_key: str | None = None
@@ -262,17 +254,3 @@ def iter_hash_parquet(
                 yield SourceItem(entry=entry, problem="bad_hash_value")
                 continue
             yield SourceItem(entry=entry, hashes=hashes)
-
-
-def iter_source(source: Path) -> Iterator[SourceItem]:
-    """Pick the reader for ``source`` by what it is."""
-    if source.is_dir():
-        return iter_folder(source)
-    suffix = source.suffix.lower()
-    if suffix == ".tar":
-        return iter_webdataset(source)
-    if suffix == ".parquet":
-        return iter_hash_parquet(source)
-    if not source.exists():
-        raise SourceError(f"{source} does not exist")
-    raise SourceError(f"{source} is not a folder, a .tar shard or a .parquet hash file")
