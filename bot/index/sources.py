@@ -11,7 +11,8 @@ Supported sources (see README, "Building an index"):
   ``000010.txt``) and sit next to each other, so the tar is streamed, never unpacked;
 * a Parquet file of precomputed hashes with columns ``key``, ``phash``, ``pdq`` and optionally
   ``url``, ``caption`` and ``quality`` (read in batches, never loaded whole);
-* a URL list (LAION-style metadata), whose pictures are downloaded: see :mod:`bot.index.urls`.
+* a URL list (LAION-style metadata), whose pictures are downloaded: see :mod:`bot.index.url_lists`
+  (its rows) and :mod:`bot.index.download_thread` (its pictures).
 
 A build reads these in slices (:mod:`bot.index.units`): a folder's sorted pictures by position,
 a hash file by row range, each ``.tar`` whole.
@@ -124,14 +125,6 @@ def iter_folder_pictures(
             yield SourceItem(entry=entry, problem="unreadable_file")
             continue
         yield SourceItem(entry=entry, picture=picture)
-
-
-def iter_folder(folder: Path) -> Iterator[SourceItem]:
-    """Every picture under ``folder`` (sorted, so builds are reproducible), then its tar shards."""
-    pictures, shards = list_folder(folder)
-    yield from iter_folder_pictures(folder, pictures)
-    for shard in shards:
-        yield from iter_webdataset(shard)
 
 
 def iter_webdataset(path: Path) -> Iterator[SourceItem]:
@@ -261,17 +254,3 @@ def iter_hash_parquet(
                 yield SourceItem(entry=entry, problem="bad_hash_value")
                 continue
             yield SourceItem(entry=entry, hashes=hashes)
-
-
-def iter_source(source: Path) -> Iterator[SourceItem]:
-    """Pick the reader for ``source`` by what it is."""
-    if source.is_dir():
-        return iter_folder(source)
-    suffix = source.suffix.lower()
-    if suffix == ".tar":
-        return iter_webdataset(source)
-    if suffix == ".parquet":
-        return iter_hash_parquet(source)
-    if not source.exists():
-        raise SourceError(f"{source} does not exist")
-    raise SourceError(f"{source} is not a folder, a .tar shard or a .parquet hash file")

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import Settings
-from bot.index import urls
+from bot.index.download_thread import iter_url_pictures
 from bot.index.sources import (
     SourceError,
     SourceItem,
@@ -37,6 +37,7 @@ from bot.index.sources import (
     iter_webdataset,
     list_folder,
 )
+from bot.index.url_lists import count_url_rows, is_url_list, iter_url_rows
 
 LEDGER_NAME = "units.jsonl"
 
@@ -169,8 +170,8 @@ def source_units(source: Path, unit_size: int) -> list[WorkUnit]:
     suffix = source.suffix.lower()
     if suffix == ".tar":
         return [WorkUnit(root, UnitKind.WEBDATASET, root, 0, None, _file_fingerprint(source))]
-    if urls.is_url_list(source):
-        rows = urls.count_url_rows(source)
+    if is_url_list(source):
+        rows = count_url_rows(source)
         return _row_units(root, UnitKind.URLS, source, rows, unit_size)
     if suffix == ".parquet":
         return _row_units(root, UnitKind.HASHES, source, count_hash_rows(source), unit_size)
@@ -205,7 +206,7 @@ def read_task(task: ReadTask, settings: Settings) -> Iterator[SourceItem]:
     if task.kind is UnitKind.HASHES:
         return iter_hash_parquet(path, start=task.start, stop=task.stop)
     assert task.stop is not None
-    return urls.iter_url_pictures(urls.iter_url_rows(path, task.start, task.stop), settings.download)
+    return iter_url_pictures(iter_url_rows(path, task.start, task.stop), settings.download)
 
 
 # --- the ledger of finished units ---------------------------------------------------------------

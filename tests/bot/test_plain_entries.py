@@ -16,7 +16,7 @@ from bot import messages
 from bot.checking import check_picture, hash_submitted_picture
 from bot.config import Settings
 from bot.decoding import decode_picture
-from bot.hashing import PDQ, hash_entry
+from bot.hashing import hash_entry
 from bot.index.build import build_index
 from bot.index.search import HashIndex
 from bot.index.storage import DatasetEntry, Manifest, ShardWriter
@@ -34,16 +34,6 @@ def detail_only_at_the_edges(seed: int) -> Image.Image:
     image = photo(seed, (480, 360))
     ImageDraw.Draw(image).rectangle((40, 30, 440, 330), fill=(120, 130, 125))
     return image
-
-
-def test_an_entry_with_a_plain_middle_is_hashed_on_its_whole_frame(settings: Settings):
-    image = detail_only_at_the_edges(300)
-    margin = settings.hashing.entry_margin
-    middle = image.crop((48, 36, 432, 324))
-    assert PDQ.compute_with_quality(middle)[1] < settings.matching.pdq_min_quality
-    hashes = hash_entry(image, settings.hashing)
-    assert hashes.quality == PDQ.compute_with_quality(image)[1] >= settings.matching.pdq_min_quality
-    assert margin > 0
 
 
 def test_its_exact_copy_is_found(tmp_path: Path, settings: Settings):

@@ -9,7 +9,6 @@ from PIL import Image
 
 from bot.checking import check_picture
 from bot.config import Settings
-from bot.hashing import Guess, hash_query
 from bot.index.search import HashIndex
 from tests.made_up import index_of_photos, jpeg, photo
 
@@ -62,11 +61,3 @@ def test_without_turned_variants_the_turned_copy_is_lost(index, settings: Settin
 def test_an_unrelated_turned_photograph_finds_nothing(index, settings: Settings):
     copy = turned_and_cut(photo(399, SIZE), 5.0)
     assert check_picture(jpeg(copy), index, settings).found == []
-
-
-def test_turned_variants_are_guesses_at_an_angle(settings: Settings):
-    query = hash_query(photo(300, SIZE), settings.hashing)
-    turned = [name.startswith("turned") for name in query.variants]
-    assert query.guesses is not None
-    assert [guess == Guess.TURN for guess in query.guesses] == turned
-    assert sum(turned) == len(settings.hashing.turn_angles) * len(settings.hashing.turned_query_regions)

@@ -26,7 +26,7 @@ from bot.desk import Desk
 from bot.hashing import EntryHashes, QueryHashes, _inner_region, hash_entry, hash_query_with_views
 from bot.index.mih import refresh_search_tables
 from bot.index.search import HashIndex
-from bot.index.storage import DatasetEntry, Manifest, ShardReader, ShardWriter
+from bot.index.storage import DatasetEntry, Manifest, ShardWriter
 from bot.matching import MatchDistance, best_variant, verification_order
 from bot.verification import (
     CHROMA_SIDE,
@@ -599,19 +599,6 @@ async def test_desk_check_verifies_and_keeps_only_hashes(mixed_index, store, set
     remembered = desk.recall(token, owner=1)
     assert remembered is result
     assert picture_data(desk._pending) == []
-
-
-def test_entry_thumbnails_read_back_from_a_shard_match_what_was_written(tmp_path):
-    """ShardReader maps the thumbnails; an entry added without one reads back as all zero."""
-    folder = tmp_path / "written"
-    write_entries(folder, [entry("coffee.jpg"), dataclasses.replace(entry("chelsea.jpg"), thumbnail=None)])
-
-    shard = ShardReader(folder / "shards" / "00000")
-
-    assert shard.thumbnail is not None
-    assert shard.thumbnail.shape == (2, 16, 16)
-    np.testing.assert_array_equal(shard.thumbnail[0], entry("coffee.jpg").thumbnail)
-    assert has_thumbnail(np.asarray(shard.thumbnail)).tolist() == [True, False]
 
 
 # --- 6. colour, where both pictures have some ----------------------------------------------------------

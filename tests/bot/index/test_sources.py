@@ -19,10 +19,10 @@ from bot.index.batches import hash_item
 from bot.index.sources import (
     SourceError,
     SourceItem,
-    iter_folder,
+    iter_folder_pictures,
     iter_hash_parquet,
-    iter_source,
     iter_webdataset,
+    list_folder,
 )
 
 SAMPLES = Path(__file__).resolve().parents[3] / "samples"
@@ -97,7 +97,7 @@ def test_folder_keys_are_posix_paths_relative_to_the_folder_and_other_files_are_
     for name in ("README.md", "notes.txt", "list.csv", ".DS_Store", "sub/x.json", "sub/deeper/d.jpg.bak"):
         (root / name).write_bytes(b"not a picture at all")
 
-    items = list(iter_folder(root))
+    items = list(iter_folder_pictures(root, list_folder(root)[0]))
 
     assert [item.entry.key for item in items] == ["a.jpg", "sub/aa.jpeg", "sub/b.JPG", "sub/deeper/c.png"]
     assert items[0].picture == (root / "a.jpg").read_bytes()
@@ -107,8 +107,6 @@ def test_folder_keys_are_posix_paths_relative_to_the_folder_and_other_files_are_
         assert item.entry.caption is None
         assert item.hashes is None
         assert item.problem is None
-    # iter_source picks the folder reader for a directory
-    assert [item.entry.key for item in iter_source(root)] == [item.entry.key for item in items]
 
 
 def test_folder_of_img2dataset_files_output_takes_key_url_and_caption_from_sidecars(tmp_path):
@@ -134,7 +132,7 @@ def test_folder_of_img2dataset_files_output_takes_key_url_and_caption_from_sidec
     )
     (root / "00000_stats.json").write_text(json.dumps({"count": 2, "successes": 2}))
 
-    items = list(iter_folder(root))
+    items = list(iter_folder_pictures(root, list_folder(root)[0]))
 
     assert [(item.entry.key, item.entry.url, item.entry.caption) for item in items] == [
         ("000000000", "https://example.org/coffee.jpg", "coffee, from the json"),
@@ -150,7 +148,7 @@ def test_folder_sidecar_of_a_dotted_file_name_is_its_own(tmp_path):
     shutil.copy(DATASET / "rocket.jpg", tmp_path / "cat.jpg")
     (tmp_path / "cat.json").write_text(json.dumps({"key": "cat", "url": "https://example.org/cat.jpg"}))
 
-    keys = [item.entry.key for item in iter_folder(tmp_path)]
+    keys = [item.entry.key for item in iter_folder_pictures(tmp_path, list_folder(tmp_path)[0])]
 
     assert keys == ["cat.1.jpg", "cat.2.jpg", "cat"]
 
@@ -178,8 +176,6 @@ def test_webdataset_tar_gives_one_entry_per_sample_with_sidecar_metadata(tmp_pat
     assert problem is None
     assert hashes is not None
     assert hashes.pdq.shape == (4,)
-    # iter_source picks the tar reader by suffix
-    assert [item.entry for item in iter_source(shard)] == [item.entry for item in items]
 
 
 def test_webdataset_tar_without_json_falls_back_to_member_names(tmp_path):
@@ -198,36 +194,12 @@ def test_webdataset_tar_without_json_falls_back_to_member_names(tmp_path):
     assert items[1].picture == photo("brick")
 
 
-def test_folder_reads_the_tar_shards_it_contains_after_its_pictures(tmp_path):
-    root = tmp_path / "dataset"
-    (root / "shards").mkdir(parents=True)
-    write_webdataset_tar(root / "shards" / "00000.tar")
-    shutil.copy(DATASET / "grass.jpg", root / "zz-last-by-name.jpg")
-
-    items = list(iter_source(root))
-
-    assert [item.entry.key for item in items] == ["zz-last-by-name.jpg"] + [k for k, _, _ in TAR_SAMPLES]
-    assert items[0].picture == photo("grass")
-    assert items[1].entry.url == "https://example.org/pictures/000000000.jpg"
-    assert items[4].problem == "no_picture"
-
-
 def test_unreadable_tar_is_a_source_error(tmp_path):
     shard = tmp_path / "broken.tar"
     shard.write_bytes(b"this is not a tar archive" * 40)
 
     with pytest.raises(SourceError, match=r"broken\.tar"):
-        list(iter_source(shard))
-
-
-def test_source_that_is_neither_folder_tar_nor_parquet_is_refused(tmp_path):
-    other = tmp_path / "list.csv"
-    other.write_text("key,url\n")
-
-    with pytest.raises(SourceError, match="not a folder"):
-        iter_source(other)
-    with pytest.raises(SourceError, match="does not exist"):
-        iter_source(tmp_path / "missing")
+        list(iter_webdataset(shard))
 
 
 # --- a Parquet file of precomputed hashes -----------------------------------------------------------
@@ -274,7 +246,7 @@ def test_parquet_with_hex_strings(tmp_path):
     pdq = pa.array([pdq_bytes(pdq_words(i)).hex() for i in range(len(PHASHES))])
     pq.write_table(hash_table(phash, pdq), path)
 
-    check_parsed(list(iter_source(path)))
+    check_parsed(list(iter_hash_parquet(path)))
 
 
 def test_parquet_with_int64_phash_and_binary_pdq(tmp_path):
@@ -286,7 +258,7 @@ def test_parquet_with_int64_phash_and_binary_pdq(tmp_path):
     qualities = [100, 0, 49, 50, 87]
     pq.write_table(hash_table(phash, pdq, quality=pa.array(qualities, type=pa.uint8())), path)
 
-    check_parsed(list(iter_source(path)), qualities)
+    check_parsed(list(iter_hash_parquet(path)), qualities)
 
 
 def test_parquet_with_variable_length_binary_pdq_read_in_small_batches(tmp_path):
@@ -305,7 +277,7 @@ def test_parquet_with_only_the_required_columns(tmp_path):
     )
     pq.write_table(table, path)
 
-    items = list(iter_source(path))
+    items = list(iter_hash_parquet(path))
 
     assert [(i.entry.key, i.entry.url, i.entry.caption) for i in items] == [
         ("7", None, None),
@@ -337,7 +309,7 @@ def test_parquet_row_with_a_bad_hash_value_is_a_problem_not_an_error(tmp_path, p
     )
     pq.write_table(table, path)
 
-    items = list(iter_source(path))
+    items = list(iter_hash_parquet(path))
 
     assert [(i.entry.key, i.problem) for i in items] == [
         ("good-before", None),
@@ -359,7 +331,7 @@ def test_parquet_binary_pdq_of_the_wrong_length_is_a_bad_hash_value(tmp_path):
     )
     pq.write_table(table, path)
 
-    assert [i.problem for i in iter_source(path)] == ["bad_hash_value", None]
+    assert [i.problem for i in iter_hash_parquet(path)] == ["bad_hash_value", None]
 
 
 @pytest.mark.parametrize(
@@ -376,7 +348,7 @@ def test_parquet_values_out_of_range_are_bad_hash_values(tmp_path, phash, qualit
     table = pa.table({"key": ["k"], "phash": [phash], "pdq": ["00" * 32], "quality": [quality]})
     pq.write_table(table, path)
 
-    assert [i.problem for i in iter_source(path)] == ["bad_hash_value"]
+    assert [i.problem for i in iter_hash_parquet(path)] == ["bad_hash_value"]
 
 
 @pytest.mark.parametrize(
@@ -393,7 +365,7 @@ def test_parquet_without_a_required_column_is_a_source_error(tmp_path, columns, 
     pq.write_table(pa.table({name: values[name] for name in columns}), path)
 
     with pytest.raises(SourceError, match=f"lacks the column\\(s\\) {missing} "):
-        list(iter_source(path))
+        list(iter_hash_parquet(path))
 
 
 def test_file_that_is_not_parquet_is_a_source_error(tmp_path):
@@ -401,4 +373,4 @@ def test_file_that_is_not_parquet_is_a_source_error(tmp_path):
     path.write_bytes(b"key,phash,pdq\n")
 
     with pytest.raises(SourceError, match="cannot read Parquet"):
-        list(iter_source(path))
+        list(iter_hash_parquet(path))

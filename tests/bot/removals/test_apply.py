@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from bot.index.urls import find_url_columns
+from bot.index.url_lists import find_url_columns
 from bot.removals import apply as apply_module
 from bot.removals.apply import (
     SUMMARY_NAME,
