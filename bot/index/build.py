@@ -23,17 +23,17 @@ from pathlib import Path
 from tqdm import tqdm
 
 from bot.config import Settings
-from bot.hashing import HASH_KINDS
 from bot.index.batches import BatchResult, BatchRunner, local_runner
 from bot.index.mih import refresh_search_tables
 from bot.index.storage import IndexFormatError, Manifest, ShardWriter
 from bot.index.units import ReadTask, UnitLedger, WorkUnit, plan_units
+from bot.signals import signal_kinds
 
 
 def hashing_parameters(settings: Settings) -> dict[str, object]:
     """What must be equal for two sets of entry hashes to be comparable; pinned in the manifest."""
     return {
-        "kinds": {kind.name: kind.bits for kind in HASH_KINDS},
+        "kinds": {kind.name: kind.bits for kind in signal_kinds()},
         "entry_margin": settings.hashing.entry_margin,
         "work_side": settings.decoding.work_side,
     }

@@ -141,7 +141,7 @@ def copy_query(name: str, transform: str) -> tuple[QueryHashes, QueryViews]:
 
 
 def hash_match(query: QueryHashes, hashes: EntryHashes) -> tuple[MatchDistance, str] | None:
-    return best_variant(query, hashes.phash, tuple(int(word) for word in hashes.pdq), hashes.quality, RULE)
+    return best_variant(query, hashes.signals, hashes.quality, RULE)
 
 
 # --- 1. copies line up, unrelated photos do not ------------------------------------------------------
@@ -164,9 +164,7 @@ def test_copy_lines_up_with_its_original_through_the_variants_near_it(name, tran
     found = hash_match(query, original_hashes)
 
     assert found is not None, "the hashes must find the copy for verification to matter"
-    order = verification_order(
-        query, original_hashes.phash, original_hashes.pdq, RULE, [query.variants.index(found[1])]
-    )
+    order = verification_order(query, original_hashes.signals, RULE, [query.variants.index(found[1])])
     correlations = [
         views.correlate(query.variants[i], original_hashes.thumbnail, original_hashes.chroma) for i in order
     ]
