@@ -19,7 +19,6 @@ What these tests prove:
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import multiprocessing
 import queue
@@ -1128,7 +1127,7 @@ async def test_export_shows_a_requester_only_their_own_data(store: TicketStore, 
     assert [t["id"] for t in exported["tickets"]] == [first.id, second.id]
     for ticket in exported["tickets"]:
         assert ticket["requester"] == ALICE
-        assert ticket["query"] == dataclasses.asdict(query(ALICE))
+        assert ticket["query"] == query(ALICE).to_document()
     assert exported["tickets"][0]["note"] == "alice's note"
     assert exported["tickets"][0]["state"] == "approved"
     expected_events = [
