@@ -84,7 +84,8 @@ def phash_limits(query: QueryHashes, rule: MatchingSettings) -> np.ndarray:
 
 def _bits_apart(first: Any, second: Any) -> int:
     """Bits that differ between two hashes given as ints or sequences of 64-bit words."""
-    return sum((int(a) ^ int(b)).bit_count() for a, b in zip(np.ravel(first), np.ravel(second), strict=True))
+    first, second = (np.asarray(value, dtype=np.uint64).ravel().tolist() for value in (first, second))
+    return sum((a ^ b).bit_count() for a, b in zip(first, second, strict=True))
 
 
 def best_variant(

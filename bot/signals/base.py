@@ -95,8 +95,11 @@ class SignalKind:
 
     @classmethod
     def to_hex(cls, value: Any) -> str:
-        """``bits // 4`` hex digits, first bit first: how tickets and exports write a hash."""
-        return "".join(f"{int(word):016x}" for word in np.ravel(value))
+        """``bits // 4`` hex digits, first bit first: how tickets and exports write a hash. ``value``
+        is an int, a uint64 array, or a list of ints (never put through numpy: a list of ints over
+        and under 2**63 would become floats)."""
+        words = (value,) if isinstance(value, int | np.integer) else value
+        return "".join(f"{int(word):016x}" for word in words)
 
     @classmethod
     def parse(cls, value: object) -> Any:

@@ -67,6 +67,24 @@ def test_every_kind_round_trips_its_text_and_measures_bits(kind):
     assert kind.to_hex(kind.entry_value(column[1])) == kind.to_hex(other)
 
 
+def test_words_over_and_under_2_63_keep_every_bit_in_text():
+    words = [2**64 - 1, 1, 2**63, 5]
+    expected = "ffffffffffffffff000000000000000180000000000000000000000000000005"
+
+    assert PDQ.to_hex(words) == expected
+    assert PDQ.to_hex(np.array(words, dtype=np.uint64)) == expected
+    assert PHash.to_hex(2**63 + 1) == "8000000000000001"
+    query = QueryHashes(
+        phash=np.array([2**63 + 1], dtype=np.uint64),
+        pdq=np.array([words], dtype=np.uint64),
+        variants=("as-sent",),
+        quality=90,
+    )
+    assert StoredQuery.from_hashes(query) == StoredQuery(
+        variants=("as-sent",), phash=("8000000000000001",), pdq=(expected,), quality=90
+    )
+
+
 @pytest.mark.parametrize("kind", list(SIGNAL_KINDS.values()), ids=list(SIGNAL_KINDS))
 def test_every_kind_refuses_text_of_the_wrong_size(kind):
     with pytest.raises((TypeError, ValueError)):
