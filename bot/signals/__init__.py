@@ -1,7 +1,8 @@
 """Kinds of perceptual hash (signals, as python-threatexchange calls them) behind one interface.
 
 * :mod:`bot.signals.base`: :class:`SignalKind`, what a kind must say and do: its name, its size,
-  how it is computed from a picture, written and read as text, compared, and its match radius.
+  how it is computed from a picture, written and read as text, compared, and its match radii
+  (settings named after it).
 * one module per kind: :mod:`bot.signals.phash`, :mod:`bot.signals.pdq`;
 * :mod:`bot.signals.registry`: :data:`SIGNAL_KINDS`, every kind in use, and :data:`SEARCHED`,
   the kind the index's search tables are keyed on;

@@ -56,15 +56,18 @@ class SignalKind:
         does not rate its hashes rates them all 100; a region's quality is the lowest rating."""
         return cls.compute(image), 100
 
+    # A kind's radii are settings named after it, in config/default.toml with the reasons for them.
     @classmethod
     def max_distance(cls, rule: MatchingSettings) -> int:
-        """The radius within which a query variant's hash counts as the entry's (the match rule)."""
-        raise NotImplementedError
+        """``[matching] NAME_max_distance``: the radius within which a query variant's hash counts
+        as the entry's (the match rule)."""
+        return int(getattr(rule, f"{cls.name}_max_distance"))
 
     @classmethod
     def near_distance(cls, rule: MatchingSettings) -> int:
-        """The radius within which a variant may line a candidate up (``verify_near_*``)."""
-        raise NotImplementedError
+        """``[matching] verify_near_NAME``: the radius within which a variant may line a candidate
+        up (bot.matching.verification_order)."""
+        return int(getattr(rule, f"verify_near_{cls.name}"))
 
     @classmethod
     def words(cls) -> int:

@@ -16,8 +16,6 @@ from bot.signals.base import SignalKind, pack_bits
 if TYPE_CHECKING:
     from PIL import Image
 
-    from bot.config import MatchingSettings
-
 
 class PDQ(SignalKind):
     """256 bits in the order pdqhash returns them."""
@@ -36,11 +34,3 @@ class PDQ(SignalKind):
         return pack_bits(bits), int(quality)
 
     compute_with_quality = compute_rated  # PDQ's own word for it (bench/ calls it so)
-
-    @classmethod
-    def max_distance(cls, rule: MatchingSettings) -> int:
-        return rule.pdq_max_distance
-
-    @classmethod
-    def near_distance(cls, rule: MatchingSettings) -> int:
-        return rule.verify_near_pdq

@@ -17,8 +17,6 @@ from bot.signals.base import SignalKind, pack_bits
 if TYPE_CHECKING:
     from PIL import Image
 
-    from bot.config import MatchingSettings
-
 
 class PHash(SignalKind):
     name: ClassVar[str] = "phash"
@@ -29,14 +27,6 @@ class PHash(SignalKind):
     @classmethod
     def compute(cls, image: Image.Image) -> np.ndarray:
         return pack_bits(imagehash.phash(image).hash)
-
-    @classmethod
-    def max_distance(cls, rule: MatchingSettings) -> int:
-        return rule.phash_max_distance
-
-    @classmethod
-    def near_distance(cls, rule: MatchingSettings) -> int:
-        return rule.verify_near_phash
 
     @classmethod
     def parse(cls, value: object) -> int:

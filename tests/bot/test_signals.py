@@ -93,6 +93,15 @@ def test_every_kind_refuses_text_of_the_wrong_size(kind):
         kind.parse(b"\x01" * (kind.bits // 8 - 1))
 
 
+@pytest.mark.parametrize("kind", list(SIGNAL_KINDS.values()), ids=list(SIGNAL_KINDS))
+def test_every_kind_has_its_radii_in_the_configuration(kind):
+    rule = load_settings(with_deployment_files=False).matching
+
+    # a candidate may be lined up through the variants within the rule and those a little further
+    assert 0 < kind.max_distance(rule) <= kind.near_distance(rule) <= kind.bits
+    assert kind.max_distance(rule) == getattr(rule, f"{kind.name}_max_distance")
+
+
 def test_the_registry_ranks_the_finest_kind_first_and_searches_a_64_bit_one():
     assert list(SIGNAL_KINDS) == ["phash", "pdq"]  # the order of a ticket's JSON and the manifest
     assert ranked_kinds() == (PDQ, PHash)
