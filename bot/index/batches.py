@@ -73,12 +73,12 @@ class BatchResult(SignalValues):
         return len(self.entries) + len(self.failures)
 
     def hashes(self) -> Iterator[tuple[DatasetEntry, EntryHashes]]:
-        columns = [(kind.name, kind.entry_value, self.signals[kind.name]) for kind in signal_kinds()]
+        columns = [(kind.name, kind.entry_values(self.signals[kind.name])) for kind in signal_kinds()]
         for row, entry in enumerate(self.entries):
             yield (
                 entry,
                 EntryHashes(
-                    signals={name: value(column[row]) for name, value, column in columns},
+                    signals={name: values[row] for name, values in columns},
                     quality=int(self.quality[row]),
                     thumbnail=self.thumbnail[row],
                     chroma=self.chroma[row],

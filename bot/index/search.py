@@ -322,7 +322,8 @@ class HashIndex:
         shard = self._shard(match.shard)
         return EntryHashes(
             signals={
-                kind.name: kind.entry_value(shard.signals[kind.name][match.row]) for kind in signal_kinds()
+                kind.name: kind.entry_value(np.array(shard.signals[kind.name][match.row]))
+                for kind in signal_kinds()
             },
             quality=int(shard.quality[match.row]),
         )

@@ -87,8 +87,13 @@ class SignalKind:
     def entry_value(cls, words: Any) -> Any:
         """One row's hash as an entry keeps it: an int for a 64-bit kind, (words,) uint64 else."""
         if cls.bits == 64:
-            return int(np.ravel(words)[0])
-        return np.array(words, dtype=np.uint64).reshape(cls.words())  # a copy: never a view of a shard
+            return int(words) if isinstance(words, int | np.integer) else int(np.ravel(words)[0])
+        return np.asarray(words, dtype=np.uint64).reshape(cls.words())
+
+    @classmethod
+    def entry_values(cls, column: np.ndarray) -> list[int] | np.ndarray:
+        """Every row of a column as :meth:`entry_value` gives it (a batch's rows, at once)."""
+        return column.tolist() if cls.bits == 64 else np.asarray(column, dtype=np.uint64)
 
     @classmethod
     def distances(cls, first: Any, second: Any) -> np.ndarray:

@@ -29,6 +29,8 @@ class SignalValues:
 
 def by_kind(values: Mapping[str, Any]) -> dict[str, Any]:
     """``values`` in the registry's order; a TypeError naming the kinds missing or unknown."""
+    if tuple(values) == tuple(SIGNAL_KINDS) and isinstance(values, dict):  # as they usually come
+        return values
     if values.keys() != SIGNAL_KINDS.keys():
         missing = ", ".join(name for name in SIGNAL_KINDS if name not in values)
         unknown = ", ".join(name for name in values if name not in SIGNAL_KINDS)
@@ -51,8 +53,13 @@ def signal_keywords(cls: type[_Carrier]) -> type[_Carrier]:
     def init_with_kind_keywords(
         self: _Carrier, *args: Any, signals: Mapping[str, Any] | None = None, **kwargs: Any
     ) -> None:
-        named = {name: kwargs.pop(name) for name in list(kwargs) if name in SIGNAL_KINDS}
-        init(self, *args, signals=by_kind({**(signals or {}), **named}), **kwargs)
+        named = {name: kwargs.pop(name) for name in SIGNAL_KINDS.keys() & kwargs.keys()}
+        init(
+            self,
+            *args,
+            signals=by_kind({**signals, **named} if signals and named else signals or named),
+            **kwargs,
+        )
 
     init_with_kind_keywords.__doc__ = init.__doc__
     setattr(cls, "__init__", init_with_kind_keywords)  # noqa: B010 - a method mypy would not let be replaced
