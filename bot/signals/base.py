@@ -39,7 +39,6 @@ class SignalKind:
     # The kind's name everywhere it is stored: the index file (NAME.npy), the column of a hash
     # Parquet file, a ticket's and the removal list's, the key in a ticket's JSON. Lower case.
     name: ClassVar[str]
-    label: ClassVar[str]  # how a person reads it: "PDQ"
     bits: ClassVar[int]
     # Hashes only the grey of a picture: a query's regions are cut from one grey copy per base
     # instead of each converted on its own (a fifth of pHash's time with ~100 regions a query).

@@ -21,7 +21,6 @@ class PDQ(SignalKind):
     """256 bits in the order pdqhash returns them."""
 
     name: ClassVar[str] = "pdq"
-    label: ClassVar[str] = "PDQ"
     bits: ClassVar[int] = 256
 
     @classmethod

@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 
 class PHash(SignalKind):
     name: ClassVar[str] = "phash"
-    label: ClassVar[str] = "pHash"
     bits: ClassVar[int] = 64
     grey: ClassVar[bool] = True  # imagehash converts to grey first: the same hash from a grey copy
 

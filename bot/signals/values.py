@@ -37,9 +37,7 @@ def by_kind(values: Mapping[str, Any]) -> dict[str, Any]:
         raise TypeError(
             f"a value of every kind of hash is needed (missing: {missing or '-'}; unknown: {unknown or '-'})"
         )
-    return (
-        dict(values) if list(values) == list(SIGNAL_KINDS) else {name: values[name] for name in SIGNAL_KINDS}
-    )
+    return {name: values[name] for name in SIGNAL_KINDS}
 
 
 _Carrier = TypeVar("_Carrier")

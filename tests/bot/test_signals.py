@@ -126,7 +126,6 @@ class Toy(SignalKind):
     """A 128-bit average hash: each cell of a 16x8 grey thumbnail above the mean or not."""
 
     name: ClassVar[str] = "toy"
-    label: ClassVar[str] = "Toy"
     bits: ClassVar[int] = 128
     grey: ClassVar[bool] = True
     radius: ClassVar[int] = 10
