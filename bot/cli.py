@@ -97,7 +97,7 @@ def _run_bot(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _distances(record: dict[str, object]) -> str:
-    """ "pdq 2/256, phash 0/64": each kind's distance out of its bits, the finest kind first."""
+    """Each kind's distance out of its bits, the finest kind first: ``pdq 2/256, phash 0/64``."""
     return ", ".join(f"{kind.name} {record[f'{kind.name}_distance']}/{kind.bits}" for kind in ranked_kinds())
 
 
