@@ -414,7 +414,7 @@ def verify_positives(devset: Path, settings, rule_a: int, rule_b: int) -> dict[s
         within_rule = [
             int(i) for i in np.argsort(pdq, kind="stable") if phash[i] <= rule_a and pdq[i] <= rule_b
         ]
-        order = verification_order(query, entry.phash, entry.pdq, rule, within_rule)
+        order = verification_order(query, entry.signals, rule, within_rule)
         tried = [views.correlate(query.variants[i], entry.thumbnail, entry.chroma) for i in order]
         passing = [c for c in tried if correlation_passes(c, rule)]
         best = max(passing or tried, key=lambda c: min(c.shape, c.detail))

@@ -18,6 +18,7 @@ from bot.index.batches import HashingProcessDiedError
 from bot.index.build import build_index
 from bot.index.mih import refresh_search_tables
 from bot.index.search import FoundEntry, HashIndex
+from bot.signals import ranked_kinds
 from bot.tickets.store import TicketStore
 
 
@@ -81,15 +82,19 @@ def _run_bot(args: argparse.Namespace, settings: Settings) -> int:
     return run(settings, sync_on_start=not args.no_sync)
 
 
+def _distances(record: dict[str, object]) -> str:
+    """Each kind's distance out of its bits, the finest kind first: ``pdq 2/256, phash 0/64``."""
+    return ", ".join(f"{kind.name} {record[f'{kind.name}_distance']}/{kind.bits}" for kind in ranked_kinds())
+
+
 def _match_record(found: FoundEntry) -> dict[str, object]:
     match = found.match
     return {
         "key": found.entry.key,
         "url": found.entry.url,
         "caption": found.entry.caption,
-        "distance": match.distance.pdq,
-        "pdq_distance": match.distance.pdq,
-        "phash_distance": match.distance.phash,
+        "distance": match.distance.ranking[0],  # the finest kind's (PDQ's)
+        **{f"{kind.name}_distance": match.distance.signals[kind.name] for kind in ranked_kinds()},
         "variant": match.variant,
         "entry_id": f"{match.shard}/{match.row}",
         "part": None if found.part is None else [round(v, 4) for v in found.part],
@@ -228,10 +233,7 @@ def _print_check(record: dict[str, object]) -> None:
         return
     print(f"{record['query']}: {len(matches)} match(es)")
     for match in matches:
-        print(
-            f"  {match['key']}  pdq {match['pdq_distance']}/256, phash {match['phash_distance']}/64"
-            f"  url={match['url'] or '-'}"
-        )
+        print(f"  {match['key']}  {_distances(match)}  url={match['url'] or '-'}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,9 +1,8 @@
 """Perceptual hashes of a picture: what a dataset entry stores and what a query looks up.
 
-Two hash kinds, each a view of the picture that survives re-encoding, resizing and colour changes:
-pHash (64-bit DCT sign hash, via imagehash) and PDQ (256 bits, Meta's hash for near-duplicate
-photos, via pdqhash). A match needs both to agree, which makes a chance match between unrelated
-pictures far rarer than either alone.
+Every kind of hash in the registry (:mod:`bot.signals`: pHash and PDQ), each a view of the
+picture that survives re-encoding, resizing and colour changes. A match needs all of them to
+agree, which makes a chance match between unrelated pictures far rarer than any one alone.
 
 The asymmetry is deliberate: a dataset entry stores ONE set of hashes (of its central region), so
 the index costs the same per entry however many tricks the matcher learns; a query is hashed in
@@ -17,63 +16,18 @@ from dataclasses import dataclass, replace
 from enum import IntEnum
 from functools import cache
 from itertools import product
-from typing import ClassVar, Protocol
+from typing import Any
 
-import imagehash
 import numpy as np
-import pdqhash
 from PIL import Image, ImageOps
 
 from bot.borders import find_content_box
 from bot.config import HashingSettings
 from bot.panels import Box, find_panels
+from bot.signals import PDQ, PHash, SignalValues, signal_keywords, signal_kinds
 from bot.verification import QueryViews, chroma, thumbnail
 
-
-class HashKind(Protocol):
-    """One kind of perceptual hash, stored as ``words`` big-endian 64-bit words per picture."""
-
-    name: ClassVar[str]
-    bits: ClassVar[int]
-
-    @staticmethod
-    def compute(image: Image.Image) -> np.ndarray: ...
-
-
-def _pack(bits: np.ndarray) -> np.ndarray:
-    """Pack a bit vector (first bit = most significant) into big-endian uint64 words."""
-    return np.packbits(bits.astype(np.uint8).ravel()).view(">u8").astype(np.uint64)
-
-
-class PHash:
-    """imagehash.phash: 8x8 signs of the DCT of a 32x32 grey thumbnail, row-major."""
-
-    name: ClassVar[str] = "phash"
-    bits: ClassVar[int] = 64
-
-    @staticmethod
-    def compute(image: Image.Image) -> np.ndarray:
-        return _pack(imagehash.phash(image).hash)
-
-
-class PDQ:
-    """PDQ (pdqhash.compute): 256 bits in the order pdqhash returns them, and a quality score."""
-
-    name: ClassVar[str] = "pdq"
-    bits: ClassVar[int] = 256
-
-    @staticmethod
-    def compute(image: Image.Image) -> np.ndarray:
-        return PDQ.compute_with_quality(image)[0]
-
-    @staticmethod
-    def compute_with_quality(image: Image.Image) -> tuple[np.ndarray, int]:
-        """PDQ's quality (0-100) is low for flat pictures, whose hashes are noise."""
-        bits, quality = pdqhash.compute(np.ascontiguousarray(np.asarray(image)))
-        return _pack(bits), int(quality)
-
-
-HASH_KINDS: tuple[type[HashKind], ...] = (PHash, PDQ)
+__all__ = ["PDQ", "PHash"]  # the kinds, also from here (bench/ imports them so)
 
 
 # Margins of a region (left, top, right, bottom): fractions of the picture's size cut from each side.
@@ -101,13 +55,14 @@ def _inner_region(image: Image.Image, margins: tuple[float, float, float, float]
     return image.crop(_inner_box(image.size, margins))
 
 
+@signal_keywords
 @dataclass(frozen=True)
-class EntryHashes:
-    """What the index stores for one dataset picture."""
+class EntryHashes(SignalValues):
+    """What the index stores for one dataset picture: a hash of every kind (``hashes.pdq``)."""
 
-    phash: int
-    pdq: np.ndarray  # (4,) uint64
-    quality: int
+    # by kind name (bot.signals): an int for a 64-bit kind, (words,) uint64 for a wider one
+    signals: dict[str, Any]
+    quality: int  # the lowest rating of its hashes (PDQ's quality), 0-100
     # (16, 16) uint8 grey thumbnail of the hashed region, for verifying candidates
     # (bot.verification); None where the entry came as hashes only (a hash Parquet, a removal list).
     thumbnail: np.ndarray | None = None
@@ -136,12 +91,12 @@ class EntryPart:
     kind: RowKind = RowKind.PICTURE
 
 
+@signal_keywords
 @dataclass(frozen=True)
-class QueryHashes:
+class QueryHashes(SignalValues):
     """All variants of one query picture; row i of each array belongs to ``variants[i]``."""
 
-    phash: np.ndarray  # (V,) uint64
-    pdq: np.ndarray  # (V, 4) uint64
+    signals: dict[str, np.ndarray]  # by kind name: (V, *kind.value_shape()) uint64 (``query.pdq``)
     variants: tuple[str, ...]
     quality: int
     # (V,) uint8 Guess: what each variant guesses at (bot.matching.phash_limits); None: nothing.
@@ -175,15 +130,7 @@ def hash_entry(image: Image.Image, settings: HashingSettings) -> EntryHashes:
     core = _core_part(image, settings)
     if core is not None:
         parts = (core, *parts)
-    whole = _hash_region(image, settings)
-    return EntryHashes(
-        phash=whole.phash,
-        pdq=whole.pdq,
-        quality=whole.quality,
-        thumbnail=whole.thumbnail,
-        chroma=whole.chroma,
-        parts=parts,
-    )
+    return replace(_hash_region(image, settings), parts=parts)
 
 
 # PDQ's authors' cut-off for a hash worth comparing, and the default of [matching] pdq_min_quality.
@@ -200,23 +147,28 @@ def _hash_region(image: Image.Image, settings: HashingSettings) -> EntryHashes:
     the query's first variant hashes, so the copy lines up."""
     margin = settings.entry_margin
     region = _inner_region(image, (margin, margin, margin, margin))
-    pdq, quality = PDQ.compute_with_quality(region)
+    signals, quality = _region_signals(region)
     if quality < _USABLE_QUALITY and margin:
-        whole_pdq, whole_quality = PDQ.compute_with_quality(image)
+        whole_signals, whole_quality = _region_signals(image)
         if whole_quality > quality:
-            region, pdq, quality = image, whole_pdq, whole_quality
-    return _region_hashes(region, pdq, quality)
+            region, signals, quality = image, whole_signals, whole_quality
+    return _region_hashes(region, signals, quality)
 
 
-def _region_hashes(region: Image.Image, pdq: np.ndarray, quality: int) -> EntryHashes:
-    """A row's hashes of ``region``, its PDQ already computed (the caller judged its quality)."""
-    return EntryHashes(
-        phash=int(PHash.compute(region)[0]),
-        pdq=pdq,
-        quality=quality,
-        thumbnail=thumbnail(region),
-        chroma=chroma(region),
-    )
+def _region_signals(region: Image.Image) -> tuple[dict[str, Any], int]:
+    """Every kind's hash of ``region`` as an entry keeps it, and its quality: the lowest rating
+    of its hashes (PDQ's quality; a kind that does not rate its hashes rates them 100)."""
+    signals, quality = {}, 100
+    for kind in signal_kinds():
+        words, rating = kind.compute_rated(region)
+        signals[kind.name] = kind.entry_value(words)
+        quality = min(quality, rating)
+    return signals, quality
+
+
+def _region_hashes(region: Image.Image, signals: dict[str, Any], quality: int) -> EntryHashes:
+    """A row's hashes of ``region``, its signals already computed (the caller judged its quality)."""
+    return EntryHashes(signals=signals, quality=quality, thumbnail=thumbnail(region), chroma=chroma(region))
 
 
 def _core_part(image: Image.Image, settings: HashingSettings) -> EntryPart | None:
@@ -230,10 +182,10 @@ def _core_part(image: Image.Image, settings: HashingSettings) -> EntryPart | Non
     side = (core - margin) / (1 - 2 * margin)
     box = (side, side, 1 - side, 1 - side)
     region = _inner_region(image.crop(_inner_box(image.size, (side, side, side, side))), (margin,) * 4)
-    pdq, quality = PDQ.compute_with_quality(region)
+    signals, quality = _region_signals(region)
     if quality < _USABLE_QUALITY:
         return None
-    return EntryPart(box=box, hashes=_region_hashes(region, pdq, quality), kind=RowKind.CORE)
+    return EntryPart(box=box, hashes=_region_hashes(region, signals, quality), kind=RowKind.CORE)
 
 
 @cache
@@ -379,26 +331,31 @@ def hash_query(image: Image.Image, settings: HashingSettings) -> QueryHashes:
 def hash_query_with_views(image: Image.Image, settings: HashingSettings) -> tuple[QueryHashes, QueryViews]:
     """The query's hashes, and the small grey views that verify its candidates (held for one
     check only: see :mod:`bot.verification`)."""
+    kinds = signal_kinds()
+    # Kinds that hash only the grey (pHash) read it from one grey copy per base rather than each
+    # region converted on its own (the same hashes, a fifth of pHash's time with ~100 regions).
+    greys = {kind.grey for kind in kinds}
     names: list[str] = []
     guesses: list[Guess] = []
-    phashes: list[int] = []
-    pdqs: list[np.ndarray] = []
+    hashed_by_kind: dict[str, list[np.ndarray]] = {kind.name: [] for kind in kinds}
     quality = 0
     views = QueryViews.empty()
     for base_name, base in query_bases(image, settings).items():
         scale_x, scale_y = views.add_base(base_name, base)
-        # pHash works on grey: converted once per base rather than once per region (the same
-        # hashes, a fifth of pHash's time with ~100 regions a query)
-        grey = base.convert("L")
+        whole = (base, base.convert("L") if True in greys else base)  # (colour, grey)
         small: tuple[Image.Image, Image.Image] | None = None
         for margins, guess in guessed_regions(base_name, settings):
-            hashed, hashed_grey = base, grey
+            hashed = whole
             if guess in CORE_GUESSES:  # hundreds of them: hashed on the base scaled down
                 if small is None:
                     small = _scaled_down(base, settings.guess_side)
-                hashed, hashed_grey = small
-            region = _inner_region(hashed, margins)
-            pdq, region_quality = PDQ.compute_with_quality(region)
+                hashed = small
+            regions = {grey: _inner_region(hashed[grey], margins) for grey in greys}
+            region_quality = 100
+            for kind in kinds:
+                words, rating = kind.compute_rated(regions[kind.grey])
+                hashed_by_kind[kind.name].append(words)
+                region_quality = min(region_quality, rating)
             if base_name == "as-sent" and guess not in CORE_GUESSES:
                 quality = max(quality, region_quality)
             name = f"{base_name}@{','.join(f'{m:g}' for m in margins)}"
@@ -408,11 +365,8 @@ def hash_query_with_views(image: Image.Image, settings: HashingSettings) -> tupl
             )
             names.append(name)
             guesses.append(guess)
-            phashes.append(int(PHash.compute(_inner_region(hashed_grey, margins))[0]))
-            pdqs.append(pdq)
     hashes = QueryHashes(
-        phash=np.array(phashes, dtype=np.uint64),
-        pdq=np.stack(pdqs).astype(np.uint64),
+        signals={kind.name: kind.column(hashed_by_kind[kind.name]) for kind in kinds},
         variants=tuple(names),
         quality=quality,
         guesses=np.array(guesses, dtype=np.uint8),

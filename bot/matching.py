@@ -2,27 +2,41 @@
 
 An entry matches when, for at least one query variant, its pHash is within
 ``phash_max_distance`` bits (a radius of its own for a variant that guesses at an edit)
-AND its PDQ within ``pdq_max_distance`` bits of that variant, and the
-entry's PDQ quality is at least ``pdq_min_quality``. The index search must return exactly the
+AND every other kind of hash (:mod:`bot.signals`: PDQ) within its own radius
+(``pdq_max_distance``) of that variant, and the entry's quality (PDQ's) is at least
+``pdq_min_quality``. The index search must return exactly the
 entries this rule accepts (tests compare it with a brute-force pass over every row).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from bot.config import MatchingSettings
 from bot.hashing import CORE_GUESSES, Guess, QueryHashes, RowKind
+from bot.signals import SEARCHED, SignalValues, checked_kinds, ranked_kinds, signal_keywords
 
 
+@signal_keywords
 @dataclass(frozen=True, order=True)
-class MatchDistance:
-    """How close an entry is, compared PDQ first (256 bits: finer), then pHash."""
+class MatchDistance(SignalValues):
+    """How close an entry is: the bits that differ in each kind of hash (``distance.pdq``),
+    compared finest kind first (PDQ's 256 bits, then pHash's 64)."""
 
-    pdq: int
-    phash: int
+    signals: dict[str, int] = field(compare=False)
+    ranking: tuple[int, ...] = field(init=False, repr=False)  # in bot.signals.ranked_kinds() order
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ranking", tuple(self.signals[kind.name] for kind in ranked_kinds()))
+
+    @classmethod
+    def ranked(cls, ranking: Sequence[int]) -> MatchDistance:
+        """The distance whose :attr:`ranking` is ``ranking``."""
+        return cls(signals={kind.name: bits for kind, bits in zip(ranked_kinds(), ranking, strict=True)})
 
 
 @dataclass(frozen=True)
@@ -38,8 +52,8 @@ class EntryMatch:
     judged: bool = True
 
     @property
-    def sort_key(self) -> tuple[int, int, str, int]:
-        return (self.distance.pdq, self.distance.phash, self.shard, self.row)
+    def sort_key(self) -> tuple[tuple[int, ...], str, int]:
+        return (self.distance.ranking, self.shard, self.row)
 
 
 def phash_limits(query: QueryHashes, rule: MatchingSettings) -> np.ndarray:
@@ -68,29 +82,36 @@ def phash_limits(query: QueryHashes, rule: MatchingSettings) -> np.ndarray:
     return limits
 
 
+def _bits_apart(first: Any, second: Any) -> int:
+    """Bits that differ between two hashes given as ints or sequences of 64-bit words."""
+    first, second = (np.asarray(value, dtype=np.uint64).ravel().tolist() for value in (first, second))
+    return sum((a ^ b).bit_count() for a, b in zip(first, second, strict=True))
+
+
 def best_variant(
     query: QueryHashes,
-    phash: int,
-    pdq: tuple[int, int, int, int],
+    row: Mapping[str, Any],
     quality: int,
     rule: MatchingSettings,
     *,
     kind: RowKind = RowKind.PICTURE,
 ) -> tuple[MatchDistance, str] | None:
-    """The rule for one row of ``kind``, written plainly: the reference the fast search is checked
-    against. Each variant counts within its radius for that kind of row (:func:`phash_limits`)."""
+    """The rule for one row of ``kind`` (its hash of every kind in ``row``, by kind name), written
+    plainly: the reference the fast search is checked against. Each variant counts within its
+    pHash radius for that kind of row (:func:`phash_limits`) and every other kind's radius."""
     if quality < rule.pdq_min_quality:
         return None
     best: tuple[MatchDistance, str] | None = None
     limits = phash_limits(query, rule)[kind]
     for i, variant in enumerate(query.variants):
-        phash_distance = (int(query.phash[i]) ^ phash).bit_count()
-        if phash_distance > limits[i]:
+        distances = {SEARCHED.name: _bits_apart(query.signals[SEARCHED.name][i], row[SEARCHED.name])}
+        if distances[SEARCHED.name] > limits[i]:
             continue
-        pdq_distance = sum((int(query.pdq[i, w]) ^ pdq[w]).bit_count() for w in range(4))
-        if pdq_distance > rule.pdq_max_distance:
+        for other in checked_kinds():
+            distances[other.name] = _bits_apart(query.signals[other.name][i], row[other.name])
+        if any(distances[other.name] > other.max_distance(rule) for other in checked_kinds()):
             continue
-        distance = MatchDistance(pdq=pdq_distance, phash=phash_distance)
+        distance = MatchDistance(signals=distances)
         if best is None or distance < best[0]:
             best = (distance, variant)
     return best
@@ -98,28 +119,27 @@ def best_variant(
 
 def verification_order(
     query: QueryHashes,
-    phash: int,
-    pdq: np.ndarray,
+    row: Mapping[str, Any],
     rule: MatchingSettings,
     found: list[int],
     *,
     kind: RowKind = RowKind.PICTURE,
 ) -> list[int]:
-    """The query variants to line a row of ``kind`` up through: ``found`` (those within the rule,
-    closest first), then the others that look for that kind within ``verify_near_*`` of it,
-    closest first.
+    """The query variants to line a row of ``kind`` up through (its hash of every kind in ``row``,
+    by kind name): ``found`` (those within the rule, closest first), then the others that look
+    for that kind of row within ``verify_near_*`` of it in every kind of hash, closest first.
 
     The hashes only nominate a candidate; the region that lines up best may be one they judged a
     little too far (see ``[matching]`` in config/default.toml)."""
-    phash_distance = np.bitwise_count(query.phash ^ np.uint64(phash)).astype(np.int64)
-    pdq_distance = np.bitwise_count(query.pdq ^ np.asarray(pdq, dtype=np.uint64)).sum(axis=1, dtype=np.int64)
-    near = np.flatnonzero(
-        (phash_distance <= rule.verify_near_phash)
-        & (pdq_distance <= rule.verify_near_pdq)
-        & (phash_limits(query, rule)[kind] >= 0)
-    )
+    ranked = ranked_kinds()
+    distances = [kind.distances(query.signals[kind.name], row[kind.name]) for kind in ranked]
+    within = phash_limits(query, rule)[kind] >= 0
+    for signal, distance in zip(ranked, distances, strict=True):
+        within &= distance <= signal.near_distance(rule)
     tried = set(found)
     others = sorted(
-        (int(pdq_distance[i]), int(phash_distance[i]), int(i)) for i in near if int(i) not in tried
+        (*(int(distance[i]) for distance in distances), int(i))
+        for i in np.flatnonzero(within)
+        if int(i) not in tried
     )
-    return [*found, *(variant for _, _, variant in others)]
+    return [*found, *(ranks[-1] for ranks in others)]

@@ -27,6 +27,7 @@ from bot.hashing import EntryHashes, EntryPart, hash_entry
 from bot.index.sources import SourceError, SourceItem
 from bot.index.storage import DatasetEntry
 from bot.index.units import ReadTask, read_task
+from bot.signals import SignalValues, signal_keywords, signal_kinds
 from bot.verification import CHROMA_SIDE, THUMBNAIL_SIDE
 
 _worker_settings: Settings | None = None
@@ -52,13 +53,13 @@ def hash_item(
     return item.entry, hash_entry(picture.image, settings.hashing), None
 
 
+@signal_keywords
 @dataclass
-class BatchResult:
+class BatchResult(SignalValues):
     """A hashed batch, compact enough to send back from a worker: arrays, entries and failures."""
 
     entries: list[DatasetEntry]
-    phash: np.ndarray  # (N,) uint64
-    pdq: np.ndarray  # (N, 4) uint64
+    signals: dict[str, np.ndarray]  # by kind name: (N, *kind.value_shape()) uint64 (``batch.pdq``)
     quality: np.ndarray  # (N,) uint8
     thumbnail: np.ndarray  # (N, 16, 16) uint8, all zero where none (bot.verification)
     chroma: np.ndarray  # (N, 2, 8, 8) int8, all zero where none
@@ -72,16 +73,16 @@ class BatchResult:
         return len(self.entries) + len(self.failures)
 
     def hashes(self) -> Iterator[tuple[DatasetEntry, EntryHashes]]:
+        columns = [(kind.name, kind.entry_values(self.signals[kind.name])) for kind in signal_kinds()]
         for row, entry in enumerate(self.entries):
             yield (
                 entry,
                 EntryHashes(
-                    int(self.phash[row]),
-                    self.pdq[row],
-                    int(self.quality[row]),
-                    self.thumbnail[row],
-                    self.chroma[row],
-                    self.parts.get(row, ()),
+                    signals={name: values[row] for name, values in columns},
+                    quality=int(self.quality[row]),
+                    thumbnail=self.thumbnail[row],
+                    chroma=self.chroma[row],
+                    parts=self.parts.get(row, ()),
                 ),
             )
 
@@ -136,12 +137,10 @@ def _batch_result(
     entries = [(entry, hashes) for entry, hashes, _ in hashed if hashes is not None]
     return BatchResult(
         entries=[entry for entry, _ in entries],
-        phash=np.array([hashes.phash for _, hashes in entries], dtype=np.uint64),
-        pdq=(
-            np.stack([hashes.pdq for _, hashes in entries]).astype(np.uint64)
-            if entries
-            else np.zeros((0, 4), dtype=np.uint64)
-        ),
+        signals={
+            kind.name: kind.column([hashes.signals[kind.name] for _, hashes in entries])
+            for kind in signal_kinds()
+        },
         quality=np.array([hashes.quality for _, hashes in entries], dtype=np.uint8),
         thumbnail=_stacked(
             [hashes.thumbnail for _, hashes in entries], (THUMBNAIL_SIDE, THUMBNAIL_SIDE), np.uint8

@@ -1,9 +1,10 @@
 """Search an index: every entry that the match rule accepts for a query, best first, exactly.
 
-The scan is vectorised: pHash distances for all query variants against a block of entries in one
-numpy expression, then PDQ checked only for the few entries within the pHash radius. The result
+The scan is vectorised: pHash distances (the searched kind, :data:`bot.signals.SEARCHED`) for all
+query variants against a block of entries in one numpy expression, then every other kind of hash
+checked only for the few entries within the pHash radius. The result
 equals the plain rule in :mod:`bot.matching` applied to every entry (tests prove it). Given the
-query's views, the entries both hashes accept are then verified against their thumbnails
+query's views, the entries all hashes accept are then verified against their thumbnails
 (:mod:`bot.verification`): the same step after the tables as after the scan.
 """
 
@@ -20,6 +21,7 @@ from bot.hashing import EntryHashes, QueryHashes, RowKind
 from bot.index.mih import MAX_TABLE_RADIUS, open_search_tables
 from bot.index.storage import DatasetEntry, Manifest, ShardReader
 from bot.matching import EntryMatch, MatchDistance, phash_limits, verification_order
+from bot.signals import SEARCHED, checked_kinds, ranked_kinds, signal_kinds
 from bot.verification import QueryViews, correlation_passes, has_thumbnail, unjudgeable
 
 # Entries scanned per numpy step: (variants x block) uint8 distances stay a few MB, in cache.
@@ -96,7 +98,7 @@ class HashIndex:
         query: QueryHashes,
         rule: MatchingSettings,
         views: QueryViews | None,
-        phash_distance: np.ndarray | None = None,
+        searched_distance: np.ndarray | None = None,
     ) -> Iterator[EntryMatch]:
         """The (row, variant) pairs whose pHash is close enough, checked against the whole rule.
 
@@ -104,10 +106,19 @@ class HashIndex:
         first that lines up is the match (the rest are not computed)."""
         if not rows.size:
             return
-        pdq_distance = np.bitwise_count(shard.pdq[rows] ^ query.pdq[variant_ids]).sum(axis=1, dtype=np.int64)
-        if phash_distance is None:
-            phash_distance = np.bitwise_count(shard.phash[rows] ^ query.phash[variant_ids]).astype(np.int64)
-        near = pdq_distance <= rule.pdq_max_distance
+        if searched_distance is None:
+            searched_distance = SEARCHED.distances(
+                shard.signals[SEARCHED.name][rows], query.signals[SEARCHED.name][variant_ids]
+            )
+        distances = {SEARCHED.name: searched_distance}
+        near = np.ones(rows.size, dtype=bool)
+        for kind in checked_kinds():
+            distances[kind.name] = kind.distances(
+                shard.signals[kind.name][rows], query.signals[kind.name][variant_ids]
+            )
+            near &= distances[kind.name] <= kind.max_distance(rule)
+        # (pairs, kinds): what ranks a pair, the finest kind first (MatchDistance.ranking)
+        ranking = np.stack([distances[kind.name] for kind in ranked_kinds()], axis=1)
         usable = shard.quality[rows] >= rule.pdq_min_quality
         if views is not None and shard.thumbnail is not None and rule.verify_unjudgeable_below > 0:
             # an entry too sparse for its pixels to say more than its hashes is judged as a
@@ -116,26 +127,26 @@ class HashIndex:
                 thumbnail = np.asarray(shard.thumbnail[row])
                 if has_thumbnail(thumbnail) and unjudgeable(thumbnail, rule):
                     usable[rows == row] = False
-        close: dict[int, list[tuple[MatchDistance, int]]] = {}
-        plain: dict[int, list[tuple[MatchDistance, int]]] = {}
-        for row, variant, pdq, phash, judged in zip(
+        close: dict[int, list[tuple[tuple[int, ...], int]]] = {}
+        plain: dict[int, list[tuple[tuple[int, ...], int]]] = {}
+        for row, variant, ranks, judged in zip(
             rows[near].tolist(),
             variant_ids[near].tolist(),
-            pdq_distance[near].tolist(),
-            phash_distance[near].tolist(),
+            ranking[near].tolist(),
             usable[near].tolist(),
             strict=True,
         ):
-            (close if judged else plain).setdefault(row, []).append(
-                (MatchDistance(pdq=pdq, phash=phash), variant)
-            )
+            (close if judged else plain).setdefault(row, []).append((tuple(ranks), variant))
         for row, variants in close.items():
             variants.sort()
             verified = self._first_verified(shard, row, variants, query=query, rule=rule, views=views)
             if verified is not None:
-                distance, variant = verified
+                ranks, variant = verified
                 yield EntryMatch(
-                    shard=shard.name, row=row, distance=distance, variant=query.variants[variant]
+                    shard=shard.name,
+                    row=row,
+                    distance=MatchDistance.ranked(ranks),
+                    variant=query.variants[variant],
                 )
         strict = _strict(rule)
         for row, variants in plain.items():
@@ -147,11 +158,11 @@ class HashIndex:
                 and has_thumbnail(np.asarray(shard.thumbnail[row]))
             ):
                 confirmed = self._first_verified(shard, row, variants, query=query, rule=strict, views=views)
-            distance, variant = confirmed or variants[0]
+            ranks, variant = confirmed or variants[0]
             yield EntryMatch(
                 shard=shard.name,
                 row=row,
-                distance=distance,
+                distance=MatchDistance.ranked(ranks),
                 variant=query.variants[variant],
                 judged=confirmed is not None,
             )
@@ -160,12 +171,12 @@ class HashIndex:
     def _first_verified(
         shard: ShardReader,
         row: int,
-        variants: list[tuple[MatchDistance, int]],
+        variants: list[tuple[tuple[int, ...], int]],
         *,
         query: QueryHashes,
         rule: MatchingSettings,
         views: QueryViews | None,
-    ) -> tuple[MatchDistance, int] | None:
+    ) -> tuple[tuple[int, ...], int] | None:
         """The closest variant through which the entry's thumbnail lines up with the query.
 
         Without views (a search on hashes alone: the search benchmark, the hash-rule tests) or
@@ -185,9 +196,7 @@ class HashIndex:
         chroma = None if shard.chroma is None else np.asarray(shard.chroma[row])
         found = [variant for _, variant in variants]
         kind = shard.row_kind(row)
-        for variant in verification_order(
-            query, int(shard.phash[row]), shard.pdq[row], rule, found, kind=kind
-        ):
+        for variant in verification_order(query, shard.row_signals(row), rule, found, kind=kind):
             correlation = views.correlate(query.variants[variant], thumbnail, chroma)
             if correlation_passes(correlation, rule):
                 return next((close for close in variants if close[1] == variant), variants[0])
@@ -230,7 +239,7 @@ class HashIndex:
                 query=query,
                 rule=rule,
                 views=views,
-                phash_distance=distances[mine],
+                searched_distance=distances[mine],
             )
 
     def _within_limits(self, query: QueryHashes, rule: MatchingSettings) -> tuple[np.ndarray, ...]:
@@ -312,8 +321,10 @@ class HashIndex:
         """The hashes the index stores for a matched entry (a removal list carries them)."""
         shard = self._shard(match.shard)
         return EntryHashes(
-            phash=int(shard.phash[match.row]),
-            pdq=np.array(shard.pdq[match.row], dtype=np.uint64),
+            signals={
+                kind.name: kind.entry_value(np.array(shard.signals[kind.name][match.row]))
+                for kind in signal_kinds()
+            },
             quality=int(shard.quality[match.row]),
         )
 

@@ -9,7 +9,8 @@ Supported sources (see README, "Building an index"):
 * a webdataset ``.tar`` shard, as written by img2dataset's ``webdataset`` output format: the
   members of one sample share a name before the first dot (``000010.jpg``, ``000010.json``,
   ``000010.txt``) and sit next to each other, so the tar is streamed, never unpacked;
-* a Parquet file of precomputed hashes with columns ``key``, ``phash``, ``pdq`` and optionally
+* a Parquet file of precomputed hashes with columns ``key``, one per kind of hash (:mod:`bot.signals`:
+  ``phash``, ``pdq``; hex digits or bytes, a 64-bit kind also an integer) and optionally
   ``url``, ``caption`` and ``quality`` (read in batches, never loaded whole);
 * a URL list (LAION-style metadata), whose pictures are downloaded: see :mod:`bot.index.url_lists`
   (its rows) and :mod:`bot.index.download_thread` (its pictures).
@@ -27,12 +28,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-import numpy as np
 import pyarrow.parquet as pq
 
 from bot.errors import RemovalDeskError
 from bot.hashing import EntryHashes
 from bot.index.storage import DatasetEntry
+from bot.signals import SIGNAL_KINDS, signal_kinds
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"})
 
@@ -161,30 +162,11 @@ def iter_webdataset(path: Path) -> Iterator[SourceItem]:
         raise SourceError(f"cannot read tar shard {path}: {exc}") from exc
 
 
-def _phash_value(value: object) -> int:
-    if isinstance(value, str):
-        number = int(value, 16)
-    elif isinstance(value, int):
-        number = value & 0xFFFF_FFFF_FFFF_FFFF if value < 0 else value  # int64 columns: same 64 bits
-    else:
-        raise TypeError(f"phash must be a hex string or an integer, not {type(value).__name__}")
-    if not 0 <= number < 1 << 64 or (isinstance(value, str) and value.startswith("-")):
-        raise ValueError(f"phash {value!r} does not fit in 64 bits")
-    return number
-
-
 def _quality_value(value: object) -> int:
     quality = int(value)  # type: ignore[call-overload]
     if not 0 <= quality <= 100:
         raise ValueError(f"quality {value!r} is outside 0-100")
     return quality
-
-
-def _pdq_value(value: object) -> np.ndarray:
-    raw = bytes.fromhex(value) if isinstance(value, str) else value
-    if not isinstance(raw, bytes) or len(raw) != 32:
-        raise TypeError("pdq must be 64 hex digits or 32 bytes")
-    return np.frombuffer(raw, dtype=">u8").astype(np.uint64)
 
 
 def _open_hash_parquet(path: Path) -> tuple[pq.ParquetFile, list[str]]:
@@ -194,10 +176,11 @@ def _open_hash_parquet(path: Path) -> tuple[pq.ParquetFile, list[str]]:
     except (OSError, ValueError) as exc:
         raise SourceError(f"cannot read Parquet file {path}: {exc}") from exc
     names = set(parquet.schema_arrow.names)
-    missing = {"key", "phash", "pdq"} - names
+    kinds = list(SIGNAL_KINDS)
+    missing = {"key", *kinds} - names
     if missing:
         raise SourceError(f"{path} lacks the column(s) {', '.join(sorted(missing))} a hash file needs")
-    return parquet, [c for c in ("key", "url", "caption", "phash", "pdq", "quality") if c in names]
+    return parquet, [c for c in ("key", "url", "caption", *kinds, "quality") if c in names]
 
 
 def count_hash_rows(path: Path) -> int:
@@ -246,8 +229,7 @@ def iter_hash_parquet(
             entry = DatasetEntry(key=str(key), url=urls[i], caption=captions[i])
             try:
                 hashes = EntryHashes(
-                    phash=_phash_value(columns["phash"][i]),
-                    pdq=_pdq_value(columns["pdq"][i]),
+                    signals={kind.name: kind.parse(columns[kind.name][i]) for kind in signal_kinds()},
                     quality=_quality_value(qualities[i]),
                 )
             except (TypeError, ValueError):

@@ -2,12 +2,15 @@
 
 Layout (documented in docs/architecture.md, "Index format"). A shard's arrays have one row per
 hashed region (R rows): the whole picture of each of its N entries, and each photograph inside a
-composite (:mod:`bot.panels`), which is a row of its own pointing at its entry::
+composite (:mod:`bot.panels`), which is a row of its own pointing at its entry. One file per kind
+of hash (:mod:`bot.signals`: ``NAME.npy``, one word a row for a 64-bit kind, ``bits // 64`` for a
+wider one, first hash bit = MSB)::
 
     DIR/manifest.json                 format, version, how entries were hashed, list of shards
-    DIR/shards/NNNNN/phash.npy        uint64 (R,)    pHash of each row, first hash bit = MSB
-    DIR/shards/NNNNN/pdq.npy          uint64 (N, 4)  PDQ, 256 bits as 4 big-endian-ordered words
-    DIR/shards/NNNNN/quality.npy      uint8  (N,)    PDQ quality (0-100); 0 for entries not hashed
+    DIR/shards/NNNNN/phash.npy        uint64 (R,)    pHash of each row
+    DIR/shards/NNNNN/pdq.npy          uint64 (R, 4)  PDQ, 256 bits as 4 words
+    DIR/shards/NNNNN/quality.npy      uint8  (R,)    the lowest rating of the row's hashes (PDQ's
+                                      quality, 0-100)
     DIR/shards/NNNNN/thumbnail.npy    uint8  (N, 16, 16) grey thumbnail of the hashed region, for
                                       verifying candidates (bot.verification); all 0 = none kept
     DIR/shards/NNNNN/chroma.npy       int8   (N, 2, 8, 8) opponent colours of the same region,
@@ -42,7 +45,8 @@ import numpy as np
 from bot.config import Settings
 from bot.durable import replace_durably, write_text_durably
 from bot.errors import RemovalDeskError
-from bot.hashing import HASH_KINDS, EntryHashes, RowKind
+from bot.hashing import EntryHashes, RowKind
+from bot.signals import SignalValues, signal_kinds
 from bot.verification import CHROMA_SIDE, THUMBNAIL_SIDE
 
 # A part's box is stored in these units of the picture's width and height.
@@ -63,7 +67,7 @@ class IndexFormatError(RemovalDeskError, ValueError):
 def hashing_parameters(settings: Settings) -> dict[str, object]:
     """What must be equal for two sets of entry hashes to be comparable; pinned in the manifest."""
     return {
-        "kinds": {kind.name: kind.bits for kind in HASH_KINDS},
+        "kinds": {kind.name: kind.bits for kind in signal_kinds()},
         "entry_margin": settings.hashing.entry_margin,
         "work_side": settings.decoding.work_side,
     }
@@ -132,8 +136,7 @@ class ShardWriter:
     def __init__(self, folder: Path, name: str) -> None:
         self.final_path = folder / "shards" / name
         self.name = name
-        self._phash: list[int] = []
-        self._pdq: list[np.ndarray] = []
+        self._signals: dict[str, list[Any]] = {kind.name: [] for kind in signal_kinds()}
         self._quality: list[int] = []
         self._thumbnail: list[np.ndarray] = []
         self._chroma: list[np.ndarray] = []
@@ -157,8 +160,8 @@ class ShardWriter:
         self._meta.append(json.dumps(line, ensure_ascii=False).encode("utf-8") + b"\n")
 
     def _add_row(self, hashes: EntryHashes, row: tuple[int, ...]) -> None:
-        self._phash.append(hashes.phash)
-        self._pdq.append(hashes.pdq)
+        for name, value in hashes.signals.items():
+            self._signals[name].append(value)
         self._quality.append(hashes.quality)
         self._thumbnail.append(_NO_THUMBNAIL if hashes.thumbnail is None else hashes.thumbnail)
         self._chroma.append(_NO_CHROMA if hashes.chroma is None else hashes.chroma)
@@ -173,12 +176,11 @@ class ShardWriter:
         temporary = self.final_path.with_name(f".tmp-{self.name}")
         shutil.rmtree(temporary, ignore_errors=True)
         temporary.mkdir(parents=True)
-        count = len(self._phash)
-        np.save(temporary / "phash.npy", np.array(self._phash, dtype=np.uint64))
+        count = len(self._rows)
+        for kind in signal_kinds():
+            np.save(temporary / f"{kind.name}.npy", kind.column(self._signals[kind.name]))
         if len(self._rows) > len(self._meta):  # some entry has parts; else one row per entry
             np.save(temporary / "rows.npy", np.array(self._rows, dtype=np.uint32).reshape(-1, ROW_COLUMNS))
-        pdq = np.stack(self._pdq).astype(np.uint64) if count else np.zeros((0, 4), dtype=np.uint64)
-        np.save(temporary / "pdq.npy", pdq)
         np.save(temporary / "quality.npy", np.array(self._quality, dtype=np.uint8))
         thumbnails = np.stack(self._thumbnail).astype(np.uint8) if count else _NO_THUMBNAIL[None][:0]
         np.save(temporary / "thumbnail.npy", thumbnails)
@@ -201,14 +203,16 @@ class ShardWriter:
         replace_durably(temporary, self.final_path)
 
 
-class ShardReader:
-    """A shard opened memory-mapped: arrays are paged in by the OS only where a search looks."""
+class ShardReader(SignalValues):
+    """A shard opened memory-mapped: arrays are paged in by the OS only where a search looks.
+    ``signals`` holds each kind's column (``shard.pdq``)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.name = path.name
-        self.phash: np.ndarray = np.load(path / "phash.npy", mmap_mode="r")
-        self.pdq: np.ndarray = np.load(path / "pdq.npy", mmap_mode="r")
+        self.signals = {
+            kind.name: np.load(path / f"{kind.name}.npy", mmap_mode="r") for kind in signal_kinds()
+        }
         self.quality: np.ndarray = np.load(path / "quality.npy", mmap_mode="r")
         # Read only for the few candidates a search verifies. A shard written before thumbnails
         # were kept has none: its entries match on the hashes alone.
@@ -225,7 +229,7 @@ class ShardReader:
         self._meta = (
             np.memmap(path / "meta.jsonl", dtype=np.uint8, mode="r") if size else np.zeros(0, np.uint8)
         )
-        lengths = {len(self.phash), len(self.pdq), len(self.quality)}
+        lengths = {len(self.quality), *(len(column) for column in self.signals.values())}
         if self._rows is None:
             lengths.add(len(self._offsets) - 1)
         elif len(self._rows) and int(self._rows[:, 0].max()) >= len(self._offsets) - 1:
@@ -243,7 +247,7 @@ class ShardReader:
         the shard is opened: a column of rows.npy is a strided read of the whole file."""
         if self._kinds is None:
             if self._rows is None or self._rows.shape[1] < ROW_COLUMNS:
-                self._kinds = np.zeros(len(self.phash), dtype=np.uint8)
+                self._kinds = np.zeros(len(self.quality), dtype=np.uint8)
             else:
                 self._kinds = np.ascontiguousarray(self._rows[:, ROW_COLUMNS - 1], dtype=np.uint8)
         return self._kinds
@@ -255,7 +259,7 @@ class ShardReader:
 
     def __len__(self) -> int:
         """Rows: what the search goes through (an entry and each photograph inside a composite)."""
-        return len(self.phash)
+        return len(self.quality)
 
     @property
     def entries(self) -> int:
@@ -264,6 +268,10 @@ class ShardReader:
     def entry_number(self, row: int) -> int:
         """The entry (line of meta.jsonl) that ``row`` hashes all or part of."""
         return row if self._rows is None else int(self._rows[row, 0])
+
+    def row_signals(self, row: int) -> dict[str, np.ndarray]:
+        """Every kind's hash of ``row``."""
+        return {name: column[row] for name, column in self.signals.items()}
 
     def part_box(self, row: int) -> tuple[float, float, float, float] | None:
         """Where in its entry's picture the photograph ``row`` hashes lies (fractions); None for

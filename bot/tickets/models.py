@@ -17,20 +17,16 @@ import numpy as np
 
 from bot.hashing import CORE_GUESSES, EntryHashes, QueryHashes
 from bot.index.search import FoundEntry
+from bot.signals import PDQ, PHash, SignalValues, signal_keywords, signal_kinds
 from bot.tickets.lifecycle import TicketState
-
-
-def phash_hex(value: int) -> str:
-    return f"{int(value):016x}"
-
-
-def pdq_hex(words: np.ndarray | list[int]) -> str:
-    return "".join(f"{int(word):016x}" for word in words)
 
 
 @dataclass(frozen=True)
 class MatchedEntry:
-    """One dataset entry a query matched: how the dataset names it, its hashes, and how close."""
+    """One dataset entry a query matched: how the dataset names it, its hashes, and how close.
+
+    A row of the ticket database: its hashes are the kinds its columns name
+    (bot.tickets.migrations), written as their kinds write them (:meth:`SignalKind.to_hex`)."""
 
     key: str
     url: str | None
@@ -51,8 +47,8 @@ class MatchedEntry:
             url=found.entry.url,
             caption=found.entry.caption,
             entry_id=f"{match.shard}/{match.row}",
-            phash=phash_hex(hashes.phash),
-            pdq=pdq_hex(hashes.pdq),
+            phash=PHash.to_hex(hashes.phash),
+            pdq=PDQ.to_hex(hashes.pdq),
             quality=int(hashes.quality),
             pdq_distance=match.distance.pdq,
             phash_distance=match.distance.phash,
@@ -65,13 +61,14 @@ class MatchedEntry:
         return (self.key, self.url or "")
 
 
+@signal_keywords
 @dataclass(frozen=True)
-class StoredQuery:
-    """A query's hashes in every variant, as stored with a ticket until erased."""
+class StoredQuery(SignalValues):
+    """A query's hashes in every variant, as stored with a ticket until erased: hex strings of
+    every kind (``query.pdq``), one per variant."""
 
     variants: tuple[str, ...]
-    phash: tuple[str, ...]
-    pdq: tuple[str, ...]
+    signals: dict[str, tuple[str, ...]]
     quality: int
 
     @classmethod
@@ -88,21 +85,27 @@ class StoredQuery:
         ]
         return cls(
             variants=tuple(query.variants[i] for i in keep),
-            phash=tuple(phash_hex(value) for value in query.phash[keep].tolist()),
-            pdq=tuple(pdq_hex(row) for row in query.pdq[keep].tolist()),
+            signals={
+                kind.name: tuple(kind.to_hex(value) for value in query.signals[kind.name][keep].tolist())
+                for kind in signal_kinds()
+            },
             quality=int(query.quality),
         )
 
+    def to_document(self) -> dict[str, Any]:
+        """``{"variants": [...], "phash": [...], "pdq": [...], "quality": 90}``: a key per kind."""
+        return {"variants": self.variants, **self.signals, "quality": self.quality}
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        return json.dumps(self.to_document(), separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> StoredQuery:
         document = json.loads(text)
         return cls(
             variants=tuple(document["variants"]),
-            phash=tuple(document["phash"]),
-            pdq=tuple(document["pdq"]),
+            # a ticket filed before a kind was added has none of its hashes
+            signals={kind.name: tuple(document.get(kind.name, ())) for kind in signal_kinds()},
             quality=int(document["quality"]),
         )
 
@@ -130,6 +133,7 @@ class Ticket:
     def to_dict(self) -> dict[str, Any]:
         document = asdict(self)
         document["state"] = str(self.state)
+        document["query"] = None if self.query is None else self.query.to_document()
         return document
 
 

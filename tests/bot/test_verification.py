@@ -141,7 +141,7 @@ def copy_query(name: str, transform: str) -> tuple[QueryHashes, QueryViews]:
 
 
 def hash_match(query: QueryHashes, hashes: EntryHashes) -> tuple[MatchDistance, str] | None:
-    return best_variant(query, hashes.phash, tuple(int(word) for word in hashes.pdq), hashes.quality, RULE)
+    return best_variant(query, hashes.signals, hashes.quality, RULE)
 
 
 # --- 1. copies line up, unrelated photos do not ------------------------------------------------------
@@ -164,9 +164,7 @@ def test_copy_lines_up_with_its_original_through_the_variants_near_it(name, tran
     found = hash_match(query, original_hashes)
 
     assert found is not None, "the hashes must find the copy for verification to matter"
-    order = verification_order(
-        query, original_hashes.phash, original_hashes.pdq, RULE, [query.variants.index(found[1])]
-    )
+    order = verification_order(query, original_hashes.signals, RULE, [query.variants.index(found[1])])
     correlations = [
         views.correlate(query.variants[i], original_hashes.thumbnail, original_hashes.chroma) for i in order
     ]
@@ -550,7 +548,8 @@ def picture_data(value: object, path: str = "result", seen: set[int] | None = No
 def assert_only_hashes(result: CheckResult) -> None:
     assert picture_data(result) == []
     assert set(vars(result)) == {"query", "found", "unjudged"}
-    assert set(vars(result.query)) == {"phash", "pdq", "variants", "quality", "guesses"}
+    assert set(vars(result.query)) == {"signals", "variants", "quality", "guesses"}
+    assert list(result.query.signals) == ["phash", "pdq"]  # one array of hashes per kind, no other key
     assert result.query.guesses is not None
     assert result.query.guesses.dtype == np.uint8
     assert result.query.guesses.shape == result.query.phash.shape
@@ -562,7 +561,10 @@ def assert_only_hashes(result: CheckResult) -> None:
 
 def test_query_hashes_has_no_field_for_picture_data():
     names = [field.name for field in dataclasses.fields(QueryHashes)]
-    assert names == ["phash", "pdq", "variants", "quality", "guesses"]  # guesses: one code per variant
+    assert names == ["signals", "variants", "quality", "guesses"]  # guesses: one code per variant
+    # signals: one array of hashes per kind of hash, its keys held to the registry's kinds
+    with pytest.raises(TypeError, match="unknown: thumbnail"):
+        QueryHashes(signals={"thumbnail": np.zeros((1, 16, 16))}, variants=("a",), quality=0)
     assert [field.name for field in dataclasses.fields(CheckResult)] == ["query", "found", "unjudged"]
 
 

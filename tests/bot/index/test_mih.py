@@ -655,9 +655,12 @@ def test_index_with_tables_keeps_the_radius_edges(tmp_path, monkeypatch):
     rng = np.random.default_rng(420)
     base = EntryHashes(phash=int(random_words(rng, 1)[0]), pdq=random_words(rng, WORDS_PDQ), quality=100)
     placements = [(16, 0, 0), (0, 16, 0), (0, 0, 16), (6, 5, 5), (5, 5, 6), (15, 1, 0), (0, 1, 15)]
-    at_16 = [EntryHashes(flip_in_tables(rng, base.phash, p), base.pdq, 100) for p in placements]
+    at_16 = [
+        EntryHashes(phash=flip_in_tables(rng, base.phash, p), pdq=base.pdq, quality=100) for p in placements
+    ]
     at_17 = [
-        EntryHashes(flip_in_tables(rng, base.phash, (a + 1, b, c)), base.pdq, 100) for a, b, c in placements
+        EntryHashes(phash=flip_in_tables(rng, base.phash, (a + 1, b, c)), pdq=base.pdq, quality=100)
+        for a, b, c in placements
     ]
     index = indexed_with_tables(tmp_path / "index", [at_17 + random_entries(rng, 300), at_16])
     query = make_query([int(random_words(rng, 1)[0]), base.phash], [random_words(rng, WORDS_PDQ), base.pdq])
@@ -677,7 +680,7 @@ def test_appended_shard_is_scanned_until_refresh(tmp_path, monkeypatch):
     indexed_with_tables(folder, split_into_shards(old, [len(old) // 2, len(old) - len(old) // 2]))
     # near copies of old entries, so queries about them find entries in both the old and new shards
     new = [
-        EntryHashes(flip_phash(rng, e.phash, 5), flip_pdq(rng, e.pdq, 20), 100)
+        EntryHashes(phash=flip_phash(rng, e.phash, 5), pdq=flip_pdq(rng, e.pdq, 20), quality=100)
         for e in (old[int(i)] for i in rng.choice(len(old), size=40, replace=False))
     ]
     name = append_shard(folder, new + random_entries(rng, 100))
@@ -720,7 +723,10 @@ def test_tables_whose_shard_count_disagrees_are_not_used(tmp_path, monkeypatch):
     index = indexed_with_tables(folder, [first, random_entries(rng, 200)])
     target = first[7]
     # shard 00000 rebuilt with one entry fewer and a near copy of the target at its end
-    replacement = [*first[:198], EntryHashes(flip_phash(rng, target.phash, 3), target.pdq, 100)]
+    replacement = [
+        *first[:198],
+        EntryHashes(phash=flip_phash(rng, target.phash, 3), pdq=target.pdq, quality=100),
+    ]
     rewrite_shard(folder, "00000", replacement)
 
     shards = HashIndex(folder).shards

@@ -57,10 +57,10 @@ def brute_force(index: HashIndex, query: QueryHashes, rule: MatchingSettings) ->
     rows (its whole picture, its photographs) is reported once, by its closest row."""
     best: dict[tuple[str, int], EntryMatch] = {}
     for shard in index.shards:
-        phashes, pdqs, qualities = shard.phash.tolist(), shard.pdq.tolist(), shard.quality.tolist()
+        qualities = shard.quality.tolist()
         for row in range(len(shard)):
             kind = shard.row_kind(row)
-            found = best_variant(query, phashes[row], tuple(pdqs[row]), qualities[row], rule, kind=kind)
+            found = best_variant(query, shard.row_signals(row), qualities[row], rule, kind=kind)
             if found is None:
                 continue
             match = EntryMatch(shard=shard.name, row=row, distance=found[0], variant=found[1])
@@ -247,7 +247,10 @@ def edge_index(tmp_path) -> tuple[HashIndex, QueryHashes]:
         entry(64, 256),  # 6: every bit different
         entry(3, 7),  # 7: close
     ]
-    noise = [EntryHashes(int(random_words(rng, 1)[0]), random_words(rng, WORDS_PDQ), 100) for _ in range(200)]
+    noise = [
+        EntryHashes(phash=int(random_words(rng, 1)[0]), pdq=random_words(rng, WORDS_PDQ), quality=100)
+        for _ in range(200)
+    ]
     index = write_index(tmp_path / "index", [entries, noise])
     # variant "far" is unrelated; "near" is the base the entries were made from
     query = make_query([int(random_words(rng, 1)[0]), base_phash], [random_words(rng, WORDS_PDQ), base_pdq])

@@ -63,7 +63,7 @@ from bot.tickets.models import MatchedEntry, StoredQuery
 from bot.tickets.store import TicketStore
 
 ENTRIES = __ENTRIES__
-QUERY = StoredQuery(("as-sent@0,0,0,0",), ("0123456789abcdef",), ("ab" * 32,), 100)
+QUERY = StoredQuery(variants=("as-sent@0,0,0,0",), phash=("0123456789abcdef",), pdq=("ab" * 32,), quality=100)
 
 
 def entries(n):
@@ -196,7 +196,9 @@ def entry(n: int) -> MatchedEntry:
 
 async def reopen_and_write(database: Path) -> tuple[int, int, int]:
     """Open the store after the crash, file one more ticket and approve it: (tickets, version, rows)."""
-    query = StoredQuery(("as-sent@0,0,0,0",), ("fedcba9876543210",), ("cd" * 32,), 100)
+    query = StoredQuery(
+        variants=("as-sent@0,0,0,0",), phash=("fedcba9876543210",), pdq=("cd" * 32,), quality=100
+    )
     async with await TicketStore.open(database, load_settings().tickets) as store:
         before, _ = await store.removal_list()
         ticket = await store.create_ticket("after-the-crash", query, [entry(1)])

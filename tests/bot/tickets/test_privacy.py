@@ -4,7 +4,6 @@ own data."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -164,7 +163,7 @@ async def test_export_shows_a_requester_only_their_own_data(store: TicketStore, 
     assert [t["id"] for t in exported["tickets"]] == [first.id, second.id]
     for ticket in exported["tickets"]:
         assert ticket["requester"] == ALICE
-        assert ticket["query"] == dataclasses.asdict(query(ALICE))
+        assert ticket["query"] == query(ALICE).to_document()
     assert exported["tickets"][0]["note"] == "alice's note"
     assert exported["tickets"][0]["state"] == "approved"
     expected_events = [
