@@ -17,7 +17,7 @@ from bot.decoding import decode_picture
 from bot.hashing import EntryHashes, QueryHashes, hash_entry, hash_query
 from bot.index.build import hashing_parameters
 from bot.index.search import HashIndex
-from bot.index.sources import iter_source
+from bot.index.sources import iter_hash_parquet
 from bot.index.storage import DatasetEntry, Manifest, ShardReader, ShardWriter
 from bot.matching import MatchDistance
 from bot.signals import (
@@ -201,9 +201,9 @@ def test_a_hash_file_gives_a_registered_kind_its_own_column(toy, tmp_path):
     columns = {name: [kind.to_hex(row[name]) for row in values] for name, kind in SIGNAL_KINDS.items()}
     pq.write_table(pa.table({"key": ["a", "b"], **columns}), path)
 
-    items = list(iter_source(path))
+    items = list(iter_hash_parquet(path))
 
     assert [toy.to_hex(item.hashes.toy) for item in items if item.hashes] == columns["toy"]
     pq.write_table(pa.table({"key": ["a"], "phash": [columns["phash"][0]], "pdq": [columns["pdq"][0]]}), path)
     with pytest.raises(ValueError, match="lacks the column\\(s\\) toy "):
-        list(iter_source(path))
+        list(iter_hash_parquet(path))
