@@ -1,6 +1,6 @@
 """Accuracy of the matcher on both development sets, beside plain 64-bit pHash, and hashing time.
 
-Usage: python bench/accuracy.py [--devset DIR] [--hardset DIR] [--hold 12] [--json]
+Usage: python -m bench.accuracy [--devset DIR] [--hardset DIR] [--hold 12] [--json]
 
 The plain set (``make_devset.py``: re-encoded, resized, cropped, bannered, turned copies) and the
 hard set (``make_hardset.py``: copies cut on one side or tight, turned 3-7 degrees, with a text
@@ -41,8 +41,6 @@ from pathlib import Path
 
 import imagehash
 from PIL import Image
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.checking import check_picture
 from bot.config import Settings, load_settings

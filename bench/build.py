@@ -1,6 +1,6 @@
 """`index build` speed: photos per second per core, the speed-up of parallel workers, and a baseline.
 
-Usage: python bench/build.py [--photos DIR] [--count 768] [--workers 2] [--json]
+Usage: python -m bench.build [--photos DIR] [--count 768] [--workers 2] [--json]
 
 Photos: 1024 px JPEGs (quality 90) made from the dev set's real photographs (``/tmp/devset/index``,
 see ../shared/README.md; the sample photos in ``samples/dataset`` if it is missing): each original
@@ -31,7 +31,6 @@ import multiprocessing
 import os
 import resource
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -42,18 +41,16 @@ import imagehash
 import numpy as np
 from PIL import Image, ImageOps, JpegImagePlugin
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bot.config import Settings, load_settings  # noqa: E402
-from bot.decoding import decode_picture  # noqa: E402
-from bot.hashing import PDQ, EntryHashes, EntryPart, PHash, RowKind, _inner_region  # noqa: E402
-from bot.index.build import BatchResult, build_index, hash_item, keep_freed_memory_for_reuse  # noqa: E402
-from bot.index.sources import SourceItem  # noqa: E402
-from bot.index.storage import DatasetEntry, ShardWriter  # noqa: E402
+from bench import REPO
+from bot.config import Settings, load_settings
+from bot.decoding import decode_picture
+from bot.hashing import PDQ, EntryHashes, EntryPart, PHash, RowKind, _inner_region
+from bot.index.build import BatchResult, build_index, hash_item, keep_freed_memory_for_reuse
+from bot.index.sources import SourceItem
+from bot.index.storage import DatasetEntry, ShardWriter
 
 DEVSET_ORIGINALS = Path("/tmp/devset/index")
-SAMPLE_PHOTOS = ROOT / "samples" / "dataset"
+SAMPLE_PHOTOS = REPO / "samples" / "dataset"
 SIDE = 1024
 ZOOMS = tuple(1.0 + 0.15 * step for step in range(16))
 BREAKDOWN_PHOTOS = 96  # the stage breakdown holds every stage's pictures in memory at once

@@ -1,6 +1,6 @@
 """False matches between different real photographs, counted end to end through the matcher.
 
-Usage: python bench/false_matches.py [--pictures N] [--cache DIR] [--workers N] [--json]
+Usage: python -m bench.false_matches [--pictures N] [--cache DIR] [--workers N] [--json]
 
 bench/precision.py estimates how often the hash rule and the verification accept an unrelated
 pair, from distance histograms and a tail fit; it models one row per entry and one radius per
@@ -49,21 +49,17 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
-
-from photo_corpus import DEFAULT_CACHE, Picture, gather, picture_bytes  # noqa: E402
-from precision_verify import margins, tail_fit  # noqa: E402
-
-from bot.config import Settings, load_settings  # noqa: E402
-from bot.decoding import ImageRejectedError, decode_picture  # noqa: E402
-from bot.hashing import hash_entry  # noqa: E402
-from bot.index.build import hashing_parameters  # noqa: E402
-from bot.index.mih import refresh_search_tables  # noqa: E402
-from bot.index.search import HashIndex  # noqa: E402
-from bot.index.storage import DatasetEntry, Manifest, ShardWriter  # noqa: E402
-from bot.matching import phash_limits  # noqa: E402
-from bot.verification import has_thumbnail  # noqa: E402
+from bench.photo_corpus import DEFAULT_CACHE, Picture, gather, picture_bytes
+from bench.precision_verify import margins, tail_fit
+from bot.config import Settings, load_settings
+from bot.decoding import ImageRejectedError, decode_picture
+from bot.hashing import hash_entry
+from bot.index.build import hashing_parameters
+from bot.index.mih import refresh_search_tables
+from bot.index.search import HashIndex
+from bot.index.storage import DatasetEntry, Manifest, ShardWriter
+from bot.matching import phash_limits
+from bot.verification import has_thumbnail
 
 SCALE = 1e8
 GENRE_OF_PACKAGE = {"stellarium-data": "telescope", "tuxpaint-stamps-default": "cut-out"}

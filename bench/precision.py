@@ -1,6 +1,6 @@
 """Precision at scale: how often does the matcher match two UNRELATED real pictures?
 
-Usage: python bench/precision.py [--pictures N] [--cache DIR] [--devset DIR] [--workers N] [--json]
+Usage: python -m bench.precision [--pictures N] [--cache DIR] [--devset DIR] [--workers N] [--json]
 
 A threshold with no false match among a thousand pictures can make thousands among 1e8 entries:
 the expected number of false matches of one query is N_entries * p, where p is the probability
@@ -62,12 +62,8 @@ from pathlib import Path
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
-
-import precision_verify  # noqa: E402
-
-from bot.config import Settings, load_settings  # noqa: E402
+from bench import REPO, precision_verify
+from bot.config import Settings, load_settings
 
 SCALES = (1e6, 1e8, 5.85e9)  # entries: a large collection, LAION-400M-ish, LAION-5B
 PHASH_GRID = (6, 8, 10, 12, 16)
@@ -376,7 +372,7 @@ def hash_one(data: bytes, settings: Settings) -> dict[str, object]:
 
 def _hash_task(task: tuple[list[int], list]) -> list[tuple[int, dict[str, object]]]:  # type: ignore[type-arg]
     """Hash pictures of one photograph (the photograph is decoded once for all its tiles)."""
-    from photo_corpus import picture_bytes
+    from bench.photo_corpus import picture_bytes
 
     assert _worker_settings is not None
     indices, pictures = task
@@ -401,7 +397,7 @@ def settings_key(settings: Settings) -> str:
     digest = hashlib.sha256()
     digest.update(json.dumps([CACHE_FORMAT, asdict(settings.hashing), asdict(settings.decoding)]).encode())
     for name in HASH_FILES:
-        digest.update((ROOT / name).read_bytes())
+        digest.update((REPO / name).read_bytes())
     return digest.hexdigest()[:20]
 
 
@@ -613,7 +609,7 @@ class Corpus:
 
 def load_corpus(args: argparse.Namespace, settings: Settings) -> Corpus:
     """Hashes of the corpus pictures the matcher can use (entry and query quality >= the minimum)."""
-    from photo_corpus import SOURCES, gather
+    from bench.photo_corpus import SOURCES, gather
 
     pictures = gather(args.cache, tile_side=args.tile_side, tile_from=args.tile_from)
     gathered = len(pictures)
@@ -682,7 +678,7 @@ class Positives:
 
 def load_positives(args: argparse.Namespace, settings: Settings) -> Positives | None:
     """Hash the dev set's originals (as entries) and positive copies (as queries)."""
-    from photo_corpus import Picture
+    from bench.photo_corpus import Picture
 
     truth_path = args.devset / "truth.json"
     if not truth_path.exists():
@@ -1381,7 +1377,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    from photo_corpus import DEFAULT_CACHE
+    from bench.photo_corpus import DEFAULT_CACHE
 
     started = time.perf_counter()
     args.cache = args.cache or DEFAULT_CACHE

@@ -105,8 +105,7 @@ SCORE_COLUMNS = ("shape", "detail", "colour", "entry_detail_share", "entry_sprea
 def _correlate_task(task):  # type: ignore[no-untyped-def]
     """For the pictures of one photograph: decode each as a query, correlate its listed variants
     with the listed entry thumbnails -> [(row, *SCORE_COLUMNS)]."""
-    from photo_corpus import picture_bytes
-
+    from bench.photo_corpus import picture_bytes
     from bot.decoding import decode_picture
     from bot.hashing import hash_query_with_views
 

@@ -1,6 +1,6 @@
 """Search latency over a large index: the multi-index search against a chunked linear scan.
 
-Usage: python bench/search.py [--entries 100000000] [--queries 200] [--scan-queries 8] [--json]
+Usage: python -m bench.search [--entries 100000000] [--queries 200] [--scan-queries 8] [--json]
 
 The index is synthetic but shaped like a web-scale dataset, and the queries are real:
 
@@ -35,8 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
+from bench import REPO
 from bot.config import Settings, load_settings
 from bot.decoding import decode_picture
 from bot.hashing import QueryHashes, hash_entry, hash_query
@@ -44,7 +43,6 @@ from bot.index.mih import refresh_search_tables
 from bot.index.search import HashIndex
 from bot.index.storage import ROW_COLUMNS, WHOLE_PICTURE, Manifest
 
-ROOT = Path(__file__).resolve().parent.parent
 DEVSET = Path("/tmp/devset")
 SHARD_ENTRIES = 10_000_000
 DATA_VERSION = 4  # bump when the generator changes, so cached data is rebuilt
@@ -56,8 +54,8 @@ def _pictures() -> tuple[list[Path], list[Path]]:
     if (DEVSET / "index").is_dir():
         queries = sorted((DEVSET / "pos").glob("*")) + sorted((DEVSET / "neg").glob("*"))
         return sorted((DEVSET / "index").glob("*")), queries
-    return sorted((ROOT / "samples" / "dataset").glob("*.jpg")), sorted(
-        (ROOT / "samples" / "queries").glob("*.jpg")
+    return sorted((REPO / "samples" / "dataset").glob("*.jpg")), sorted(
+        (REPO / "samples" / "queries").glob("*.jpg")
     )
 
 

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from scipy.stats import binom
 
-_PATH = Path(__file__).resolve().parents[2] / "bench" / "precision.py"
-_SPEC = importlib.util.spec_from_file_location("bench_precision", _PATH)
-assert _SPEC is not None
-assert _SPEC.loader is not None
-precision = importlib.util.module_from_spec(_SPEC)
-sys.modules["bench_precision"] = precision
-_SPEC.loader.exec_module(precision)
+from bench import precision, precision_verify
 
 
 def binomial_hist(bits: int, samples: float) -> np.ndarray:
@@ -88,10 +79,6 @@ def test_quadrant_distance_is_the_mean_over_the_four_quadrants() -> None:
     assert precision.quadrants_agree(np.array([2.0, 200.0])).tolist() == [True, False]
 
 
-def _verify_module():  # type: ignore[no-untyped-def]
-    return sys.modules["precision_verify"]  # bench/precision.py imported it
-
-
 def _rule():  # type: ignore[no-untyped-def]
     from bot.config import load_settings
 
@@ -110,7 +97,7 @@ def test_margin_is_non_negative_exactly_where_the_verification_accepts() -> None
             rng.uniform(1.0, 60.0, 5000),  # entries sparse and not
         ]
     )
-    verify = _verify_module()
+    verify = precision_verify
 
     accepted = verify.verified(scores, rule)
 
@@ -151,7 +138,7 @@ def test_tail_fit_recovers_a_known_exponential_tail_beyond_every_measured_pair()
     margins = -2.0 + rng.exponential(0.2, 20_000)
     triples, photo = _pairs(margins, rng.integers(0, 17, 20_000))
 
-    fit = _verify_module().tail_fit(triples, margins, photo=photo, rule=(8, 80))
+    fit = precision_verify.tail_fit(triples, margins, photo=photo, rule=(8, 80))
 
     assert (margins < 0).all()
     assert fit["share_fitted"] == pytest.approx(np.exp(-10), rel=0.6)
@@ -170,7 +157,7 @@ def test_tail_fit_takes_the_tail_where_the_rule_nominates_pairs() -> None:
     triples, photo = _pairs(margins, phash, pdq=70)
     nominated = phash[phash <= 8]
 
-    fit = _verify_module().tail_fit(triples, margins, photo=photo, rule=(8, 80))
+    fit = precision_verify.tail_fit(triples, margins, photo=photo, rule=(8, 80))
 
     assert fit["coefficients"]["per_phash_bit"] == pytest.approx(-0.05, abs=0.005)
     assert fit["rule_pairs"] == len(nominated)
@@ -183,7 +170,7 @@ def test_tail_fit_without_pairs_in_the_rule_takes_its_most_alike_corner() -> Non
     margins = -2.0 + 0.05 * (16 - phash) + rng.exponential(0.2, 20_000)
     triples, photo = _pairs(margins, phash)
 
-    fit = _verify_module().tail_fit(triples, margins, photo=photo, rule=(8, 80))
+    fit = precision_verify.tail_fit(triples, margins, photo=photo, rule=(8, 80))
 
     assert fit["rule_pairs"] == 0
     # the corner pHash 0 lies outside the measured 9..16: kept at 9, location -2 + 0.35 + 0.2
@@ -198,7 +185,7 @@ def test_the_frontier_prices_each_wider_rule_at_its_own_pairs() -> None:
     phash = rng.integers(0, 17, 20_000)
     margins = -2.0 + 0.05 * (16 - phash) + rng.exponential(0.2, 20_000)
     triples, photo = _pairs(margins, phash, pdq=70)
-    verify = _verify_module()
+    verify = precision_verify
     from bot.index.mih import probes_per_hash
 
     rows = verify.frontier(
@@ -232,7 +219,7 @@ def test_a_fit_that_predicts_too_few_is_raised_to_what_was_counted() -> None:
     margins = -3.0 + (rng.pareto(2.0, 20_000) * 0.2)
     triples, photo = _pairs(margins, rng.integers(0, 17, 20_000))
 
-    fit = _verify_module().tail_fit(triples, margins, photo=photo, rule=(8, 80))
+    fit = precision_verify.tail_fit(triples, margins, photo=photo, rule=(8, 80))
 
     tenth = next(check for check in fit["split_half_check"] if check["rank"] == 10)
     assert tenth["observed"] > tenth["predicted"]
@@ -247,12 +234,12 @@ def test_a_pair_passes_through_its_best_variant() -> None:
     scores = np.array([(0.5, 0.5, np.nan, 1.0), (0.99, 0.99, np.nan, 1.0), (0.5, 0.5, np.nan, 1.0)])
     corpus = SimpleNamespace(names=[str(i) for i in range(4)], photo=np.arange(4))
 
-    verify = _verify_module()
+    verify = precision_verify
     report = verify.verification_report(
         corpus, _settings(), triples, verify.margins(scores, rule), p_rule=1e-6, positives_verified=None
     )
 
-    rings = _verify_module().RINGS
+    rings = precision_verify.RINGS
     assert verified_pairs(report) == {rings[0]: (2, 1), **dict.fromkeys(rings[1:], (1, 1))}
     assert rule.verify_min_shape < 0.99
 
