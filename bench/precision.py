@@ -18,10 +18,9 @@ hashes collide far more often); objects cut out on white; tiles of one photograp
 Printed: pair counts; distance histograms of unrelated pairs per hash kind, per (query variant,
 entry) and as the minimum over a query's variants; false matches under the configured rule, each
 hash alone and the baseline (plain whole-picture pHash <= 6, no variants); estimated expected
-false matches per query at 1e6, 1e8 and 5.85e9 entries on a threshold grid, also with two extra
-checks this bench evaluates (a colour check, and a quadrant check standing for the exact
-verification of the few candidates), beside the dev set's recall at each point; the thresholds
-that reach the goal with the most recall.
+false matches per query at 1e6, 1e8 and 5.85e9 entries on a threshold grid, beside the dev set's
+recall at each point; the thresholds that reach the goal with the most recall; the verification
+stage's share (bench/precision_verify.py).
 
 How p is estimated (p is far below 1 / pairs measured, so it must be extrapolated):
 
@@ -41,9 +40,6 @@ How p is estimated (p is far below 1 / pairs measured, so it must be extrapolate
   close pairs than were measured. A Gaussian tail ("normal") is printed beside it. No fit sees a
   heavier component that only appears beyond the measured range: the estimate is as good as
   the corpus.
-* Extra checks: p times the share of unrelated pairs, close in both hashes, that the check lets
-  through, measured (or its tail fitted) where such pairs are plentiful, taken as independent
-  of how much closer the hashes get.
 """
 
 from __future__ import annotations
@@ -74,7 +70,7 @@ PHASH_BITS, PDQ_BITS = 64, 256
 UNDEFINED = PDQ_BITS + 1  # D_a when no variant of the query is within pHash distance a
 NEAR_PHASH = 16  # (variant, entry) samples this close in pHash are kept one by one
 HASH_FILES = ("bot/hashing.py", "bot/borders.py", "bot/decoding.py", "bot/verification.py")
-CACHE_FORMAT = 7
+CACHE_FORMAT = 8
 
 # Pair kinds. A pair of pictures from different photographs gets the kind of its two genres;
 # two tiles of one photograph get SAME_PHOTO; a picture with itself is never counted.
@@ -92,23 +88,6 @@ POPULATIONS: dict[str, tuple[int, ...]] = {
     "cut-outs on white": (8,),
     "tiles of one photograph": (SAME_PHOTO,),
 }
-
-# The colour check this bench evaluates (not in bot/): the matching variant's region and the
-# entry's region, each as the mean colour of its four quadrants, must not disagree in hue where
-# both are clearly coloured. Hue (the angle of the opponent-colour vector R-G, R+G-2B) does not
-# move when a copy is darkened, brightened, (de)saturated or re-encoded; a grey copy has no
-# colour and always passes.
-COLOUR_CHROMA_MIN = 24.0  # opponent-vector length (0-255 scale) below which a quadrant is "grey"
-COLOUR_HUE_MAX = 90.0  # degrees: a coloured quadrant pair further apart than this disagrees
-
-# The quadrant check this bench evaluates (not in bot/), as the exact verification of the few
-# candidates the rule returns: the matching variant's region and the entry's region are each cut
-# into quadrants and every quadrant PDQ-hashed; the mean distance over the four must be <=
-# QUADRANT_MAX_MEAN. Copies keep their quadrants (median 6 bits on the dev set); unrelated
-# pictures alike in their broad layout, which is all the rule sees, do not (~125: random bits).
-# Flat quadrants are compared too: their hashes are noise, so an unrelated flat picture fails.
-QUADRANT_MAX_MEAN = 96.0
-QUADRANT_GRID = (72.0, 80.0, 88.0, 96.0, 104.0, 112.0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -186,33 +165,6 @@ def pair_match_probability(min_pdq: np.ndarray, b: int, *, shape: str = "exp") -
     return float(defined.sum() / pairs) * fit.probability, fit
 
 
-def quadrant_distance(query_quads: np.ndarray, entry_quads: np.ndarray) -> np.ndarray:
-    """Mean PDQ distance over the four quadrants: quads (..., 4, 4) uint64 -> (...) float."""
-    return np.bitwise_count(query_quads ^ entry_quads).sum(axis=(-1, -2)) / 4.0
-
-
-def quadrants_agree(distance: np.ndarray, limit: float = QUADRANT_MAX_MEAN) -> np.ndarray:
-    return distance <= limit
-
-
-def colour_agrees(query_colour: np.ndarray, entry_colour: np.ndarray) -> np.ndarray:
-    """The colour check (see COLOUR_*): (..., 12) quadrant mean RGBs -> (...) bool."""
-    q = query_colour.reshape(*query_colour.shape[:-1], 4, 3).astype(np.float64)
-    e = entry_colour.reshape(*entry_colour.shape[:-1], 4, 3).astype(np.float64)
-
-    def opponent(rgb: np.ndarray) -> np.ndarray:
-        r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-        return np.stack([(r - g) / np.sqrt(2), (r + g - 2 * b) / np.sqrt(6)], axis=-1)
-
-    qo, eo = opponent(q), opponent(e)
-    coloured = (np.linalg.norm(qo, axis=-1) >= COLOUR_CHROMA_MIN) & (
-        np.linalg.norm(eo, axis=-1) >= COLOUR_CHROMA_MIN
-    )
-    cosine = (qo * eo).sum(-1) / np.maximum(np.linalg.norm(qo, axis=-1) * np.linalg.norm(eo, axis=-1), 1e-9)
-    disagree = coloured & (cosine < np.cos(np.radians(COLOUR_HUE_MAX)))
-    return ~disagree.any(axis=-1)  # unknown colours (NaN) are never "coloured": they pass
-
-
 # --------------------------------------------------------------------------------------------
 # Hashing pictures (worker processes), cached incrementally as .npz.
 
@@ -226,15 +178,11 @@ class HashTable:
     entry_phash: np.ndarray  # (N,) uint64
     entry_pdq: np.ndarray  # (N, 4) uint64
     entry_quality: np.ndarray  # (N,) int16
-    entry_colour: np.ndarray  # (N, 12) float32: mean RGB of the four quadrants of the hashed region
     plain_phash: np.ndarray  # (N,) uint64: pHash of the whole decoded picture (the baseline)
     query_phash: np.ndarray  # (N, V) uint64
     query_pdq: np.ndarray  # (N, V, 4) uint64
     query_variant: np.ndarray  # (N, V) str; "" = no such variant (padding)
     query_quality: np.ndarray  # (N,) int16
-    query_colour: np.ndarray  # (N, V, 12) float32
-    entry_quads: np.ndarray  # (N, 4, 4) uint64: PDQ of each quadrant of the hashed region
-    query_quads: np.ndarray  # (N, V, 4, 4) uint64
     entry_thumbnail: np.ndarray  # (N, 16, 16) uint8: what the index keeps for verification
     entry_chroma: np.ndarray  # (N, 2, 8, 8) int8: the same region's opponent colours
 
@@ -250,13 +198,7 @@ class HashTable:
         extra = width - self.query_phash.shape[1]
         if extra <= 0:
             return self
-        pad = {
-            "query_phash": 0,
-            "query_pdq": 0,
-            "query_variant": "",
-            "query_colour": np.nan,
-            "query_quads": 0,
-        }
+        pad = {"query_phash": 0, "query_pdq": 0, "query_variant": ""}
         values = {name: getattr(self, name) for name in self.fields()}
         for name, fill in pad.items():
             array = values[name]
@@ -279,59 +221,10 @@ def _init_worker() -> None:
     _worker_settings = load_settings(with_deployment_files=False)
 
 
-def _quadrant_colour(image) -> np.ndarray:  # type: ignore[no-untyped-def]
-    """Mean RGB of the four quadrants of a picture: 12 numbers."""
-    pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
-    half_h, half_w = pixels.shape[0] // 2, pixels.shape[1] // 2
-    quadrants = (
-        pixels[:half_h, :half_w],
-        pixels[:half_h, half_w:],
-        pixels[half_h:, :half_w],
-        pixels[half_h:, half_w:],
-    )
-    return np.concatenate([q.reshape(-1, 3).mean(axis=0) for q in quadrants]).astype(np.float32)
-
-
-def _quadrant_pdq(image) -> np.ndarray:  # type: ignore[no-untyped-def]
-    """PDQ of each quadrant of a region, (4, 4) uint64: a finer view than the region's own hashes.
-    Two unrelated pictures alike in their broad layout rarely stay alike quadrant by quadrant."""
-    from bot.hashing import PDQ
-
-    width, height = image.size
-    boxes = (
-        (0, 0, width // 2, height // 2),
-        (width // 2, 0, width, height // 2),
-        (0, height // 2, width // 2, height),
-        (width // 2, height // 2, width, height),
-    )
-    return np.stack([PDQ.compute(image.crop(box)) for box in boxes]).astype(np.uint64)
-
-
-def _region(image, margins: Sequence[float]):  # type: ignore[no-untyped-def]
-    """The inner region bot.hashing hashes for these margins (left, top, right, bottom)."""
-    if not any(margins):
-        return image
-    left, top, right, bottom = margins
-    width, height = image.size
-    box = (
-        round(width * left),
-        round(height * top),
-        width - round(width * right),
-        height - round(height * bottom),
-    )
-    return image.crop(box)
-
-
 def hash_one(data: bytes, settings: Settings) -> dict[str, object]:
     """Everything the bench needs about one picture, through the project's own code."""
-    from bot import hashing
     from bot.decoding import ImageRejectedError, decode_picture
-    from bot.hashing import PHash, hash_entry, hash_query, query_bases
-
-    def regions_of(base_name: str) -> Sequence[Sequence[float]]:
-        if hasattr(hashing, "query_regions"):  # fewer regions for a trimmed base, since 6525e7b
-            return hashing.query_regions(base_name, settings.hashing)
-        return settings.hashing.query_regions
+    from bot.hashing import PHash, hash_entry, hash_query
 
     try:
         image = decode_picture(data, settings.decoding).image
@@ -339,25 +232,11 @@ def hash_one(data: bytes, settings: Settings) -> dict[str, object]:
         return {"rejected": exc.reason}
     entry = hash_entry(image, settings.hashing)
     query = hash_query(image, settings.hashing)
-    margin = settings.hashing.entry_margin
-    names, colours, quads = [], [], []
-    for base_name, base in query_bases(image, settings.hashing).items():
-        for margins in regions_of(base_name):
-            names.append(f"{base_name}@{','.join(f'{m:g}' for m in margins)}")
-            region = _region(base, margins)
-            colours.append(_quadrant_colour(region))
-            quads.append(_quadrant_pdq(region))
-    if tuple(names) != query.variants:  # hash_query's variants changed: these would not line up
-        colours = [np.full(12, np.nan, np.float32)] * len(query.variants)
-        quads = [np.zeros((4, 4), np.uint64)] * len(query.variants)
-    entry_region = _region(image, (margin,) * 4)
     return {
         "rejected": "",
         "entry_phash": entry.phash,
         "entry_pdq": entry.pdq,
         "entry_quality": entry.quality,
-        "entry_colour": _quadrant_colour(entry_region),
-        "entry_quads": _quadrant_pdq(entry_region),
         "entry_thumbnail": entry.thumbnail,
         "entry_chroma": entry.chroma,
         "plain_phash": int(PHash.compute(image)[0]),
@@ -365,8 +244,6 @@ def hash_one(data: bytes, settings: Settings) -> dict[str, object]:
         "query_pdq": query.pdq,
         "query_variant": query.variants,
         "query_quality": query.quality,
-        "query_colour": np.stack(colours),
-        "query_quads": np.stack(quads),
     }
 
 
@@ -451,15 +328,11 @@ def _hash_missing(
         entry_phash=np.zeros(count, np.uint64),
         entry_pdq=np.zeros((count, 4), np.uint64),
         entry_quality=np.zeros(count, np.int16),
-        entry_colour=np.full((count, 12), np.nan, np.float32),
         plain_phash=np.zeros(count, np.uint64),
         query_phash=np.zeros((count, width), np.uint64),
         query_pdq=np.zeros((count, width, 4), np.uint64),
         query_variant=np.full((count, width), "", dtype="<U64"),
         query_quality=np.zeros(count, np.int16),
-        query_colour=np.full((count, width, 12), np.nan, np.float32),
-        entry_quads=np.zeros((count, 4, 4), np.uint64),
-        query_quads=np.zeros((count, width, 4, 4), np.uint64),
         entry_thumbnail=np.zeros((count, 16, 16), np.uint8),
         entry_chroma=np.zeros((count, 2, 8, 8), np.int8),
     )
@@ -467,19 +340,11 @@ def _hash_missing(
         if r["rejected"]:
             continue
         v = len(r["query_variant"])  # type: ignore[arg-type]
-        for name in (
-            "entry_pdq",
-            "entry_quality",
-            "entry_colour",
-            "entry_quads",
-            "query_quality",
-            "entry_thumbnail",
-            "entry_chroma",
-        ):
+        for name in ("entry_pdq", "entry_quality", "query_quality", "entry_thumbnail", "entry_chroma"):
             getattr(table, name)[row] = r[name]
         table.entry_phash[row] = np.uint64(r["entry_phash"])  # type: ignore[arg-type]
         table.plain_phash[row] = np.uint64(r["plain_phash"])  # type: ignore[arg-type]
-        for name in ("query_phash", "query_pdq", "query_variant", "query_colour", "query_quads"):
+        for name in ("query_phash", "query_pdq", "query_variant"):
             getattr(table, name)[row, :v] = r[name]
     return table
 
@@ -666,13 +531,6 @@ class Positives:
     transforms: list[str]
     phash: np.ndarray  # (P, V) int, padding = PHASH_BITS + 1
     pdq: np.ndarray  # (P, V) int
-    colour_ok: np.ndarray  # (P, V) bool: the colour check between the variant and the original
-    quadrant_distance: np.ndarray  # (P, V) float: the quadrant check's distance
-
-    @property
-    def quadrants_ok(self) -> np.ndarray:
-        return quadrants_agree(self.quadrant_distance)
-
     quality_ok: np.ndarray  # (P,) bool: query and original both above the quality minimum
 
 
@@ -705,10 +563,6 @@ def load_positives(args: argparse.Namespace, settings: Settings) -> Positives | 
         transforms=[n.rsplit("__", 1)[1].rsplit(".", 1)[0] for n, _ in queries],
         phash=np.where(valid, phash, PHASH_BITS + 1),
         pdq=np.where(valid, pdq, PDQ_BITS + 1),
-        colour_ok=colour_agrees(table.query_colour[q], table.entry_colour[e][:, None, :]),
-        quadrant_distance=np.where(
-            valid, quadrant_distance(table.query_quads[q], table.entry_quads[e][:, None]), np.inf
-        ),
         quality_ok=(table.rejected[q] == "")
         & (table.query_quality[q] >= minimum)
         & (table.entry_quality[e] >= minimum),
@@ -719,12 +573,6 @@ def load_positives(args: argparse.Namespace, settings: Settings) -> Positives | 
 # Estimates.
 
 POOL_MIN = 250  # the conditional PDQ tail is fitted on the smallest pHash radius >= a with this many pairs
-CHECKS = ("none", "colour", "quadrants")  # extra checks after the rule, evaluated here only
-
-
-def quadrant_limit(check: str) -> float:
-    """ "quadrants" is the check at QUADRANT_MAX_MEAN, "quadrants<=80" the same at 80."""
-    return float(check.split("<=")[1]) if "<=" in check else QUADRANT_MAX_MEAN
 
 
 def near_kinds(corpus: Corpus, near: np.ndarray) -> np.ndarray:
@@ -750,12 +598,11 @@ def min_pdq_from_near(near: np.ndarray, keep: np.ndarray, a: int, pairs: int) ->
 
 @dataclass(frozen=True)
 class Estimate:
-    """p for one rule: the headline ``p`` = min(method A, PDQ alone) x the check's pass share."""
+    """p for one rule: the headline ``p`` = min(method A, PDQ alone)."""
 
     p: float
     method_a: float
     pdq_alone: float
-    check_factor: float
     pooled_radius: int
     measured_pairs: int
 
@@ -765,55 +612,35 @@ class Estimate:
 
 
 @dataclass
-class NearSamples:
-    """The (variant, entry) samples within NEAR_PHASH, with what the extra checks say of them."""
-
-    rows: np.ndarray  # (M, 5) query, entry, variant, pHash, PDQ
-    kinds: np.ndarray  # (M,)
-    colour_ok: np.ndarray  # (M,) bool
-    quadrant_distance: np.ndarray  # (M,) float
-
-    def passes(self, check: str) -> np.ndarray | bool:
-        if check == "colour":
-            return self.colour_ok
-        if check.startswith("quadrants"):
-            return self.quadrant_distance <= quadrant_limit(check)
-        return True
-
-
-@dataclass
 class Estimator:
-    """p for any (a, b) in one population, with or without an extra check."""
+    """p for any (a, b) in one population."""
 
     stats: PairStats
     population: str
-    near: NearSamples
+    near: np.ndarray  # (M, 5) query, entry, variant, pHash, PDQ: the samples within NEAR_PHASH
+    near_kinds: np.ndarray  # (M,) the pair kind of each
 
     def __post_init__(self) -> None:
         self.hists = self.stats.population(self.population)
-        self.in_population = np.isin(self.near.kinds, POPULATIONS[self.population])
-        self._d_a: dict[tuple[int, str], np.ndarray] = {}
+        self.in_population = np.isin(self.near_kinds, POPULATIONS[self.population])
+        self._d_a: dict[int, np.ndarray] = {}
 
     @property
     def pairs(self) -> int:
         return int(self.hists["pairs"])
 
-    def d_a(self, a: int, check: str = "none") -> np.ndarray:
-        """The D_a histogram (from the scan; from the near samples that pass ``check``)."""
-        if check == "none" and a in self.stats.a_values:
+    def d_a(self, a: int) -> np.ndarray:
+        """The D_a histogram (from the scan; from the near samples at a radius it did not keep)."""
+        if a in self.stats.a_values:
             return self.hists["min_pdq"][self.stats.a_values.index(a)]
         if a > NEAR_PHASH:
             raise ValueError(f"pHash radius {a} > {NEAR_PHASH}: samples not kept one by one")
-        key = (a, check)
-        if key not in self._d_a:
-            keep = self.in_population & self.near.passes(check)
-            self._d_a[key] = min_pdq_from_near(self.near.rows, keep, a, self.pairs)
-        return self._d_a[key]
+        if a not in self._d_a:
+            self._d_a[a] = min_pdq_from_near(self.near, self.in_population, a, self.pairs)
+        return self._d_a[a]
 
-    def measured(self, a: int, b: int, check: str = "none") -> int:
-        if check != "none" and a > NEAR_PHASH:
-            return -1
-        return int(self.d_a(a, check)[: b + 1].sum())
+    def measured(self, a: int, b: int) -> int:
+        return int(self.d_a(a)[: b + 1].sum())
 
     def pooled_radius(self, a: int) -> int:
         """The smallest pHash radius >= a whose D histogram has POOL_MIN defined pairs. Below a
@@ -828,9 +655,8 @@ class Estimator:
         hist = self.hists["min_pdq"][self.stats.a_values.index(PHASH_BITS)][:UNDEFINED]
         return fit_lower_tail(hist, b, shape=shape)
 
-    def estimate(self, a: int, b: int, check: str = "none", *, shape: str = "exp") -> Estimate:
-        """Method A with a pooled conditional tail, capped by PDQ alone (the rule needs PDQ too),
-        times the share of close unrelated pairs that the extra check lets through."""
+    def estimate(self, a: int, b: int, *, shape: str = "exp") -> Estimate:
+        """Method A with a pooled conditional tail, capped by PDQ alone (the rule needs PDQ too)."""
         d_a = self.d_a(a)
         measured = int(d_a[: b + 1].sum())
         radius = self.pooled_radius(a)
@@ -842,39 +668,10 @@ class Estimator:
         pdq_alone = self.pdq_alone(b, shape=shape).probability
         finite = [x for x in (method_a, pdq_alone) if np.isfinite(x)]
         p = min(finite) if finite else float("nan")
-        factor = self.check_factor(a, check, shape=shape)
-        return Estimate(p * factor, method_a, pdq_alone, factor, radius, self.measured(a, b, check))
-
-    def check_factor(self, a: int, check: str, *, shape: str = "exp") -> float:
-        """The share of unrelated pairs close in both hashes that ``check`` lets through, taken as
-        independent of how close they are further down the tail (the checks look at colour or at
-        finer detail, the hashes at the broad grey layout); measured where pairs are plentiful."""
-        if check == "none":
-            return 1.0
-        if check == "colour":  # measured on the 100+ closest pairs at the pooled radius
-            radius = min(self.pooled_radius(a), NEAR_PHASH)
-            plain, passing = self.d_a(radius)[:UNDEFINED], self.d_a(radius, "colour")[:UNDEFINED]
-            cumulative = np.cumsum(plain)
-            reference = int(np.searchsorted(cumulative, 100))
-            if reference >= UNDEFINED or cumulative[reference] == 0:
-                return float("nan")
-            return float(np.cumsum(passing)[reference] / cumulative[reference])
-        return self.quadrant_factor(quadrant_limit(check), shape=shape)
-
-    def quadrant_factor(self, limit: float, *, shape: str = "exp") -> float:
-        """P(quadrant distance <= limit) for the 1000 samples (pHash <= 16) closest in PDQ: the
-        distance's lower tail, measured or fitted like the hashes' tails."""
-        mine = self.in_population
-        pdq = self.near.rows[mine, 4]
-        if pdq.size == 0:
-            return float("nan")
-        reference = np.sort(pdq)[min(pdq.size, 1000) - 1]
-        distance = self.near.quadrant_distance[mine][pdq <= reference]
-        hist = np.bincount(np.floor(distance).astype(np.int64), minlength=PDQ_BITS + 1)
-        return fit_lower_tail(hist, int(np.floor(limit)), shape=shape).probability
+        return Estimate(p, method_a, pdq_alone, radius, measured)
 
     def method_b(self, a: int, b: int, *, shape: str = "exp") -> float:
-        """Per (variant, entry) sample, union bound over a query's variants (no extra check)."""
+        """Per (variant, entry) sample, union bound over a query's variants."""
         joint = self.hists["joint"]
         variants = float(self.hists["samples"]) / max(1.0, float(self.hists["pairs"]))
         phash_share = fit_lower_tail(joint.sum(axis=1), a, shape=shape).probability
@@ -911,40 +708,34 @@ class Estimator:
         return rows
 
 
-def recall(positives: Positives, a: int, b: int, check: str = "none") -> int:
-    """Dev-set positives with a variant within (a, b) of their own original that passes ``check``."""
+def recall(positives: Positives, a: int, b: int) -> int:
+    """Dev-set positives with a variant within (a, b) of their own original."""
     within = (positives.phash <= a) & (positives.pdq <= b)
-    if check == "colour":
-        within &= positives.colour_ok
-    elif check.startswith("quadrants"):
-        within &= positives.quadrant_distance <= quadrant_limit(check)
     return int((within.any(axis=1) & positives.quality_ok).sum())
 
 
 def recommend(estimator: Estimator, positives: Positives | None) -> list[dict[str, object]]:
-    """Per pHash radius and extra check, the loosest PDQ radius whose estimate reaches
-    TARGET_AT_1E8, with its dev-set recall; most recall first, then fewest false matches."""
+    """Per pHash radius, the loosest PDQ radius whose estimate reaches TARGET_AT_1E8, with its
+    dev-set recall; most recall first, then fewest false matches."""
     options: list[dict[str, object]] = []
-    for check in ("none", "colour", *(f"quadrants<={limit:g}" for limit in QUADRANT_GRID)):
-        for a in range(4, NEAR_PHASH + 1, 2):
-            passing = [
-                (b, estimate)
-                for b in range(20, 91, 2)
-                if (estimate := estimator.estimate(a, b, check)).p * 1e8 <= TARGET_AT_1E8
-            ]
-            if passing:
-                b, estimate = passing[-1]
-                options.append(
-                    {
-                        "phash": a,
-                        "pdq": b,
-                        "check": check,
-                        "p": estimate.p,
-                        "expected_at_1e8": estimate.p * 1e8,
-                        "measured": estimate.measured_pairs,
-                        "recall": recall(positives, a, b, check) if positives else 0,
-                    }
-                )
+    for a in range(4, NEAR_PHASH + 1, 2):
+        passing = [
+            (b, estimate)
+            for b in range(20, 91, 2)
+            if (estimate := estimator.estimate(a, b)).p * 1e8 <= TARGET_AT_1E8
+        ]
+        if passing:
+            b, estimate = passing[-1]
+            options.append(
+                {
+                    "phash": a,
+                    "pdq": b,
+                    "p": estimate.p,
+                    "expected_at_1e8": estimate.p * 1e8,
+                    "measured": estimate.measured_pairs,
+                    "recall": recall(positives, a, b) if positives else 0,
+                }
+            )
     options.sort(key=lambda o: (-o["recall"], o["expected_at_1e8"]))  # type: ignore[operator]
     return options
 
@@ -978,21 +769,19 @@ def distributions(
     }
 
 
-def grid_row(est: Estimator, positives: Positives | None, a: int, b: int, check: str) -> dict[str, object]:
-    estimate = est.estimate(a, b, check)
+def grid_row(est: Estimator, positives: Positives | None, a: int, b: int) -> dict[str, object]:
+    estimate = est.estimate(a, b)
     return {
         "phash": a,
         "pdq": b,
-        "check": check,
         "measured": estimate.measured_pairs,
         "p": estimate.p,
         "p_method_A": estimate.method_a,
         "p_pdq_alone": estimate.pdq_alone,
-        "check_factor": estimate.check_factor,
-        "p_method_B": est.method_b(a, b) if check == "none" else None,
+        "p_method_B": est.method_b(a, b),
         "pooled_radius": estimate.pooled_radius,
         "expected_per_query": estimate.expected,
-        "recall": recall(positives, a, b, check) if positives else None,
+        "recall": recall(positives, a, b) if positives else None,
     }
 
 
@@ -1000,16 +789,9 @@ def build_report(
     corpus: Corpus, positives: Positives | None, stats: PairStats, rule: tuple[int, int]
 ) -> dict:  # type: ignore[type-arg]
     """Everything the bench prints, as JSON-ready values."""
-    table, rows = corpus.table, stats.near
-    q, e, v = rows[:, 0], rows[:, 1], rows[:, 2]
-    distance = quadrant_distance(table.query_quads[q, v], table.entry_quads[e])
-    near = NearSamples(
-        rows=rows,
-        kinds=near_kinds(corpus, rows),
-        colour_ok=colour_agrees(table.query_colour[q, v], table.entry_colour[e]),
-        quadrant_distance=distance,
-    )
-    estimators = {name: Estimator(stats, name, near) for name in POPULATIONS}
+    rows = stats.near
+    kinds = near_kinds(corpus, rows)
+    estimators = {name: Estimator(stats, name, rows, kinds) for name in POPULATIONS}
     a_rule, b_rule = rule
     populations: dict[str, object] = {}
     for name, est in estimators.items():
@@ -1022,7 +804,6 @@ def build_report(
             "distributions": distributions(hists, stats.a_values, rule),
             "false_matches": {
                 "rule": est.measured(a_rule, b_rule),
-                **{f"rule_with_{check}_check": est.measured(a_rule, b_rule, check) for check in CHECKS[1:]},
                 "phash_alone": int(hists["min_phash"][: a_rule + 1].sum()),
                 "pdq_alone": int(hists["min_pdq"][a_index(PHASH_BITS)][: b_rule + 1].sum()),
                 "baseline_plain_phash_le_6": int(hists["plain"][: PLAIN_PHASH_THRESHOLD + 1].sum()),
@@ -1031,7 +812,6 @@ def build_report(
                 "rule": {**asdict(rule_estimate), "expected_per_query": rule_estimate.expected},
                 "rule_method_B": est.method_b(a_rule, b_rule),
                 "rule_normal_tail": est.estimate(a_rule, b_rule, shape="normal").p,
-                **{f"rule_with_{check}_check": est.estimate(a_rule, b_rule, check).p for check in CHECKS[1:]},
                 "phash_alone": fit_lower_tail(hists["min_phash"], a_rule).probability,
                 "pdq_alone": rule_estimate.pdq_alone,
                 "baseline_plain_phash_le_6": fit_lower_tail(
@@ -1040,14 +820,9 @@ def build_report(
             },
             "backtest": {shape: est.backtest(shape=shape) for shape in ("exp", "normal")},
             "conditional_by_radius": est.conditional_by_radius() if name == HEADLINE else [],
-            "grid": [
-                grid_row(est, positives, a, b, check)
-                for a in PHASH_GRID
-                for b in PDQ_GRID
-                for check in CHECKS
-            ],
+            "grid": [grid_row(est, positives, a, b) for a in PHASH_GRID for b in PDQ_GRID],
         }
-    report: dict[str, object] = {
+    return {
         "rule": {"phash_max_distance": a_rule, "pdq_max_distance": b_rule},
         "target_expected_at_1e8": TARGET_AT_1E8,
         "corpus": corpus.info,
@@ -1055,70 +830,14 @@ def build_report(
         "populations": populations,
         "positives": len(positives.names) if positives else 0,
         "recall_rule": recall(positives, *rule) if positives else None,
-        **{
-            f"recall_rule_with_{c}_check": recall(positives, *rule, c) if positives else None
-            for c in CHECKS[1:]
-        },
         "recommendation": recommend(estimators[HEADLINE], positives),
         # the hash rule's p at the wider rules the verification's frontier prices
         "p_rule_at": {
             name: {f"{a},{b}": est.estimate(a, b).p for a, b in precision_verify.FRONTIER}
             for name, est in estimators.items()
         },
-        "closest_pairs": closest_pairs(corpus, rows, near.kinds, rule),
-        "quadrant_thresholds": quadrant_thresholds(estimators, positives, rule),
-        "quadrant_distance_of_rule_matches": {
-            name: np.sort(distance[est.in_population & (rows[:, 3] <= a_rule) & (rows[:, 4] <= b_rule)])[
-                :5
-            ].tolist()
-            for name, est in estimators.items()
-        },
+        "closest_pairs": closest_pairs(corpus, rows, kinds, rule),
     }
-    if positives:
-        within = (positives.phash <= a_rule) & (positives.pdq <= b_rule)
-        found = within.any(axis=1) & positives.quality_ok
-        for check, ok in (("colour", positives.colour_ok), ("quadrants", positives.quadrants_ok)):
-            kept = (within & ok).any(axis=1)
-            report[f"{check}_check_loses"] = [
-                n for n, f, k in zip(positives.names, found, kept, strict=True) if f and not k
-            ]
-    return report
-
-
-def quadrant_thresholds(
-    estimators: dict[str, Estimator], positives: Positives | None, rule: tuple[int, int]
-) -> list[dict[str, object]]:
-    """The quadrant check's trade-off at the current rule, for a few limits."""
-    headline = estimators[HEADLINE]
-    base = headline.estimate(*rule)
-    rows = []
-    for limit in QUADRANT_GRID:
-        measured = {}
-        for name in (HEADLINE, "telescope pictures", "cut-outs on white"):
-            est = estimators[name]
-            keep = est.in_population & (est.near.quadrant_distance <= limit)
-            measured[name] = int(
-                min_pdq_from_near(est.near.rows, keep, rule[0], est.pairs)[: rule[1] + 1].sum()
-            )
-        factor = headline.quadrant_factor(limit)
-        found = None
-        if positives:
-            within = (
-                (positives.phash <= rule[0])
-                & (positives.pdq <= rule[1])
-                & (positives.quadrant_distance <= limit)
-            )
-            found = int((within.any(axis=1) & positives.quality_ok).sum())
-        rows.append(
-            {
-                "limit": limit,
-                "factor": factor,
-                "measured": measured,
-                "expected_at_1e8": base.p * factor * 1e8,
-                "recall": found,
-            }
-        )
-    return rows
 
 
 def closest_pairs(
@@ -1186,7 +905,6 @@ def print_report(report: dict, elapsed: float) -> None:  # type: ignore[type-arg
         _print_false_matches,
         _print_estimates,
         _print_grid,
-        _print_checks,
         _print_recommendation,
         _print_closest_pairs,
         precision_verify.print_verification,
@@ -1249,38 +967,31 @@ def _print_false_matches(report: dict) -> None:  # type: ignore[type-arg]
     a_rule, b_rule = report["rule"]["phash_max_distance"], report["rule"]["pdq_max_distance"]
     print(f"\nFalse matches among the measured pairs (goal 0), rule pHash <= {a_rule} AND PDQ <= {b_rule}:")
     print(
-        f"  {'pairs of':37s} {'pairs':>11s} {'rule':>5s} {'+colour':>7s} {'+quadr.':>7s} "
-        f"{'pHash<=' + str(a_rule):>9s} {'PDQ<=' + str(b_rule):>7s} {'baseline: whole-picture pHash<=6':>33s}"
+        f"  {'pairs of':37s} {'pairs':>11s} {'rule':>5s} {'pHash<=' + str(a_rule):>9s} "
+        f"{'PDQ<=' + str(b_rule):>7s} {'baseline: whole-picture pHash<=6':>33s}"
     )
     for name, population in report["populations"].items():
         f = population["false_matches"]
         print(
-            f"  {name:37s} {population['pairs']:11,d} {f['rule']:5d} {f['rule_with_colour_check']:7d} "
-            f"{f['rule_with_quadrants_check']:7d} {f['phash_alone']:9d} {f['pdq_alone']:7d} "
-            f"{f['baseline_plain_phash_le_6']:33d}"
+            f"  {name:37s} {population['pairs']:11,d} {f['rule']:5d} {f['phash_alone']:9d} "
+            f"{f['pdq_alone']:7d} {f['baseline_plain_phash_le_6']:33d}"
         )
-    lowest = report["quadrant_distance_of_rule_matches"]
-    cells = (f"{name}: {', '.join(f'{d:.0f}' for d in values) or '-'}" for name, values in lowest.items())
-    print("  lowest quadrant distances among those rule matches: " + "; ".join(cells))
 
 
 def _print_estimates(report: dict) -> None:  # type: ignore[type-arg]
     print("\nEstimated p = P(one unrelated pair matches); expected false matches per query = entries x p")
     print("  (A: pairs with a variant within the pHash radius x fitted PDQ tail among them, capped by PDQ")
     print("   alone; B: per (variant, entry), union bound; exponential tail on the lowest decade unless")
-    print("   'normal'; +colour / +quadr.: times the share of close unrelated pairs the check lets through)")
+    print("   'normal')")
     print(
-        f"  {'pairs of':37s} {'p rule':>8s} {'A':>8s} {'B':>8s} {'normal':>8s} {'+colour':>8s} "
-        f"{'+quadr.':>8s} {'pHash':>8s} {'PDQ':>8s} {'baseline':>8s} | E at {'1e6':>7s} {'1e8':>7s} "
-        f"{'5.85e9':>7s}"
+        f"  {'pairs of':37s} {'p rule':>8s} {'A':>8s} {'B':>8s} {'normal':>8s} {'pHash':>8s} {'PDQ':>8s} "
+        f"{'baseline':>8s} | E at {'1e6':>7s} {'1e8':>7s} {'5.85e9':>7s}"
     )
     for name, population in report["populations"].items():
         e = population["estimates"]
         r = e["rule"]
-        values = (
-            r["p"], r["method_a"], e["rule_method_B"], e["rule_normal_tail"], e["rule_with_colour_check"],
-            e["rule_with_quadrants_check"], e["phash_alone"], e["pdq_alone"], e["baseline_plain_phash_le_6"],
-        )  # fmt: skip
+        values = (r["p"], r["method_a"], e["rule_method_B"], e["rule_normal_tail"])
+        values += (e["phash_alone"], e["pdq_alone"], e["baseline_plain_phash_le_6"])
         expected = " ".join(f"{fmt(x):>7s}" for x in r["expected_per_query"].values())
         print(f"  {name:37s} " + " ".join(f"{fmt(x):>8s}" for x in values) + f" |      {expected}")
     for name in (HEADLINE, ALL_DIFFERENT):
@@ -1296,56 +1007,31 @@ def _print_estimates(report: dict) -> None:  # type: ignore[type-arg]
 def _print_grid(report: dict) -> None:  # type: ignore[type-arg]
     goal = f"goal at 1e8 <= {TARGET_AT_1E8}"
     print(f"\nThreshold grid, {HEADLINE} (E = expected false matches per query, {goal});")
-    print("recall = dev-set positives with a variant within the thresholds of their own original (and")
-    print(f"passing the check), of {report['positives']} (current rule: {report['recall_rule']})")
+    print("recall = dev-set positives with a variant within the thresholds of their own original, of")
+    print(f"{report['positives']} (current rule: {report['recall_rule']})")
     print(
         f"  {'pHash':>5s} {'PDQ':>4s} | {'measured':>8s} {'p':>8s} {'A':>8s} {'B':>8s} {'PDQ':>8s} "
-        f"{'E 1e6':>8s} {'E 1e8':>8s} {'E 5.85e9':>8s} {'recall':>6s} | + colour: {'E 1e8':>8s} "
-        f"{'recall':>6s} | + quadrants: {'meas.':>5s} {'E 1e8':>8s} {'E 5.85e9':>8s} {'recall':>6s}"
+        f"{'E 1e6':>8s} {'E 1e8':>8s} {'E 5.85e9':>8s} {'recall':>6s}"
     )
-    grid = report["populations"][HEADLINE]["grid"]
-    for plain, coloured, quadrants in zip(grid[::3], grid[1::3], grid[2::3], strict=True):
-        e, eq = plain["expected_per_query"], quadrants["expected_per_query"]
-        estimates = (plain["p"], plain["p_method_A"], plain["p_method_B"], plain["p_pdq_alone"], *e.values())
+    for row in report["populations"][HEADLINE]["grid"]:
+        estimates = (row["p"], row["p_method_A"], row["p_method_B"], row["p_pdq_alone"])
         print(
-            f"  {plain['phash']:5d} {plain['pdq']:4d} | {plain['measured']:8d} "
-            + " ".join(f"{fmt(x):>8s}" for x in estimates)
-            + f" {plain['recall']:6d} | {'':10s}{fmt(coloured['expected_per_query']['1e+08']):>8s} "
-            f"{coloured['recall']:6d} | {'':13s}{quadrants['measured']:5d} {fmt(eq['1e+08']):>8s} "
-            f"{fmt(eq['5.85e+09']):>8s} {quadrants['recall']:6d}"
-        )
-
-
-def _print_checks(report: dict) -> None:  # type: ignore[type-arg]
-    print(
-        f"\nRecall under the current rule: {report['recall_rule']}/{report['positives']}; with the colour "
-        f"check {report['recall_rule_with_colour_check']}, with the quadrant check "
-        f"{report['recall_rule_with_quadrants_check']}"
-    )
-    for check in CHECKS[1:]:
-        if report.get(f"{check}_check_loses"):
-            print(f"  the {check} check loses: {', '.join(report[f'{check}_check_loses'])}")
-    print(f"The quadrant check's limit at the current rule ({HEADLINE}: share of the closest unrelated pairs")
-    print("passing, E at 1e8; false matches measured in three kinds of pairs; dev-set recall):")
-    for row in report["quadrant_thresholds"]:
-        measured = ", ".join(f"{k} {v}" for k, v in row["measured"].items())
-        print(
-            f"  mean quadrant distance <= {row['limit']:3.0f}: passing {fmt(row['factor']):>7s}, E at 1e8 "
-            f"{fmt(row['expected_at_1e8']):>6s}; false matches: {measured}; recall {row['recall']}"
+            f"  {row['phash']:5d} {row['pdq']:4d} | {row['measured']:8d} "
+            + " ".join(f"{fmt(x):>8s}" for x in (*estimates, *row["expected_per_query"].values()))
+            + f" {row['recall']:6d}"
         )
 
 
 def _print_recommendation(report: dict) -> None:  # type: ignore[type-arg]
     print(
         f"\nThresholds reaching E at 1e8 <= {TARGET_AT_1E8} for {HEADLINE} (the loosest PDQ radius per pHash "
-        "radius and check), most recall first:"
+        "radius), most recall first:"
     )
     if not report["recommendation"]:
         print("  none on the grid (pHash 4..16, PDQ 20..90)")
     for item in report["recommendation"][:10]:
-        check = "" if item["check"] == "none" else f" + {item['check']} check"
         print(
-            f"  pHash <= {item['phash']:2d}, PDQ <= {item['pdq']:2d}{check:24s} p={fmt(item['p'])}  "
+            f"  pHash <= {item['phash']:2d}, PDQ <= {item['pdq']:2d}  p={fmt(item['p'])}  "
             f"E at 1e8 = {fmt(item['expected_at_1e8'])}  recall {item['recall']}/{report['positives']}  "
             f"(measured false matches: {item['measured']})"
         )

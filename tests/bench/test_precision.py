@@ -1,4 +1,4 @@
-"""The tail fit and colour check of bench/precision.py, on distributions whose truth is known."""
+"""The tail fits of bench/precision.py and bench/precision_verify.py, on distributions of known truth."""
 
 from __future__ import annotations
 
@@ -48,35 +48,6 @@ def test_pair_probability_multiplies_the_share_of_pairs_with_a_close_variant() -
     p, fit = precision.pair_match_probability(min_pdq, 100)
     assert p == pytest.approx(0.25 * fit.probability)
     assert fit.probability == pytest.approx(binom.cdf(100, 256, 0.5), rel=1e-3)
-
-
-def quadrants(*rgb: tuple[float, float, float]) -> np.ndarray:
-    return np.array([channel for colour in rgb for channel in colour], dtype=np.float32)
-
-
-def test_colour_check_passes_darker_greyer_and_more_saturated_copies() -> None:
-    original = quadrants((200, 60, 40), (40, 90, 200), (90, 160, 60), (120, 120, 120))
-    grey = np.repeat(original.reshape(4, 3).mean(axis=1), 3)
-    darker = original * 0.75
-    mean = original.reshape(4, 3).mean(axis=1, keepdims=True)
-    saturated = (mean + 1.6 * (original.reshape(4, 3) - mean)).clip(0, 255).ravel()
-    copies = np.stack([original, grey, darker, saturated])
-    assert precision.colour_agrees(copies, original[None, :]).all()
-
-
-def test_colour_check_refuses_a_clearly_different_hue() -> None:
-    red = quadrants(*[(200, 50, 40)] * 4)
-    blue = quadrants(*[(40, 70, 200)] * 4)
-    assert not precision.colour_agrees(red, blue)
-
-
-def test_quadrant_distance_is_the_mean_over_the_four_quadrants() -> None:
-    rng = np.random.default_rng(0)
-    quads = rng.integers(0, 2**63, size=(4, 4), dtype=np.uint64)
-    flipped = quads.copy()
-    flipped[0, 0] ^= np.uint64(0xFF)  # 8 bits differ in the first quadrant
-    assert precision.quadrant_distance(flipped, quads) == pytest.approx(2.0)
-    assert precision.quadrants_agree(np.array([2.0, 200.0])).tolist() == [True, False]
 
 
 def _rule():  # type: ignore[no-untyped-def]
