@@ -36,6 +36,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import imagehash
 import numpy as np
@@ -45,7 +46,8 @@ from bench import REPO
 from bot.config import Settings, load_settings
 from bot.decoding import decode_picture
 from bot.hashing import PDQ, EntryHashes, EntryPart, PHash, RowKind, _inner_region
-from bot.index.build import BatchResult, build_index, hash_item, keep_freed_memory_for_reuse
+from bot.index.batches import BatchResult, hash_item, keep_freed_memory_for_reuse
+from bot.index.build import build_index
 from bot.index.sources import SourceItem
 from bot.index.storage import DatasetEntry, ShardWriter
 
@@ -104,17 +106,16 @@ def draft_requests(datas: list[bytes], settings: Settings) -> list[tuple[int, in
     asked: list[tuple[int, int] | None] = []
     original = JpegImagePlugin.JpegImageFile.draft
 
-    def watch(image: JpegImagePlugin.JpegImageFile, mode: str | None, size: tuple[int, int] | None) -> object:
+    def watch(
+        image: JpegImagePlugin.JpegImageFile, mode: str | None, size: tuple[int, int] | None
+    ) -> tuple[str, tuple[int, int, float, float]] | None:
         asked[-1] = size
         return original(image, mode, size)
 
-    JpegImagePlugin.JpegImageFile.draft = watch  # type: ignore[method-assign]
-    try:
+    with patch.object(JpegImagePlugin.JpegImageFile, "draft", watch):
         for data in datas:
             asked.append(None)
             decode_picture(data, settings.decoding)
-    finally:
-        JpegImagePlugin.JpegImageFile.draft = original  # type: ignore[method-assign]
     return asked
 
 
