@@ -12,4 +12,7 @@ with the project installed (``make install``), e.g. ``python -m bench.precision`
 
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent  # the samples and the hashing code live here
+REPO = Path(__file__).resolve().parent.parent  # where samples/ lies, and ../shared beside it
+# The baseline most dataset tools ship (../shared/README.md): imagehash.phash of the whole
+# picture, Hamming distance <= 6, nothing else.
+BASELINE_PHASH_MAX_DISTANCE = 6

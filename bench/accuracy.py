@@ -38,10 +38,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import imagehash
 from PIL import Image
 
+from bench import BASELINE_PHASH_MAX_DISTANCE, REPO
 from bot.checking import check_picture
 from bot.config import Settings, load_settings
 from bot.decoding import ImageRejectedError, decode_picture
@@ -49,8 +51,7 @@ from bot.hashing import hash_entry, hash_query
 from bot.index.build import build_index
 from bot.index.search import HashIndex
 
-BASELINE_THRESHOLD = 6
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+SHARED = REPO.parent / "shared"
 MAKERS = {"devset": "make_devset.py", "hardset": "make_hardset.py"}
 
 
@@ -73,7 +74,7 @@ class DevSet:
     hold: int
     truth: dict[str, str | None] = field(init=False)
     twins: list[list[str]] = field(init=False)
-    composites: dict[str, dict] = field(init=False)  # type: ignore[type-arg]
+    composites: dict[str, dict[str, Any]] = field(init=False)
     held: set[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -190,7 +191,9 @@ def run_baseline(devset: DevSet) -> dict[str, list[str] | None]:
     for query in devset.queries():
         query_hash = imagehash.phash(Image.open(query))
         close = sorted(
-            (query_hash - h, k) for k, h in entry_hashes.items() if query_hash - h <= BASELINE_THRESHOLD
+            (query_hash - h, k)
+            for k, h in entry_hashes.items()
+            if query_hash - h <= BASELINE_PHASH_MAX_DISTANCE
         )
         answers[query.name] = [k for _, k in close]
     return answers
@@ -246,7 +249,7 @@ def main() -> None:
     print_report(report)
 
 
-def print_report(report: dict) -> None:  # type: ignore[type-arg]
+def print_report(report: dict[str, Any]) -> None:
     for name in ("devset", "hardset"):
         ours, base = report[name]["ours"], report[name]["baseline_phash6"]
         print(f"== {name}")

@@ -32,6 +32,7 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -137,7 +138,8 @@ def generate(
     real = np.array([phash for rows in planted for phash, _, _ in rows], dtype=np.uint64)
     bit_frequency = _bits(real).mean(axis=0).clip(0.05, 0.95)
     folder.mkdir(parents=True, exist_ok=True)
-    names, written = [], 0
+    names: list[str] = []
+    written = 0
     while written < entries:
         shard_entries = min(SHARD_ENTRIES // rows_per_entry, entries - written)
         count = shard_entries * rows_per_entry  # rows
@@ -187,7 +189,7 @@ def _percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
-def measure(args: argparse.Namespace, settings: Settings, queries: list[QueryHashes]) -> dict[str, object]:
+def measure(args: argparse.Namespace, settings: Settings, queries: list[QueryHashes]) -> dict[str, Any]:
     rss_before = _rss_mb()
     started = time.perf_counter()
     index = HashIndex(args.data)
