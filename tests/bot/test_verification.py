@@ -813,7 +813,7 @@ def test_the_sparse_minimum_applies_to_sparse_entries_only():
 
 def test_two_sparse_pictures_alike_in_layout_are_told_apart_and_a_copy_is_not():
     """Two galaxies on black, turned 20 degrees apart, one rounder, other stars: close in both hashes and
-    above the ordinary minimums (how telescope pictures matched each other in bench/precision.py);
+    above the ordinary minimums (how telescope pictures matched each other in bench/precision);
     the sparse minimum refuses them. A small, re-encoded copy still passes."""
     alike = refused_though_alike_while_a_copy_passes(galaxy(20, 0.5, seed=1), galaxy(40, 0.6, seed=2))
 
