@@ -43,7 +43,7 @@ from typing import Any
 import imagehash
 from PIL import Image
 
-from bench import BASELINE_PHASH_MAX_DISTANCE, REPO
+from bench import BASELINE_PHASH_MAX_DISTANCE, DEVSET, HARDSET, REPO
 from bot.checking import check_picture
 from bot.config import Settings, load_settings
 from bot.decoding import ImageRejectedError, decode_picture
@@ -226,8 +226,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--devset", type=Path, default=Path("/tmp/devset"))
-    parser.add_argument("--hardset", type=Path, default=Path("/tmp/hardset"))
+    parser.add_argument("--devset", type=Path, default=DEVSET)
+    parser.add_argument("--hardset", type=Path, default=HARDSET)
     parser.add_argument("--hold", type=int, default=12)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()

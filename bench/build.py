@@ -42,7 +42,7 @@ import imagehash
 import numpy as np
 from PIL import Image, ImageOps, JpegImagePlugin
 
-from bench import REPO
+from bench import DEVSET, REPO
 from bot.config import Settings, load_settings
 from bot.decoding import decode_picture
 from bot.hashing import PDQ, EntryHashes, EntryPart, PHash, RowKind, _inner_region
@@ -51,7 +51,7 @@ from bot.index.build import build_index
 from bot.index.sources import SourceItem
 from bot.index.storage import DatasetEntry, ShardWriter
 
-DEVSET_ORIGINALS = Path("/tmp/devset/index")
+DEVSET_ORIGINALS = DEVSET / "index"
 SAMPLE_PHOTOS = REPO / "samples" / "dataset"
 SIDE = 1024
 ZOOMS = tuple(1.0 + 0.15 * step for step in range(16))

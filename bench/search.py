@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from bench import REPO
+from bench import DEVSET, REPO
 from bot.config import Settings, load_settings
 from bot.decoding import decode_picture
 from bot.hashing import QueryHashes, hash_entry, hash_query
@@ -44,7 +44,6 @@ from bot.index.mih import refresh_search_tables
 from bot.index.search import HashIndex
 from bot.index.storage import ROW_COLUMNS, WHOLE_PICTURE, Manifest
 
-DEVSET = Path("/tmp/devset")
 SHARD_ENTRIES = 10_000_000
 DATA_VERSION = 4  # bump when the generator changes, so cached data is rebuilt
 KEY_WIDTH = 12

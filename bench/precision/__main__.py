@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import bench.precision
+from bench import DEVSET
 from bench.photo_corpus import DEFAULT_CACHE
 from bench.precision.corpus import load_corpus, load_positives
 from bench.precision.pairs import PHASH_BITS, scan_pairs
@@ -29,7 +30,7 @@ def main() -> None:
     parser.add_argument(
         "--tile-from", type=int, default=512, help="tile photographs this large (shorter side)"
     )
-    parser.add_argument("--devset", type=Path, default=Path("/tmp/devset"))
+    parser.add_argument("--devset", type=Path, default=DEVSET)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
