@@ -39,9 +39,9 @@ test: $(STAMP)
 	$(VENV)/bin/python -m pytest
 
 bench: $(STAMP)
-	$(VENV)/bin/python bench/accuracy.py
-	$(VENV)/bin/python bench/precision.py
-	$(VENV)/bin/python bench/build.py
-	$(VENV)/bin/python bench/search.py --entries 1e8
-	$(VENV)/bin/python bench/tickets.py
-	$(VENV)/bin/python bench/apply.py
+	$(VENV)/bin/python -m bench.accuracy
+	$(VENV)/bin/python -m bench.precision
+	$(VENV)/bin/python -m bench.build
+	$(VENV)/bin/python -m bench.search --entries 1e8
+	$(VENV)/bin/python -m bench.tickets
+	$(VENV)/bin/python -m bench.apply

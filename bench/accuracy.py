@@ -1,6 +1,6 @@
 """Accuracy of the matcher on both development sets, beside plain 64-bit pHash, and hashing time.
 
-Usage: python bench/accuracy.py [--devset DIR] [--hardset DIR] [--hold 12] [--json]
+Usage: python -m bench.accuracy [--devset DIR] [--hardset DIR] [--hold 12] [--json]
 
 The plain set (``make_devset.py``: re-encoded, resized, cropped, bannered, turned copies) and the
 hard set (``make_hardset.py``: copies cut on one side or tight, turned 3-7 degrees, with a text
@@ -38,12 +38,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import imagehash
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
+from bench import BASELINE_PHASH_MAX_DISTANCE, DEVSET, HARDSET, REPO
 from bot.checking import check_picture
 from bot.config import Settings, load_settings
 from bot.decoding import ImageRejectedError, decode_picture
@@ -51,8 +51,7 @@ from bot.hashing import hash_entry, hash_query
 from bot.index.build import build_index
 from bot.index.search import HashIndex
 
-BASELINE_THRESHOLD = 6
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+SHARED = REPO.parent / "shared"
 MAKERS = {"devset": "make_devset.py", "hardset": "make_hardset.py"}
 
 
@@ -75,7 +74,7 @@ class DevSet:
     hold: int
     truth: dict[str, str | None] = field(init=False)
     twins: list[list[str]] = field(init=False)
-    composites: dict[str, dict] = field(init=False)  # type: ignore[type-arg]
+    composites: dict[str, dict[str, Any]] = field(init=False)
     held: set[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -192,7 +191,9 @@ def run_baseline(devset: DevSet) -> dict[str, list[str] | None]:
     for query in devset.queries():
         query_hash = imagehash.phash(Image.open(query))
         close = sorted(
-            (query_hash - h, k) for k, h in entry_hashes.items() if query_hash - h <= BASELINE_THRESHOLD
+            (query_hash - h, k)
+            for k, h in entry_hashes.items()
+            if query_hash - h <= BASELINE_PHASH_MAX_DISTANCE
         )
         answers[query.name] = [k for _, k in close]
     return answers
@@ -225,8 +226,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--devset", type=Path, default=Path("/tmp/devset"))
-    parser.add_argument("--hardset", type=Path, default=Path("/tmp/hardset"))
+    parser.add_argument("--devset", type=Path, default=DEVSET)
+    parser.add_argument("--hardset", type=Path, default=HARDSET)
     parser.add_argument("--hold", type=int, default=12)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -248,7 +249,7 @@ def main() -> None:
     print_report(report)
 
 
-def print_report(report: dict) -> None:  # type: ignore[type-arg]
+def print_report(report: dict[str, Any]) -> None:
     for name in ("devset", "hardset"):
         ours, base = report[name]["ours"], report[name]["baseline_phash6"]
         print(f"== {name}")

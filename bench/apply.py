@@ -1,6 +1,6 @@
 """`removals apply` on LAION-sized metadata: rows per second and peak memory, streamed vs loaded.
 
-Usage: python bench/apply.py [--rows 5000000] [--removed 10000] [--json]
+Usage: python -m bench.apply [--rows 5000000] [--removed 10000] [--json]
 
 Writes a LAION-style Parquet file (SAMPLE_ID, URL, TEXT, HEIGHT, WIDTH, similarity; one LAION-5B
 part file holds ~18M rows at ~1.5 GB), a removal list of ``--removed`` of its URLs and keys, and
@@ -22,15 +22,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bot.removals.export import export_removal_list  # noqa: E402
-from bot.tickets.models import RemovalRow  # noqa: E402
+from bot.removals.export import export_removal_list
+from bot.tickets.models import RemovalRow
 
 _CHILD = """
 import sys, time, json
-sys.path.insert(0, {root!r})
 from pathlib import Path
 mode, list_path, metadata, out = sys.argv[1:5]
 start = time.perf_counter()
@@ -52,7 +48,7 @@ seconds = time.perf_counter() - start
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent through fork and exec.
 status = Path("/proc/self/status").read_text()
 peak = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM")) / 1024
-print(json.dumps({{"seconds": seconds, "peak_rss_mb": peak, "dropped": dropped}}))
+print(json.dumps({"seconds": seconds, "peak_rss_mb": peak, "dropped": dropped}))
 """
 
 
@@ -118,7 +114,7 @@ def main() -> None:
         for mode in ("streamed", "read_table"):
             started = time.perf_counter()
             output = subprocess.run(
-                [sys.executable, "-c", _CHILD.format(root=str(ROOT)), mode, str(work / "removals.parquet"),
+                [sys.executable, "-c", _CHILD, mode, str(work / "removals.parquet"),
                  str(metadata), str(work / f"out-{mode}")],
                 check=True, capture_output=True, text=True,
             ).stdout  # fmt: skip

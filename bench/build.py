@@ -1,6 +1,6 @@
 """`index build` speed: photos per second per core, the speed-up of parallel workers, and a baseline.
 
-Usage: python bench/build.py [--photos DIR] [--count 768] [--workers 2] [--json]
+Usage: python -m bench.build [--photos DIR] [--count 768] [--workers 2] [--json]
 
 Photos: 1024 px JPEGs (quality 90) made from the dev set's real photographs (``/tmp/devset/index``,
 see ../shared/README.md; the sample photos in ``samples/dataset`` if it is missing): each original
@@ -31,29 +31,28 @@ import multiprocessing
 import os
 import resource
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import imagehash
 import numpy as np
 from PIL import Image, ImageOps, JpegImagePlugin
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench import DEVSET, REPO
+from bot.config import Settings, load_settings
+from bot.decoding import decode_picture
+from bot.hashing import PDQ, EntryHashes, EntryPart, PHash, RowKind, inner_region
+from bot.index.batches import BatchResult, hash_item, keep_freed_memory_for_reuse
+from bot.index.build import build_index
+from bot.index.sources import SourceItem
+from bot.index.storage import DatasetEntry, ShardWriter
 
-from bot.config import Settings, load_settings  # noqa: E402
-from bot.decoding import decode_picture  # noqa: E402
-from bot.hashing import PDQ, EntryHashes, EntryPart, PHash, RowKind, _inner_region  # noqa: E402
-from bot.index.build import BatchResult, build_index, hash_item, keep_freed_memory_for_reuse  # noqa: E402
-from bot.index.sources import SourceItem  # noqa: E402
-from bot.index.storage import DatasetEntry, ShardWriter  # noqa: E402
-
-DEVSET_ORIGINALS = Path("/tmp/devset/index")
-SAMPLE_PHOTOS = ROOT / "samples" / "dataset"
+DEVSET_ORIGINALS = DEVSET / "index"
+SAMPLE_PHOTOS = REPO / "samples" / "dataset"
 SIDE = 1024
 ZOOMS = tuple(1.0 + 0.15 * step for step in range(16))
 BREAKDOWN_PHOTOS = 96  # the stage breakdown holds every stage's pictures in memory at once
@@ -107,17 +106,16 @@ def draft_requests(datas: list[bytes], settings: Settings) -> list[tuple[int, in
     asked: list[tuple[int, int] | None] = []
     original = JpegImagePlugin.JpegImageFile.draft
 
-    def watch(image: JpegImagePlugin.JpegImageFile, mode: str | None, size: tuple[int, int] | None) -> object:
+    def watch(
+        image: JpegImagePlugin.JpegImageFile, mode: str | None, size: tuple[int, int] | None
+    ) -> tuple[str, tuple[int, int, float, float]] | None:
         asked[-1] = size
         return original(image, mode, size)
 
-    JpegImagePlugin.JpegImageFile.draft = watch  # type: ignore[method-assign]
-    try:
+    with patch.object(JpegImagePlugin.JpegImageFile, "draft", watch):
         for data in datas:
             asked.append(None)
             decode_picture(data, settings.decoding)
-    finally:
-        JpegImagePlugin.JpegImageFile.draft = original  # type: ignore[method-assign]
     return asked
 
 
@@ -155,7 +153,7 @@ def stage_breakdown(datas: list[bytes], settings: Settings, repeat: int) -> dict
     stages["resize to the work side"] = (
         timed(thumbnails, repeat)[1] - timed(lambda: [image.copy() for image in rgb], repeat)[1]
     )
-    regions = [_inner_region(image, (margin,) * 4) for image in thumbnails()]
+    regions = [inner_region(image, (margin,) * 4) for image in thumbnails()]
     stages["PDQ (work picture)"] = timed(lambda: [PDQ.compute_with_quality(r) for r in regions], repeat)[1]
     stages["pHash (imagehash)"] = timed(lambda: [PHash.compute(r) for r in regions], repeat)[1]
     result = {name: 1000 * seconds / len(datas) for name, seconds in stages.items()}
@@ -210,8 +208,7 @@ def disk_bytes_per_entry(index: Path) -> dict[str, float]:
 
 def _core_part(rng: np.random.Generator) -> EntryPart:
     hashes = EntryHashes(
-        phash=int(rng.integers(0, 2**63)),
-        pdq=rng.integers(0, 2**63, 4, dtype=np.uint64),
+        signals={"phash": int(rng.integers(0, 2**63)), "pdq": rng.integers(0, 2**63, 4, dtype=np.uint64)},
         quality=90,
         thumbnail=rng.integers(0, 256, (16, 16), dtype=np.uint8),
         chroma=rng.integers(-128, 128, (2, 8, 8), dtype=np.int8),
@@ -233,8 +230,10 @@ def merge_rate(out: Path, entries: int = 200_000) -> float:
                 )
                 for i in range(batch)
             ],
-            phash=rng.integers(0, 2**63, batch, dtype=np.uint64),
-            pdq=rng.integers(0, 2**63, (batch, 4), dtype=np.uint64),
+            signals={
+                "phash": rng.integers(0, 2**63, batch, dtype=np.uint64),
+                "pdq": rng.integers(0, 2**63, (batch, 4), dtype=np.uint64),
+            },
             quality=np.full(batch, 90, dtype=np.uint8),
             thumbnail=rng.integers(0, 256, (batch, 16, 16), dtype=np.uint8),
             chroma=rng.integers(-128, 128, (batch, 2, 8, 8), dtype=np.int8),

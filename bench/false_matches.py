@@ -1,8 +1,8 @@
 """False matches between different real photographs, counted end to end through the matcher.
 
-Usage: python bench/false_matches.py [--pictures N] [--cache DIR] [--workers N] [--json]
+Usage: python -m bench.false_matches [--pictures N] [--cache DIR] [--workers N] [--json]
 
-bench/precision.py estimates how often the hash rule and the verification accept an unrelated
+bench/precision estimates how often the hash rule and the verification accept an unrelated
 pair, from distance histograms and a tail fit; it models one row per entry and one radius per
 query variant. This bench counts instead, through exactly the code a check runs, whatever rows
 an entry keeps (central region, core, panels) and whatever radius each variant has:
@@ -12,7 +12,7 @@ an entry keeps (central region, core, panels) and whatever radius each variant h
 * it is split in two halves by photograph (a hash of its name, so a photograph's tiles stay
   together): A and B, reported apart. Neither half took part in choosing this design's new
   parameters (the core's margin and guesses, the turned variants and their radii, chosen on the
-  dev sets); the verification minimums were fitted on the whole corpus by bench/precision.py;
+  dev sets); the verification minimums were fitted on the whole corpus by bench/precision;
 * each half is an index, built with ``hash_entry`` as ``index build`` does, searched through its
   tables; every picture of the half is then a query (decode_picture, hash_query_with_views, the
   search with the configured rule and verification), and every entry it is matched with that is
@@ -25,7 +25,7 @@ entries (pairs counted: false matches / pairs x 1e8; with none, the 95 % upper b
 1e8, all that counting can say).
 
 Counting cannot reach the goal's scale (0.01 per query at 1e8 is 1e-10 a pair), so the
-verification's share is also estimated below what can be counted, by bench/precision_verify.py's
+verification's share is also estimated below what can be counted, by bench/verification_tail.py's
 tail fit carried over to this design (:func:`near_pair_tail`): every (query variant, row) triple
 of different photographs near enough for the bot to verify (``verify_near_*``, among the variants
 that look for that kind of row, each with its own radius for "within the rule") is verified
@@ -45,37 +45,58 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
-
-from photo_corpus import DEFAULT_CACHE, Picture, gather, picture_bytes  # noqa: E402
-from precision_verify import margins, tail_fit  # noqa: E402
-
-from bot.config import Settings, load_settings  # noqa: E402
-from bot.decoding import ImageRejectedError, decode_picture  # noqa: E402
-from bot.hashing import hash_entry  # noqa: E402
-from bot.index.build import hashing_parameters  # noqa: E402
-from bot.index.mih import refresh_search_tables  # noqa: E402
-from bot.index.search import HashIndex  # noqa: E402
-from bot.index.storage import DatasetEntry, Manifest, ShardWriter  # noqa: E402
-from bot.matching import phash_limits  # noqa: E402
-from bot.verification import has_thumbnail  # noqa: E402
+from bench.photo_corpus import DEFAULT_CACHE, Picture, gather, genre_of, picture_bytes
+from bench.verification_tail import SCORE_COLUMNS, margins, tail_fit
+from bot.checking import hash_submitted_picture
+from bot.config import MatchingSettings, Settings, load_settings
+from bot.decoding import ImageRejectedError, decode_picture
+from bot.hashing import EntryHashes, QueryHashes, hash_entry
+from bot.index.mih import refresh_search_tables
+from bot.index.search import HashIndex
+from bot.index.storage import DatasetEntry, Manifest, ShardWriter, hashing_parameters
+from bot.matching import phash_limits
+from bot.verification import QueryViews, has_thumbnail
 
 SCALE = 1e8
-GENRE_OF_PACKAGE = {"stellarium-data": "telescope", "tuxpaint-stamps-default": "cut-out"}
-_worker: dict[str, object] = {}
+
+
+@dataclass(frozen=True)
+class NearTriple:
+    """A (query variant, index row) pair near enough that the bot would verify the row through
+    the variant, and what the verification's correlation says of it."""
+
+    entry: str  # the row's entry key
+    variant: int
+    phash: int
+    pdq: int
+    within_rule: bool  # within the variant's own pHash radius and the PDQ radius
+    scores: tuple[float, ...]  # verification_tail.SCORE_COLUMNS, colour NaN where either is grey
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One picture checked against the index of its half."""
+
+    picture: str
+    outcome: str  # "checked", or the reason decode_picture refused it
+    matched: list[str]  # entry keys, after verification
+    nominated: list[str]  # entry keys the hash rule nominated (the same search, no verification)
+    near: list[NearTriple]
+
+
+# Each worker process's own settings and index (None while building the index).
+_settings: Settings | None = None
+_index: HashIndex | None = None
 
 
 def half_of(photo: str) -> str:
     return "AB"[hashlib.md5(photo.encode()).digest()[0] & 1]
-
-
-def genre_of(picture: Picture) -> str:
-    return GENRE_OF_PACKAGE.get(picture.package, "everyday")
 
 
 def _by_photo(pictures: list[Picture]) -> list[list[Picture]]:
@@ -86,57 +107,55 @@ def _by_photo(pictures: list[Picture]) -> list[list[Picture]]:
 
 
 def _init(index: str | None) -> None:
-    _worker["settings"] = load_settings(with_deployment_files=False)
-    _worker["index"] = HashIndex(Path(index)) if index else None
+    global _settings, _index  # noqa: PLW0603 - one settings object and index per worker process
+    _settings = load_settings(with_deployment_files=False)
+    _index = HashIndex(Path(index)) if index else None
 
 
-def _entries_task(group: list[Picture]):  # type: ignore[no-untyped-def]
-    settings: Settings = _worker["settings"]  # type: ignore[assignment]
+def _entries_task(group: list[Picture]) -> list[tuple[str, EntryHashes]]:
+    assert _settings is not None
     hashed = []
     for picture, data in picture_bytes(group):
         try:
-            image = decode_picture(data, settings.decoding).image
+            image = decode_picture(data, _settings.decoding).image
         except ImageRejectedError:
             continue
-        hashed.append((picture.name, hash_entry(image, settings.hashing)))
+        hashed.append((picture.name, hash_entry(image, _settings.hashing)))
     return hashed
 
 
-def _query_task(group: list[Picture]) -> list[tuple[str, str, list[str], list[str], list[tuple]]]:  # type: ignore[type-arg]
-    """(picture, outcome, keys matched after verification, keys the hash rule nominated, near
-    triples with their scores: :func:`near_triples`)."""
-    from bot.checking import hash_submitted_picture
-
-    settings: Settings = _worker["settings"]  # type: ignore[assignment]
-    index: HashIndex = _worker["index"]  # type: ignore[assignment]
+def _query_task(group: list[Picture]) -> list[Outcome]:
+    assert _settings is not None
+    assert _index is not None
+    rule = _settings.matching
     results = []
     for picture, data in picture_bytes(group):
         try:
-            query, views = hash_submitted_picture(data, settings)
+            query, views = hash_submitted_picture(data, _settings)
         except ImageRejectedError as error:
-            results.append((picture.name, error.reason, [], [], []))
+            results.append(Outcome(picture.name, error.reason, [], [], []))
             continue
-        verified = index.search(query, settings.matching, views)
-        nominated = index.search(query, settings.matching)
-        keys = [index.describe(match).key for match in verified]
+        verified = _index.search(query, rule, views)
+        nominated = _index.search(query, rule)
         results.append(
-            (
+            Outcome(
                 picture.name,
                 "checked",
-                keys,
-                [index.describe(match).key for match in nominated],
-                near_triples(index, query, views, settings.matching),
+                [_index.describe(match).key for match in verified],
+                [_index.describe(match).key for match in nominated],
+                near_triples(_index, query, views, rule),
             )
         )
     return results
 
 
-def near_triples(index: HashIndex, query, views, rule) -> list[tuple]:  # type: ignore[no-untyped-def]
+def near_triples(
+    index: HashIndex, query: QueryHashes, views: QueryViews, rule: MatchingSettings
+) -> list[NearTriple]:
     """Every (row, variant) near enough that the bot would verify the row through the variant
-    (``verify_near_*``, among the variants that look for that kind of row), with its scores:
-    (entry key, variant, pHash distance, PDQ distance, within the hash rule, shape, detail,
-    colour or NaN, entry detail share, entry spread). Rows too plain for PDQ are left out (never
-    matched), and so are rows without a thumbnail (nothing to verify with)."""
+    (``verify_near_*``, among the variants that look for that kind of row), with its scores. Rows
+    too plain for PDQ are left out (never matched), and so are rows without a thumbnail (nothing
+    to verify with)."""
     shard = index.shards[0]
     limits = phash_limits(query, rule)  # (kinds, V)
     kinds = shard.kinds.astype(np.int64)
@@ -151,24 +170,23 @@ def near_triples(index: HashIndex, query, views, rule) -> list[tuple]:  # type: 
     variants, rows, pdq = variants[keep], rows[keep], pdq[keep]
     triples = []
     for variant, row, pdq_distance in zip(variants.tolist(), rows.tolist(), pdq.tolist(), strict=True):
+        assert shard.thumbnail is not None, "the index is built here with thumbnails"
         thumbnail = np.asarray(shard.thumbnail[row])
         if not has_thumbnail(thumbnail):
             continue
         chroma = None if shard.chroma is None else np.asarray(shard.chroma[row])
         scores = views.correlate(query.variants[variant], thumbnail, chroma)
         phash_distance = int(phash[variant, row])
+        within_rule = phash_distance <= variant_limits[variant, row] and pdq_distance <= rule.pdq_max_distance
+        values = (getattr(scores, column) for column in SCORE_COLUMNS)
         triples.append(
-            (
+            NearTriple(
                 shard.entry(row).key,
                 variant,
                 phash_distance,
                 pdq_distance,
-                phash_distance <= variant_limits[variant, row] and pdq_distance <= rule.pdq_max_distance,
-                scores.shape,
-                scores.detail,
-                np.nan if scores.colour is None else scores.colour,
-                scores.entry_detail_share,
-                scores.entry_spread,
+                bool(within_rule),
+                tuple(np.nan if value is None else value for value in values),
             )
         )
     return triples
@@ -187,9 +205,9 @@ def build(folder: Path, groups: list[list[Picture]], settings: Settings, workers
 
 def measure_half(
     label: str, groups: list[list[Picture]], settings: Settings, workers: int
-) -> dict[str, object]:
+) -> dict[str, dict[str, Any]]:
     photo_of = {picture.name: picture.photo for group in groups for picture in group}
-    genre = {picture.name: genre_of(picture) for group in groups for picture in group}
+    genre = {picture.name: genre_of(picture.package) for group in groups for picture in group}
     with tempfile.TemporaryDirectory(prefix=f"false-matches-{label}-") as temporary:
         folder = Path(temporary) / "index"
         started = time.perf_counter()
@@ -201,7 +219,7 @@ def measure_half(
         )
         started = time.perf_counter()
         with multiprocessing.get_context("fork").Pool(workers, _init, (str(folder),)) as pool:
-            outcomes = [row for rows in pool.imap_unordered(_query_task, groups, chunksize=2) for row in rows]
+            outcomes = [one for ones in pool.imap_unordered(_query_task, groups, chunksize=2) for one in ones]
         print(
             f"  half {label}: {len(outcomes):,} queries in {time.perf_counter() - started:.0f} s",
             file=sys.stderr,
@@ -216,13 +234,13 @@ def measure_half(
 
 def _tally(
     population: str,
-    outcomes: list[tuple[str, str, list[str], list[str], list[tuple]]],  # type: ignore[type-arg]
+    outcomes: list[Outcome],
     keys: list[str],
     photo_of: dict[str, str],
     genre: dict[str, str],
     *,
-    rule,  # type: ignore[no-untyped-def]
-) -> dict[str, object]:
+    rule: MatchingSettings,
+) -> dict[str, Any]:
     """One population's counts: its queries against its entries of other photographs."""
 
     def counted(key: str) -> bool:
@@ -234,21 +252,22 @@ def _tally(
         per_photo[photo_of[key]] += 1
     pairs = nominated = false = refused = queries = 0
     examples: list[tuple[str, str]] = []
-    near: list[tuple] = []  # type: ignore[type-arg]
-    for name, outcome, matched, candidates, triples in outcomes:
+    near: list[tuple[str, NearTriple]] = []
+    for one in outcomes:
+        name = one.picture
         if not counted(name):
             continue
         queries += 1
-        if outcome != "checked":
+        if one.outcome != "checked":
             refused += 1
             continue
         pairs += len(entries) - per_photo[photo_of[name]]
         others = {key for key in entries if photo_of[key] != photo_of[name]}
-        nominated += sum(key in others for key in candidates)
-        wrong = [key for key in matched if key in others]
+        nominated += sum(key in others for key in one.nominated)
+        wrong = [key for key in one.matched if key in others]
         false += len(wrong)
         examples += [(name, key) for key in wrong[:2]]
-        near += [(name, *triple) for triple in triples if triple[0] in others]
+        near += [(name, triple) for triple in one.near if triple.entry in others]
     share = false / pairs if pairs else float("nan")
     bound = (false or 3) / pairs if pairs else float("nan")
     fit = near_pair_tail(near, photo_of, rule)
@@ -270,10 +289,12 @@ def _tally(
     }
 
 
-def near_pair_tail(near: list[tuple], photo_of: dict[str, str], rule) -> dict[str, object]:  # type: ignore[no-untyped-def, type-arg]
+def near_pair_tail(
+    near: list[tuple[str, NearTriple]], photo_of: dict[str, str], rule: MatchingSettings
+) -> dict[str, Any]:
     """The share of the hash rule's unrelated candidates that the verification would accept,
     estimated from every near (query variant, row) triple of different photographs by
-    bench/precision_verify.py's method: each triple's margin (the smallest of atanh(score) -
+    bench/verification_tail.py's method: each triple's margin (the smallest of atanh(score) -
     atanh(minimum) over the checks that apply; >= 0 exactly when it passes), a pair's margin the
     best of its triples, regressed on closeness, the residuals' upper tail fitted with an
     exponential, evaluated where the rule's own pairs sit, calibrated by a split-half check.
@@ -282,14 +303,16 @@ def near_pair_tail(near: list[tuple], photo_of: dict[str, str], rule) -> dict[st
     counted apart, not fitted."""
     if not near:
         return {"pairs": 0, "share": float("nan"), "method": "no near pairs"}
-    spread = np.array([row[10] for row in near], dtype=np.float64)
+    spread = np.array([triple.scores[SCORE_COLUMNS.index("entry_spread")] for _, triple in near])
     judgeable = spread >= rule.verify_unjudgeable_below
     rows = [row for row, keep in zip(near, judgeable.tolist(), strict=True) if keep]
-    queries = {name: number for number, name in enumerate(sorted({row[0] for row in rows}))}
-    entries = {key: number for number, key in enumerate(sorted({row[1] for row in rows}))}
-    triples = np.array([(queries[r[0]], entries[r[1]], r[2], r[3], r[4]) for r in rows], dtype=np.int64)
-    in_rule = np.array([bool(r[5]) for r in rows])
-    scores = np.array([r[6:11] for r in rows], dtype=np.float64)
+    queries = {name: number for number, name in enumerate(sorted({name for name, _ in rows}))}
+    entries = {key: number for number, key in enumerate(sorted({t.entry for _, t in rows}))}
+    triples = np.array(
+        [(queries[name], entries[t.entry], t.variant, t.phash, t.pdq) for name, t in rows], dtype=np.int64
+    )
+    in_rule = np.array([t.within_rule for _, t in rows])
+    scores = np.array([t.scores for _, t in rows], dtype=np.float64)
     photo = np.zeros(len(queries), np.int64)
     for name, number in queries.items():
         photo[number] = hashlib.md5(photo_of[name].encode()).digest()[1]  # byte 0 chose the half

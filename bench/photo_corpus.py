@@ -26,6 +26,8 @@ from PIL import Image, ImageOps
 
 DEFAULT_CACHE = Path.home() / ".cache" / "removal-desk" / "photos"
 PICTURE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+# What a source's pictures show: false matches depend on it, so the benches report each apart.
+GENRES = ("everyday", "telescope", "cut-out")
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class PhotoSource:
     patterns: tuple[str, ...]
     exclude: tuple[str, ...] = ()
     why: str = ""
+    genre: str = GENRES[0]
     # gcompris packs its pictures (WebP) into Qt resource files: carve them out first.
     carve_rcc: bool = False
     # Keep only the largest file per folder (one wallpaper shipped at a dozen sizes).
@@ -158,6 +161,7 @@ SOURCES: tuple[PhotoSource, ...] = (
         "stellarium-data",
         ("usr/share/stellarium/nebulae/default/*",),
         why="telescope photographs of nebulae and galaxies: dark, centred, alike in layout",
+        genre="telescope",
         min_bytes=20_000,
         tile_from=1000,  # the 512 px ones stay whole: their quarters are mostly black sky
     ),
@@ -192,6 +196,7 @@ SOURCES: tuple[PhotoSource, ...] = (
         # Drawings, a mirrored copy, a recoloured copy.
         exclude=("*/cartoon/*", "tooth", "button", "cylinder", "measuring_tape_mirror", "pig_golden2"),
         why="Tux Paint's photographic stamps: objects and animals cut out on white (product-shot-like)",
+        genre="cut-out",
     ),
     PhotoSource(
         "python3-skimage",
@@ -220,6 +225,14 @@ SOURCES: tuple[PhotoSource, ...] = (
         why="scikit-image's sample photographs",
     ),
 )
+
+
+_GENRE_OF_PACKAGE = {source.package: source.genre for source in SOURCES}
+
+
+def genre_of(package: str) -> str:
+    """The genre of a package's pictures (everyday photographs for any other picture)."""
+    return _GENRE_OF_PACKAGE.get(package, GENRES[0])
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Search latency over a large index: the multi-index search against a chunked linear scan.
 
-Usage: python bench/search.py [--entries 100000000] [--queries 200] [--scan-queries 8] [--json]
+Usage: python -m bench.search [--entries 100000000] [--queries 200] [--scan-queries 8] [--json]
 
 The index is synthetic but shaped like a web-scale dataset, and the queries are real:
 
@@ -32,11 +32,11 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
+from bench import DEVSET, REPO
 from bot.config import Settings, load_settings
 from bot.decoding import decode_picture
 from bot.hashing import QueryHashes, hash_entry, hash_query
@@ -44,8 +44,6 @@ from bot.index.mih import refresh_search_tables
 from bot.index.search import HashIndex
 from bot.index.storage import ROW_COLUMNS, WHOLE_PICTURE, Manifest
 
-ROOT = Path(__file__).resolve().parent.parent
-DEVSET = Path("/tmp/devset")
 SHARD_ENTRIES = 10_000_000
 DATA_VERSION = 4  # bump when the generator changes, so cached data is rebuilt
 KEY_WIDTH = 12
@@ -56,8 +54,8 @@ def _pictures() -> tuple[list[Path], list[Path]]:
     if (DEVSET / "index").is_dir():
         queries = sorted((DEVSET / "pos").glob("*")) + sorted((DEVSET / "neg").glob("*"))
         return sorted((DEVSET / "index").glob("*")), queries
-    return sorted((ROOT / "samples" / "dataset").glob("*.jpg")), sorted(
-        (ROOT / "samples" / "queries").glob("*.jpg")
+    return sorted((REPO / "samples" / "dataset").glob("*.jpg")), sorted(
+        (REPO / "samples" / "queries").glob("*.jpg")
     )
 
 
@@ -139,7 +137,8 @@ def generate(
     real = np.array([phash for rows in planted for phash, _, _ in rows], dtype=np.uint64)
     bit_frequency = _bits(real).mean(axis=0).clip(0.05, 0.95)
     folder.mkdir(parents=True, exist_ok=True)
-    names, written = [], 0
+    names: list[str] = []
+    written = 0
     while written < entries:
         shard_entries = min(SHARD_ENTRIES // rows_per_entry, entries - written)
         count = shard_entries * rows_per_entry  # rows
@@ -189,7 +188,7 @@ def _percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
-def measure(args: argparse.Namespace, settings: Settings, queries: list[QueryHashes]) -> dict[str, object]:
+def measure(args: argparse.Namespace, settings: Settings, queries: list[QueryHashes]) -> dict[str, Any]:
     rss_before = _rss_mb()
     started = time.perf_counter()
     index = HashIndex(args.data)

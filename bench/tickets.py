@@ -1,6 +1,6 @@
 """Ticket store throughput and latency: durable writes (WAL, synchronous=FULL) on this disk.
 
-Usage: python bench/tickets.py [--tickets 500] [--json]
+Usage: python -m bench.tickets [--tickets 500] [--json]
 
 Creates tickets (each with 3 matched entries and 36 query-hash variants, as a real request has),
 then claims and approves them, and times each acknowledged write. The baseline, measured in the
@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import json
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -21,14 +20,14 @@ from pathlib import Path
 
 import aiosqlite
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from bot.config import load_settings
 from bot.tickets.models import MatchedEntry, StoredQuery
 from bot.tickets.store import TicketStore
 
 QUERY = StoredQuery(
-    variants=tuple(f"v{i}" for i in range(36)), phash=("ab" * 8,) * 36, pdq=("cd" * 32,) * 36, quality=90
+    variants=tuple(f"v{i}" for i in range(36)),
+    signals={"phash": ("ab" * 8,) * 36, "pdq": ("cd" * 32,) * 36},
+    quality=90,
 )
 
 

@@ -48,7 +48,7 @@ def _inner_box(
     )
 
 
-def _inner_region(image: Image.Image, margins: tuple[float, float, float, float]) -> Image.Image:
+def inner_region(image: Image.Image, margins: tuple[float, float, float, float]) -> Image.Image:
     """The region ``margins`` in from the edges (see :func:`_inner_box`)."""
     if not any(margins):
         return image
@@ -146,7 +146,7 @@ def _hash_region(image: Image.Image, settings: HashingSettings) -> EntryHashes:
     vignette) would pass as a query and never find its own exact copy. The whole frame is what
     the query's first variant hashes, so the copy lines up."""
     margin = settings.entry_margin
-    region = _inner_region(image, (margin, margin, margin, margin))
+    region = inner_region(image, (margin, margin, margin, margin))
     signals, quality = _region_signals(region)
     if quality < _USABLE_QUALITY and margin:
         whole_signals, whole_quality = _region_signals(image)
@@ -181,7 +181,7 @@ def _core_part(image: Image.Image, settings: HashingSettings) -> EntryPart | Non
         return None
     side = (core - margin) / (1 - 2 * margin)
     box = (side, side, 1 - side, 1 - side)
-    region = _inner_region(image.crop(_inner_box(image.size, (side, side, side, side))), (margin,) * 4)
+    region = inner_region(image.crop(_inner_box(image.size, (side, side, side, side))), (margin,) * 4)
     signals, quality = _region_signals(region)
     if quality < _USABLE_QUALITY:
         return None
@@ -350,7 +350,7 @@ def hash_query_with_views(image: Image.Image, settings: HashingSettings) -> tupl
                 if small is None:
                     small = _scaled_down(base, settings.guess_side)
                 hashed = small
-            regions = {grey: _inner_region(hashed[grey], margins) for grey in greys}
+            regions = {grey: inner_region(hashed[grey], margins) for grey in greys}
             region_quality = 100
             for kind in kinds:
                 words, rating = kind.compute_rated(regions[kind.grey])

@@ -2,7 +2,7 @@
 
 The hashes are signs of a handful of low frequencies; over 1e8 entries, unrelated pictures alike
 in broad layout (one curved edge between two flat areas, a horizon) agree on them by chance
-(bench/precision.py). So each candidate is checked once more, against a 16x16 grey thumbnail of
+(bench/precision). So each candidate is checked once more, against a 16x16 grey thumbnail of
 the entry's hashed region that the index keeps on disk (256 bytes an entry, read only for the
 candidates, never part of what the search holds in memory).
 
@@ -33,7 +33,7 @@ close-up of a cup's rim) is matched by many unrelated pictures of the same kind 
 while a copy of such a picture barely changes: resampling, blur and re-encoding move little when
 there is little fine detail. So where the entry's thumbnail keeps less than a set share of its
 variance in detail (:func:`detail_share`), shape and detail must both reach a higher minimum.
-Measured (bench/precision.py): the dev set's copies of such pictures score at least 0.96; the
+Measured (bench/precision): the dev set's copies of such pictures score at least 0.96; the
 unrelated everyday pairs near in both hashes at most 0.92.
 
 Sparse pictures too: a small bright subject on a dark ground (a galaxy, a star cluster) keeps its

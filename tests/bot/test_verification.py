@@ -23,7 +23,7 @@ from bot.cli import main
 from bot.config import Settings, load_settings
 from bot.decoding import decode_picture
 from bot.desk import Desk
-from bot.hashing import EntryHashes, QueryHashes, _inner_region, hash_entry, hash_query_with_views
+from bot.hashing import EntryHashes, QueryHashes, hash_entry, hash_query_with_views, inner_region
 from bot.index.mih import refresh_search_tables
 from bot.index.search import HashIndex
 from bot.index.storage import DatasetEntry, Manifest, ShardWriter
@@ -615,7 +615,7 @@ def swapped_red_and_blue(image: Image.Image) -> Image.Image:
 def region_of(image: Image.Image) -> Image.Image:
     """The region an entry is hashed on (and its colours kept from)."""
     margin = SETTINGS.hashing.entry_margin
-    return _inner_region(image, (margin, margin, margin, margin))
+    return inner_region(image, (margin, margin, margin, margin))
 
 
 def test_colour_minimum_is_a_real_one():
@@ -802,7 +802,7 @@ def test_the_sparse_minimum_applies_to_sparse_entries_only():
 
 def test_two_sparse_pictures_alike_in_layout_are_told_apart_and_a_copy_is_not():
     """Two galaxies on black, turned 20 degrees apart, one rounder, other stars: close in both hashes and
-    above the ordinary minimums (how telescope pictures matched each other in bench/precision.py);
+    above the ordinary minimums (how telescope pictures matched each other in bench/precision);
     the sparse minimum refuses them. A small, re-encoded copy still passes."""
     alike = refused_though_alike_while_a_copy_passes(galaxy(20, 0.5, seed=1), galaxy(40, 0.6, seed=2))
 
