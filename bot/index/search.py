@@ -26,6 +26,9 @@ from bot.verification import QueryViews, correlation_passes, has_thumbnail, unju
 
 # Entries scanned per numpy step: (variants x block) uint8 distances stay a few MB, in cache.
 _BLOCK = 1 << 18
+# A check of a picture gives its views and is verified on the pixels; hash-level measurements
+# (benches, hash lists) give none and stop at the match rule.
+Views = QueryViews | None
 
 
 @dataclass(frozen=True)
@@ -259,12 +262,7 @@ class HashIndex:
         return tuple(np.concatenate(arrays) for arrays in zip(*parts, strict=True))
 
     def scan(
-        self,
-        query: QueryHashes,
-        rule: MatchingSettings,
-        views: QueryViews | None = None,
-        *,
-        unjudged: bool = False,
+        self, query: QueryHashes, rule: MatchingSettings, views: Views = None, *, unjudged: bool = False
     ) -> list[EntryMatch]:
         """The same answer as :meth:`search` from a linear scan of every shard (the reference)."""
         matches = [match for shard in self.shards for match in self._scan_shard(shard, query, rule, views)]
@@ -287,12 +285,7 @@ class HashIndex:
         return best
 
     def search(
-        self,
-        query: QueryHashes,
-        rule: MatchingSettings,
-        views: QueryViews | None = None,
-        *,
-        unjudged: bool = False,
+        self, query: QueryHashes, rule: MatchingSettings, views: Views = None, *, unjudged: bool = False
     ) -> list[EntryMatch]:
         """Every entry the match rule accepts, best (closest) first; verified when ``views`` are
         given (every check of a picture gives them; only hash-level measurements leave them out).

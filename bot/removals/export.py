@@ -58,15 +58,9 @@ class BlocklistRow:
     added_in: int
 
 
+# The blocklist's columns are the list's, less what names a place (URL) or a moment (decided_at).
 BLOCKLIST_SCHEMA = pa.schema(
-    [
-        ("key", pa.string()),
-        ("phash", pa.string()),
-        ("pdq", pa.string()),
-        ("quality", pa.int32()),
-        ("ticket_id", pa.string()),
-        ("added_in", pa.int64()),
-    ]
+    [REMOVAL_SCHEMA.field(name) for name in ("key", "phash", "pdq", "quality", "ticket_id", "added_in")]
 )
 
 
