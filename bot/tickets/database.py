@@ -94,6 +94,7 @@ class TicketDatabase:
     async def write(self) -> AsyncIterator[aiosqlite.Connection]:
         """One read-modify-write transaction holding SQLite's write lock from its first read."""
         async with self._write_lock:
+            await self._end_abandoned_transaction()
             try:
                 await self._writer.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
@@ -112,7 +113,16 @@ class TicketDatabase:
         """The writer between transactions: for schema upgrades (which open their own) and
         pragmas such as a checkpoint."""
         async with self._write_lock:
+            await self._end_abandoned_transaction()
             yield self._writer
+
+    async def _end_abandoned_transaction(self) -> None:
+        """Roll back a transaction nobody owns any more. A task cancelled while awaiting its
+        ``BEGIN`` (the bot's background work, at shutdown) leaves it open: aiosqlite runs the
+        statement on its thread all the same. Under the write lock no one else can be inside one,
+        so without this the connection would refuse every later write."""
+        if self._writer.in_transaction:
+            await self._writer.execute("ROLLBACK")
 
     async def checkpoint(self) -> None:
         """Fold the WAL into the database and truncate it, so erased values leave the disk."""

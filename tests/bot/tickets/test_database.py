@@ -220,3 +220,20 @@ async def test_two_processes_deciding_the_same_tickets(
             ).fetchall()
         )
     assert counts == dict.fromkeys(ids, 1)
+
+
+async def test_a_transaction_abandoned_by_a_cancelled_task_does_not_block_later_writes(
+    store: TicketStore,
+) -> None:
+    """A task cancelled while awaiting its BEGIN (background work at shutdown) leaves the writer
+    inside a transaction; the next write rolls it back instead of failing for ever."""
+    ticket = await file(store, ALICE, "a")
+    async with store.database.outside_transactions() as writer:
+        await writer.execute("BEGIN IMMEDIATE")  # what the cancelled task's BEGIN left behind
+        await writer.execute("UPDATE tickets SET note = 'half-written' WHERE id = ?", (ticket.id,))
+    claimed = await store.claim(ticket.id, M1)
+    assert claimed.ticket.state is S.CLAIMED
+    assert claimed.ticket.note is None  # the abandoned change was rolled back, not committed
+    async with store.database.outside_transactions() as writer:
+        await writer.execute("BEGIN IMMEDIATE")
+    await store.database.checkpoint()  # the pragma path recovers too
