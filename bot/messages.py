@@ -266,3 +266,34 @@ def commands_synced(count: int) -> str:
 
 def removal_list_sent(version: int, entries: int, pictures: int) -> str:
     return f"Removal list version {version}: {entries} entries, {pictures} picture hashes."
+
+
+CHANNEL_NOT_FOUND = "The channel is gone or the bot cannot see it."
+_WHAT_WAS_NOT_DELIVERED = {
+    "card": "the review card",
+    "log": "a line of the audit log",
+    "dm": "the message telling the requester of the decision",
+}
+
+
+def requester_unreachable(status: int) -> str:
+    if status == 404:
+        return "The requester's Discord account no longer exists."
+    return "The requester does not accept direct messages from the bot (their DMs are closed)."
+
+
+def undelivered(kind: str, ticket_id: str | None, reason: str) -> str:
+    about = f" of ticket {ticket_id}" if ticket_id else ""
+    return (
+        f"I could not deliver {_WHAT_WAS_NOT_DELIVERED[kind]}{about}: {reason} "
+        "`/tickets queue` lists what was not delivered."
+    )
+
+
+NOT_DELIVERED_HEADING = "**Not delivered** (given up after retries; the tickets themselves are fine):"
+
+
+def undelivered_line(kind: str, ticket_id: str | None, attempts: int, reason: str | None) -> str:
+    about = f" of `{ticket_id}`" if ticket_id else ""
+    tries = "1 try" if attempts == 1 else f"{attempts} tries"
+    return f"{_WHAT_WAS_NOT_DELIVERED[kind]}{about} ({tries}): {reason or 'no reason given'}"

@@ -1,5 +1,5 @@
-"""What the Discord bot remembers beside the tickets: where each review card lives, and how far
-it has relayed the audit log.
+"""What the Discord bot remembers beside the tickets: where each review card lives, how far it
+has relayed the audit log, and what it still has to deliver (or gave up delivering).
 
 These tables belong to the Discord side, not to the core: the command line never reads them, and
 they have their own numbered migrations (a :class:`~bot.tickets.migrations.Schema` with an owner),
@@ -9,6 +9,10 @@ the database is a backup of both.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiosqlite
 
 from bot.tickets.database import TicketDatabase
 from bot.tickets.ids import normalise_ticket_id
@@ -43,9 +47,46 @@ DISCORD_SCHEMA = Schema(
                 "DELETE FROM counters WHERE name = 'relayed_event'",
             ),
         ),
+        Migration(
+            2,
+            "deliveries to Discord waiting to be made or retried, and those given up on",
+            (
+                # No requester id: a direct message finds its recipient on the ticket when it is
+                # sent, so an erasure in between leaves nobody to write to, and nothing here.
+                """
+                CREATE TABLE discord_deliveries (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    kind TEXT NOT NULL CHECK (kind IN ('card', 'log', 'dm')),
+                    ticket_id TEXT,
+                    event_id INTEGER,
+                    expected_state TEXT,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    due_at REAL NOT NULL,
+                    failed_at REAL,
+                    last_error TEXT
+                )
+                """,
+                "CREATE INDEX discord_deliveries_due ON discord_deliveries (failed_at, due_at, id)",
+            ),
+        ),
     ),
     owner="discord",
 )
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Something the relay owes Discord: a card brought up to date, an event posted to the log
+    channel, or a decision told to the requester (only while the ticket is still in
+    ``expected_state``)."""
+
+    id: int
+    kind: str
+    ticket_id: str | None
+    event_id: int | None
+    expected_state: str | None
+    attempts: int
+    last_error: str | None = None
 
 
 class DiscordBookkeeping:
@@ -87,3 +128,69 @@ class DiscordBookkeeping:
         ) as cursor:
             row = await cursor.fetchone()
         return (int(row[0]), int(row[1])) if row else None
+
+    # -- the delivery queue ----------------------------------------------------------------------
+
+    async def enqueue(
+        self, event_id: int, deliveries: list[tuple[str, str | None, str | None]], now: float
+    ) -> None:
+        """Queue ``(kind, ticket id, expected state)`` deliveries for an event and move the relay
+        cursor past it, in one transaction: an event is either queued whole or not relayed yet."""
+        async with self._database.write() as db:
+            for kind, ticket_id, expected_state in deliveries:
+                if kind == "card" and await _pending_card(db, ticket_id):
+                    continue  # the card is rendered when it is sent: one pending update is enough
+                await db.execute(
+                    "INSERT INTO discord_deliveries (kind, ticket_id, event_id, expected_state, due_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (kind, ticket_id, event_id, expected_state, now),
+                )
+            await db.execute(
+                "UPDATE discord_relay_cursor SET last_event = MAX(last_event, ?)", (int(event_id),)
+            )
+
+    async def due(self, now: float, limit: int = 100) -> list[Delivery]:
+        """Deliveries whose time has come, oldest first."""
+        async with self._database.reader.execute(
+            "SELECT id, kind, ticket_id, event_id, expected_state, attempts, last_error"
+            " FROM discord_deliveries WHERE failed_at IS NULL AND due_at <= ? ORDER BY id LIMIT ?",
+            (now, int(limit)),
+        ) as cursor:
+            return [Delivery(*row) for row in await cursor.fetchall()]
+
+    async def delivered(self, delivery: Delivery) -> None:
+        async with self._database.write() as db:
+            await db.execute("DELETE FROM discord_deliveries WHERE id = ?", (delivery.id,))
+
+    async def retry_later(self, delivery: Delivery, error: str, due_at: float) -> None:
+        async with self._database.write() as db:
+            await db.execute(
+                "UPDATE discord_deliveries SET attempts = attempts + 1, last_error = ?, due_at = ?"
+                " WHERE id = ?",
+                (error, due_at, delivery.id),
+            )
+
+    async def give_up(self, delivery: Delivery, error: str, now: float) -> None:
+        async with self._database.write() as db:
+            await db.execute(
+                "UPDATE discord_deliveries SET attempts = attempts + 1, last_error = ?, failed_at = ?"
+                " WHERE id = ?",
+                (error, now, delivery.id),
+            )
+
+    async def undelivered(self, limit: int = 50) -> list[Delivery]:
+        """What the relay gave up on, newest first: shown to maintainers in ``/tickets queue``."""
+        async with self._database.reader.execute(
+            "SELECT id, kind, ticket_id, event_id, expected_state, attempts, last_error"
+            " FROM discord_deliveries WHERE failed_at IS NOT NULL ORDER BY id DESC LIMIT ?",
+            (int(limit),),
+        ) as cursor:
+            return [Delivery(*row) for row in await cursor.fetchall()]
+
+
+async def _pending_card(db: aiosqlite.Connection, ticket_id: str | None) -> bool:
+    async with db.execute(
+        "SELECT 1 FROM discord_deliveries WHERE kind = 'card' AND ticket_id = ? AND failed_at IS NULL",
+        (ticket_id,),
+    ) as cursor:
+        return await cursor.fetchone() is not None

@@ -28,6 +28,7 @@ from bot.tickets.lifecycle import (
 )
 from bot.tickets.models import Ticket
 from cogs import render
+from cogs.bookkeeping import DiscordBookkeeping
 from cogs.host import DeskBot, desk_bot
 from cogs.permissions import MaintainerCommands, maintainers_only, require_maintainer
 
@@ -152,7 +153,14 @@ class TicketCommands(MaintainerCommands, name="tickets", description="Review rem
     @app_commands.command(name="queue", description="Requests waiting for review, oldest first")
     async def queue(self, interaction: discord.Interaction) -> None:
         waiting = await self.bot.desk.store.review_queue()
-        text = messages.fit([render.ticket_line(ticket) for ticket in waiting]) or messages.QUEUE_EMPTY
+        lines = [render.ticket_line(ticket) for ticket in waiting] or [messages.QUEUE_EMPTY]
+        undelivered = await DiscordBookkeeping(self.bot.desk.store.database).undelivered()
+        if undelivered:
+            lines += [messages.NOT_DELIVERED_HEADING]
+            lines += [
+                messages.undelivered_line(d.kind, d.ticket_id, d.attempts, d.last_error) for d in undelivered
+            ]
+        text = messages.fit(lines)
         await interaction.response.send_message(
             text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
         )

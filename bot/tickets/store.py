@@ -63,10 +63,19 @@ class TicketStore:
         requester: str | None = None,
         assignee: str | None = None,
         limit: int = 100,
+        *,
+        erased_at: str | None = None,
     ) -> list[Ticket]:
-        """Tickets, oldest first (the review queue's order), filtered by any of the arguments."""
+        """Tickets, oldest first (the review queue's order), filtered by any of the arguments
+        (``erased_at``: the tickets one erasure or retention run touched, its event's ``at``)."""
         clauses, params = [], []
-        for column, value in (("state", state), ("requester", requester), ("assignee", assignee)):
+        filters = (
+            ("state", state),
+            ("requester", requester),
+            ("assignee", assignee),
+            ("erased_at", erased_at),
+        )
+        for column, value in filters:
             if value is not None:
                 clauses.append(f"{column} = ?")
                 params.append(str(value))
