@@ -41,7 +41,7 @@ from bot.tickets.intake import file_removal_request
 from bot.tickets.lifecycle import TicketState
 from bot.tickets.models import MatchedEntry, StoredQuery, Ticket
 from bot.tickets.store import TicketStore
-from cogs import render
+from cogs import relay, render
 from cogs.app import RemovalDeskBot, intents_for, point_at
 from tests.discord.cogs.conftest import bookkeeping, bot_of, query_bytes, settle
 from tests.discord.fake_discord import (
@@ -1038,6 +1038,95 @@ async def test_a_lagging_relay_tells_the_requester_only_the_decision_that_stands
     assert "not a picture of a person" in dm
     assert card["embeds"][0]["title"].endswith(": rejected")
     assert len(log_lines(desk_bot, mark)) == 3
+
+
+class RelayClock:
+    """The relay's clock, moved by the test: retries come due only when it says so."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def relay_clock(harness: BotHarness) -> RelayClock:
+    clock = RelayClock()
+    harness.bot.relay.clock = clock  # type: ignore[attr-defined]
+    return clock
+
+
+async def test_a_card_whose_post_fails_is_posted_when_discord_is_back(
+    desk_bot: BotHarness, desk: Desk
+) -> None:
+    """A 503 on the card's post used to mark the event handled: the ticket was never shown."""
+    fake, world = desk_bot.fake, desk_bot.world
+    clock = relay_clock(desk_bot)
+    outage = fake.fail("POST", rf"/channels/{world.review_channel_id}/messages", 503, times=2)
+    ticket = await file_entries(desk, str(world.member.id))
+
+    await desk_bot.bot.relay.run_once()  # type: ignore[attr-defined]
+    assert outage.hits == 1
+    assert await bookkeeping(desk).review_card(ticket.id) is None
+    await desk_bot.bot.relay.run_once()  # type: ignore[attr-defined]
+    assert outage.hits == 1  # not due yet: no hammering of a failing Discord
+    clock.now += relay.retry_delay(1)
+    await desk_bot.bot.relay.run_once()  # type: ignore[attr-defined]
+    assert outage.hits == 2
+    clock.now += relay.retry_delay(2)
+    mark = fake.mark()
+    await desk_bot.bot.relay.run_once()  # type: ignore[attr-defined]
+
+    [post] = channel_posts(fake, world.review_channel_id, mark)
+    assert post.json["embeds"][0]["title"] == f"Removal request {ticket.id}: open"
+    assert await bookkeeping(desk).undelivered() == []
+
+
+async def test_a_decision_dm_that_keeps_failing_is_retried_then_shown_to_maintainers(
+    desk_bot: BotHarness, desk: Desk
+) -> None:
+    fake, world = desk_bot.fake, desk_bot.world
+    clock = relay_clock(desk_bot)
+    ticket = await file_entries(desk, str(world.member.id))
+    await card_of(desk_bot, desk, ticket)
+    outage = fake.fail("POST", rf"/channels/{world.member.dm_channel_id}/messages", 503)
+    await desk.store.approve(ticket.id, "alice", "ok")
+    mark = fake.mark()
+
+    for attempt in range(1, relay.MAX_ATTEMPTS + 1):
+        await desk_bot.bot.relay.run_once()  # type: ignore[attr-defined]
+        assert outage.hits == attempt
+        clock.now += relay.retry_delay(attempt)
+    await desk_bot.bot.relay.run_once()  # type: ignore[attr-defined]
+    assert outage.hits == relay.MAX_ATTEMPTS  # given up: no further tries
+
+    notice = log_lines(desk_bot, mark)[-1]
+    assert notice.startswith("I could not deliver the message telling the requester")
+    assert ticket.id in notice
+    assert "503" in notice
+    queue = await run_command(desk_bot, "tickets queue", world.maintainer)
+    content = queue.json["data"]["content"]
+    assert messages.NOT_DELIVERED_HEADING in content
+    assert f"`{ticket.id}` ({relay.MAX_ATTEMPTS} tries)" in content
+    # Once Discord is back the requester can still be told by hand; nothing repeats on its own.
+    fake.clear_failures()
+    again = fake.mark()
+    await desk_bot.bot.relay.run_once()  # type: ignore[attr-defined]
+    assert writes(fake, again) == []
+
+
+async def test_an_erasure_takes_the_note_off_the_review_card(desk_bot: BotHarness, desk: Desk) -> None:
+    """After /forget-me (or `tickets forget`) the card used to keep showing the requester's note."""
+    world = desk_bot.world
+    ticket = await file_entries(desk, str(world.member.id), note="It is my old passport photo.")
+    card = await card_of(desk_bot, desk, ticket)
+    assert "Requester's note" in fields(card["embeds"][0])
+
+    assert await desk.store.forget(str(world.member.id)) == 1
+    await desk_bot.bot.relay.run_once()  # type: ignore[attr-defined]
+
+    assert "Requester's note" not in fields(card["embeds"][0])
+    assert "passport" not in json.dumps(card)
 
 
 async def test_a_deleted_card_is_posted_again(desk_bot: BotHarness, desk: Desk) -> None:
