@@ -120,21 +120,28 @@ class ReasonModal(discord.ui.Modal):
 async def act(
     interaction: discord.Interaction, action: TicketAction, ticket_id: str, reason: str | None
 ) -> None:
-    """Run a maintainer's action; update the card in place, or say why it was refused."""
+    """Run a maintainer's action; update the card in place, or say why it was refused.
+
+    The interaction is answered (deferred) before the database is written: the write waits for
+    SQLite's lock, which another process (a maintainer's shell) may hold for seconds, and Discord
+    forgets an interaction not answered within 3 s."""
     bot = desk_bot(interaction)
     store = bot.desk.store
-    by = str(interaction.user.id)
+    on_card = interaction.message is not None
+    await interaction.response.defer(ephemeral=True, thinking=not on_card)
     try:
-        result = await store.act(ticket_id, action, by, reason)
+        result = await store.act(ticket_id, action, str(interaction.user.id), reason)
     except TicketError as refused:
-        await refuse(interaction, refused)
+        await interaction.followup.send(
+            refusal_text(refused), ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+        )
         return
     ticket = result.ticket
-    embed = render.ticket_embed(ticket, await store.overlapping(ticket))
-    if interaction.message is not None:
-        await interaction.response.edit_message(embed=embed, view=review_view(ticket))
+    if on_card:
+        embed = render.ticket_embed(ticket, await store.overlapping(ticket))
+        await interaction.edit_original_response(embed=embed, view=review_view(ticket))
     else:
-        await interaction.response.send_message(messages.ticket_now(ticket.id, ticket.state), ephemeral=True)
+        await interaction.followup.send(messages.ticket_now(ticket.id, ticket.state), ephemeral=True)
     await bot.relay.run_once()
 
 

@@ -74,6 +74,8 @@ Fidelity notes (what Discord does that the fake copies, so cogs meet it in tests
   visibility (Discord ignores the follow-up's own ``ephemeral``); later follow-ups are new messages.
   The recorded request still shows what discord.py sent (e.g. ``flags: 64``); ``request.response`` shows
   what Discord made of it.
+* With ``fake.interaction_deadline = 3.0`` an interaction not answered within 3 s of its dispatch is
+  gone, as on Discord: its callback is 404 ``10062`` (the person sees "This interaction failed").
 * Without the message_content intent (``running_bot(intents=...)``), ``dispatch_message`` strips
   content, embeds, attachments and components from guild messages that neither come from nor mention the
   bot, as Discord does.
@@ -1044,6 +1046,10 @@ class FakeDiscord:
         self.ephemeral_messages: dict[int, JSON] = {}
         self._dm_by_user: dict[int, int] = {}
         self._acknowledged: set[int] = set()
+        # Discord forgets an interaction not answered within 3 s (its callback is then 404 10062).
+        # Off unless a test sets it: a slow test machine is not a slow bot.
+        self.interaction_deadline: float | None = None
+        self.dispatched_at: dict[int, float] = {}
         self._blobs: dict[str, _Blob] = {}
         self._failures: list[FailureRule] = []
         self._custom_routes: list[_Route] = []
@@ -1592,6 +1598,10 @@ class FakeDiscord:
             return 404, UNKNOWN_INTERACTION
         if interaction_id in self._acknowledged:
             return 400, ALREADY_ACKNOWLEDGED
+        dispatched = self.dispatched_at.get(interaction_id)
+        late = dispatched is not None and self.interaction_deadline is not None
+        if late and asyncio.get_running_loop().time() - dispatched > self.interaction_deadline:
+            return 404, UNKNOWN_INTERACTION
         body = request.json or {}
         kind, data = body.get("type"), body.get("data") or {}
         if kind in (4, 7) and (error := self._check_body(data, request.files, new=kind == 4)):
@@ -1797,6 +1807,7 @@ class BotHarness:
     def dispatch_interaction(self, payload: Mapping[str, Any]) -> None:
         """Deliver an INTERACTION_CREATE (registered with the fake first, so it accepts the callbacks)."""
         self.fake.interactions[int(payload["id"])] = copy.deepcopy(dict(payload))
+        self.fake.dispatched_at[int(payload["id"])] = asyncio.get_running_loop().time()
         self.state.parse_interaction_create(copy.deepcopy(dict(payload)))
 
     async def idle(self, timeout: float = 5.0) -> None:

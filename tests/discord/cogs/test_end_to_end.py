@@ -22,7 +22,7 @@ from tests.discord.fake_discord import EPHEMERAL, BotHarness, RecordedRequest
 
 CALLBACK = r"/interactions/{id}/[^/]+/callback"
 FOLLOWUP = r"/webhooks/\d+/[^/]+"
-UPDATE_MESSAGE, MODAL, DEFERRED = 7, 9, 5
+MODAL, DEFERRED, DEFERRED_UPDATE_MESSAGE = 9, 5, 6
 
 
 async def send(harness: BotHarness, payload: dict[str, Any]) -> tuple[RecordedRequest, list[RecordedRequest]]:
@@ -34,6 +34,12 @@ async def send(harness: BotHarness, payload: dict[str, Any]) -> tuple[RecordedRe
     token = payload["token"]
     followups = [r for r in harness.fake.find("POST", FOLLOWUP, since=mark) if r.path.endswith(token)]
     return callback, followups
+
+
+def card_edit(harness: BotHarness, payload: dict[str, Any]) -> dict[str, Any]:
+    """The edit of the pressed card that completes a deferred button press."""
+    edits = harness.fake.find("PATCH", rf"/webhooks/\d+/{payload['token']}/messages/@original")
+    return edits[-1].json
 
 
 async def ask_for_removal(harness: BotHarness, picture: bytes, note: str) -> str:
@@ -76,13 +82,15 @@ async def ask_for_removal(harness: BotHarness, picture: bytes, note: str) -> str
 async def claim_and_approve(harness: BotHarness, card: dict[str, Any], ticket_id: str, reason: str) -> None:
     """Steps 5-6: the maintainer claims the card, then approves it with ``reason`` in the modal."""
     world, maintainer = harness.world, harness.world.maintainer
-    # 5. A maintainer claims it: the card is updated in place.
-    claimed, _ = await send(
-        harness,
-        world.component_interaction(f"rd:ticket:claim:{ticket_id}", message=card, invoker=maintainer),
+    claimed_payload = world.component_interaction(
+        f"rd:ticket:claim:{ticket_id}", message=card, invoker=maintainer
     )
-    assert claimed.json["type"] == UPDATE_MESSAGE
-    assert claimed.json["data"]["embeds"][0]["title"] == f"Removal request {ticket_id}: claimed"
+    claimed, _ = await send(harness, claimed_payload)
+    # 5. A maintainer claims it: answered at once (deferred), then the card is updated in place.
+    assert claimed.json["type"] == DEFERRED_UPDATE_MESSAGE
+    assert (
+        card_edit(harness, claimed_payload)["embeds"][0]["title"] == f"Removal request {ticket_id}: claimed"
+    )
 
     # 6. ... and approves it with a reason given in a modal.
     reason_modal, _ = await send(
@@ -99,8 +107,8 @@ async def claim_and_approve(harness: BotHarness, card: dict[str, Any], ticket_id
     )
     submit["message"] = dict(card)  # Discord sends the button's message with the modal's submit
     approved, _ = await send(harness, submit)
-    assert approved.json["type"] == UPDATE_MESSAGE
-    assert approved.json["data"]["embeds"][0]["title"] == f"Removal request {ticket_id}: approved"
+    assert approved.json["type"] == DEFERRED_UPDATE_MESSAGE
+    assert card_edit(harness, submit)["embeds"][0]["title"] == f"Removal request {ticket_id}: approved"
 
 
 async def test_a_removal_request_from_check_to_removal_list(desk_harness: BotHarness, desk: Desk) -> None:

@@ -13,12 +13,15 @@ discord.py runs ``DynamicItem`` button callbacks in tasks named ``discord-ui-dyn
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import csv
 import dataclasses
 import io
 import json
 import logging
+import sqlite3
+import threading
 from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -60,7 +63,7 @@ from tests.discord.fake_discord import (
 CALLBACK = r"/interactions/\d+/[^/]+/callback"
 FOLLOWUP = r"/webhooks/\d+/[^/]+"
 COMMAND_SYNC = r"/applications/\d+/guilds/\d+/commands"
-UPDATE_MESSAGE, MODAL, CHANNEL_MESSAGE, DEFERRED = 7, 9, 4, 5
+UPDATE_MESSAGE, MODAL, CHANNEL_MESSAGE, DEFERRED, DEFERRED_UPDATE_MESSAGE = 7, 9, 4, 5, 6
 # A stored query whose hex strings are easy to look for: they must never reach Discord.
 QUERY = StoredQuery(variants=("original",), phash=("feedfacecafebeef",), pdq=("ab" * 32,), quality=90)
 
@@ -121,36 +124,72 @@ def callback_of(fake: FakeDiscord, interaction: Mapping[str, Any]) -> RecordedRe
     return fake.last("POST", rf"/interactions/{interaction['id']}/[^/]+/callback")
 
 
+@dataclasses.dataclass(frozen=True)
+class Answer:
+    """What the person saw after an interaction: ``kind`` is "card edit", "message" or "modal",
+    ``data`` its payload: the callback's own data, or, when the callback only deferred (ticket
+    actions answer before writing the database), the edit of the card or the follow-up that
+    completed it. ``json`` is the raw callback."""
+
+    json: Any
+    kind: str
+    data: dict[str, Any]
+
+
+def answer_of(fake: FakeDiscord, interaction: Mapping[str, Any]) -> Answer:
+    callback = callback_of(fake, interaction)
+    kind = callback.json["type"]
+    if kind in {UPDATE_MESSAGE, CHANNEL_MESSAGE, MODAL}:
+        name = {UPDATE_MESSAGE: "card edit", CHANNEL_MESSAGE: "message", MODAL: "modal"}[kind]
+        return Answer(callback.json, name, callback.json["data"])
+    token = interaction["token"]
+    if kind == DEFERRED_UPDATE_MESSAGE and (
+        edits := fake.find("PATCH", rf"/webhooks/\d+/{token}/messages/@original")
+    ):
+        return Answer(callback.json, "card edit", edits[-1].json)
+    [follow_up] = fake.find("POST", rf"/webhooks/\d+/{token}") or fake.find(
+        "PATCH", rf"/webhooks/\d+/{token}/messages/@original"
+    )
+    return Answer(
+        callback.json,
+        "message",
+        {
+            **follow_up.json,
+            "flags": follow_up.json.get("flags", 0) | EPHEMERAL * (kind == DEFERRED_UPDATE_MESSAGE),
+        },
+    )
+
+
 async def press(
     harness: BotHarness, action: str, ticket_id: str, invoker: Person, card: Mapping[str, Any]
-) -> RecordedRequest:
+) -> Answer:
     """Click a card's button as ``invoker``; return the interaction's callback request."""
     payload = harness.world.component_interaction(
         f"rd:ticket:{action}:{ticket_id}", message=copy.deepcopy(dict(card)), invoker=invoker
     )
     harness.dispatch_interaction(payload)
     await settle(harness)
-    return callback_of(harness.fake, payload)
+    return answer_of(harness.fake, payload)
 
 
 async def submit_reason(
-    harness: BotHarness, modal: RecordedRequest, reason: str, invoker: Person, card: Mapping[str, Any]
-) -> RecordedRequest:
+    harness: BotHarness, modal: Answer, reason: str, invoker: Person, card: Mapping[str, Any]
+) -> Answer:
     """Submit the reason modal sent in ``modal`` (a type 9 callback). Like Discord, the submit of a
     modal opened from a button carries the button's message."""
     text_input = modal.json["data"]["components"][0]["components"][0]["custom_id"]
     payload = harness.world.modal_submit_from_callback(
-        modal, {text_input: reason}, invoker=invoker, channel_id=int(card["channel_id"])
+        modal.json, {text_input: reason}, invoker=invoker, channel_id=int(card["channel_id"])
     )
     payload["message"] = copy.deepcopy(dict(card))
     harness.dispatch_interaction(payload)
     await settle(harness)
-    return callback_of(harness.fake, payload)
+    return answer_of(harness.fake, payload)
 
 
 async def decide(
     harness: BotHarness, action: str, ticket_id: str, invoker: Person, card: Mapping[str, Any], *, reason: str
-) -> RecordedRequest:
+) -> Answer:
     """Click approve, reject or reopen and submit the modal it opens with ``reason``."""
     modal = await press(harness, action, ticket_id, invoker, card)
     assert modal.json["type"] == MODAL, modal.json
@@ -165,7 +204,7 @@ async def run_command(
     *,
     dm: bool = False,
     resolved: Mapping[str, Any] | None = None,
-) -> RecordedRequest:
+) -> Answer:
     payload = harness.world.command_interaction(
         name,
         options=options,
@@ -176,7 +215,7 @@ async def run_command(
     )
     harness.dispatch_interaction(payload)
     await settle(harness)
-    return callback_of(harness.fake, payload)
+    return answer_of(harness.fake, payload)
 
 
 def buttons(message: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -214,18 +253,29 @@ def direct_messages(harness: BotHarness, person: Person, since: int = 0) -> list
 
 def writes(fake: FakeDiscord, since: int) -> list[RecordedRequest]:
     """Everything that would show up somewhere: channel posts, edits, deletes, DMs, command syncs,
-    follow-ups (interaction callbacks are left out: a refusal is one)."""
+    follow-ups (interaction callbacks and ephemeral follow-ups are left out: a refusal is one)."""
     return [
         r
         for r in fake.requests[since:]
-        if r.method in {"POST", "PATCH", "PUT", "DELETE"} and not r.match(CALLBACK)
+        if r.method in {"POST", "PATCH", "PUT", "DELETE"} and not r.match(CALLBACK) and not _refusal(r)
     ]
 
 
-def assert_refused(callback: RecordedRequest, sentence: str = messages.MAINTAINERS_ONLY) -> None:
-    assert callback.json["type"] == CHANNEL_MESSAGE, callback.json
-    assert callback.json["data"]["flags"] & EPHEMERAL
-    assert sentence in callback.json["data"]["content"]
+def _refusal(request: RecordedRequest) -> bool:
+    """An ephemeral follow-up: only the person who pressed sees it (a deferred action's refusal)."""
+    flags = int((request.json or {}).get("flags") or 0)
+    return request.method == "POST" and request.path.startswith("/webhooks/") and bool(flags & EPHEMERAL)
+
+
+def assert_refused(answer: Answer | RecordedRequest, sentence: str = messages.MAINTAINERS_ONLY) -> None:
+    kind, data = (
+        (answer.kind, answer.data) if isinstance(answer, Answer) else ("message", answer.json["data"])
+    )
+    if isinstance(answer, RecordedRequest):
+        assert answer.json["type"] == CHANNEL_MESSAGE, answer.json
+    assert kind == "message", answer.json
+    assert data["flags"] & EPHEMERAL
+    assert sentence in data["content"]
 
 
 def take_check_failures(harness: BotHarness) -> list[BaseException]:
@@ -319,16 +369,49 @@ async def test_claim_updates_the_card_in_place(desk_bot: BotHarness, desk: Desk)
 
     callback = await press(desk_bot, "claim", ticket.id, world.maintainer, card)
 
-    assert callback.json["type"] == UPDATE_MESSAGE
-    [embed] = callback.json["data"]["embeds"]
+    assert callback.kind == "card edit"
+    [embed] = callback.data["embeds"]
     assert embed["title"] == f"Removal request {ticket.id}: claimed"
     assert fields(embed)["Claimed by"] == world.maintainer.mention
-    assert buttons(callback.json["data"]) == card_buttons(ticket.id, "release", "approve", "reject")
+    assert buttons(callback.data) == card_buttons(ticket.id, "release", "approve", "reject")
     assert buttons(card) == card_buttons(ticket.id, "release", "approve", "reject")  # as Discord shows it
     stored = await desk.store.get(ticket.id)
     assert (stored.state, stored.assignee) == (TicketState.CLAIMED, str(world.maintainer.id))
     assert [line for line in log_lines(desk_bot, mark) if "claim open → claimed" in line]
     assert direct_messages(desk_bot, world.member, mark) == []
+
+
+async def test_a_claim_is_answered_within_discords_3_seconds_while_another_process_holds_the_database(
+    desk_bot: BotHarness, desk: Desk
+) -> None:
+    """A maintainer's shell holding SQLite's write lock for 3.5 s used to make Claim miss Discord's
+    deadline: the claim was made, the maintainer saw "This interaction failed"."""
+    fake, world = desk_bot.fake, desk_bot.world
+    ticket = await file_entries(desk, str(world.member.id))
+    card = await card_of(desk_bot, desk, ticket)
+    fake.interaction_deadline = 3.0
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:
+        with contextlib.closing(sqlite3.connect(desk.settings.tickets.database_path)) as other:
+            other.execute("BEGIN IMMEDIATE")
+            locked.set()
+            release.wait(3.5)
+            other.execute("COMMIT")
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    try:
+        assert await asyncio.to_thread(locked.wait, 5)
+        answer = await press(desk_bot, "claim", ticket.id, world.maintainer, card)
+    finally:
+        release.set()
+        await asyncio.to_thread(holder.join)
+
+    assert answer.json["type"] == DEFERRED_UPDATE_MESSAGE  # answered before the database was written
+    assert answer.kind == "card edit"
+    assert answer.data["embeds"][0]["title"] == f"Removal request {ticket.id}: claimed"
+    assert (await desk.store.get(ticket.id)).state is TicketState.CLAIMED
 
 
 async def test_approve_asks_for_a_reason_then_decides_tells_the_requester_and_logs(
@@ -353,11 +436,11 @@ async def test_approve_asks_for_a_reason_then_decides_tells_the_requester_and_lo
     mark = fake.mark()
     submitted = await submit_reason(desk_bot, modal, "Clearly a private photo.", world.maintainer, card)
 
-    assert submitted.json["type"] == UPDATE_MESSAGE
-    [embed] = submitted.json["data"]["embeds"]
+    assert submitted.kind == "card edit"
+    [embed] = submitted.data["embeds"]
     assert embed["title"] == f"Removal request {ticket.id}: approved"
     assert fields(embed)["Approved by"] == f"{world.maintainer.mention}: Clearly a private photo."
-    assert buttons(submitted.json["data"]) == card_buttons(ticket.id, "reopen")
+    assert buttons(submitted.data) == card_buttons(ticket.id, "reopen")
     stored = await desk.store.get(ticket.id)
     assert (stored.state, stored.decided_by) == (TicketState.APPROVED, str(world.maintainer.id))
     [dm] = direct_messages(desk_bot, world.member, mark)
@@ -380,9 +463,9 @@ async def test_reject_straight_from_open_tells_the_requester_the_reason(
         desk_bot, "reject", ticket.id, world.maintainer, card, reason="This is a public figure's press photo."
     )
 
-    assert submitted.json["type"] == UPDATE_MESSAGE
-    assert submitted.json["data"]["embeds"][0]["title"] == f"Removal request {ticket.id}: rejected"
-    assert buttons(submitted.json["data"]) == card_buttons(ticket.id, "reopen")
+    assert submitted.kind == "card edit"
+    assert submitted.data["embeds"][0]["title"] == f"Removal request {ticket.id}: rejected"
+    assert buttons(submitted.data) == card_buttons(ticket.id, "reopen")
     assert (await desk.store.get(ticket.id)).state is TicketState.REJECTED
     [dm] = direct_messages(desk_bot, world.member, mark)
     assert "decided not to remove" in dm
@@ -405,9 +488,9 @@ async def test_reopen_puts_an_approved_ticket_back_in_the_queue_without_telling_
         desk_bot, "reopen", ticket.id, world.maintainer, card, reason="Appeal: the uploader asked."
     )
 
-    assert submitted.json["type"] == UPDATE_MESSAGE
-    assert submitted.json["data"]["embeds"][0]["title"] == f"Removal request {ticket.id}: open"
-    assert buttons(submitted.json["data"]) == card_buttons(ticket.id, "claim", "approve", "reject")
+    assert submitted.kind == "card edit"
+    assert submitted.data["embeds"][0]["title"] == f"Removal request {ticket.id}: open"
+    assert buttons(submitted.data) == card_buttons(ticket.id, "claim", "approve", "reject")
     assert (await desk.store.get(ticket.id)).state is TicketState.OPEN
     assert (await desk.store.removal_list())[1] == []
     assert direct_messages(desk_bot, world.member, mark) == []
@@ -422,11 +505,11 @@ async def test_release_gives_a_claimed_ticket_back_to_the_queue(desk_bot: BotHar
 
     callback = await press(desk_bot, "release", ticket.id, world.maintainer, card)
 
-    assert callback.json["type"] == UPDATE_MESSAGE
-    [embed] = callback.json["data"]["embeds"]
+    assert callback.kind == "card edit"
+    [embed] = callback.data["embeds"]
     assert embed["title"] == f"Removal request {ticket.id}: open"
     assert "Claimed by" not in fields(embed)
-    assert buttons(callback.json["data"]) == card_buttons(ticket.id, "claim", "approve", "reject")
+    assert buttons(callback.data) == card_buttons(ticket.id, "claim", "approve", "reject")
     stored = await desk.store.get(ticket.id)
     assert (stored.state, stored.assignee) == (TicketState.OPEN, None)
 
@@ -598,7 +681,7 @@ async def test_approve_on_a_ticket_someone_else_claimed_is_refused_naming_the_cl
 
     # Refused at the click: no reason is asked for an action that cannot happen.
     assert_refused(callback, f"is claimed by {world.maintainer.mention}")
-    assert callback.json["data"]["allowed_mentions"] == {"parse": []}
+    assert callback.data["allowed_mentions"] == {"parse": []}
     assert await snapshot(desk) == before
     assert writes(fake, mark) == []
 
@@ -634,7 +717,7 @@ async def test_the_second_of_two_decisions_is_told_who_decided_first(
     modal_maria = await press(desk_bot, first, ticket.id, world.maintainer, card)
     modal_mika = await press(desk_bot, second, ticket.id, mika, card)
     won = await submit_reason(desk_bot, modal_maria, "first", world.maintainer, card)
-    assert won.json["type"] == UPDATE_MESSAGE
+    assert won.kind == "card edit"
     decided = copy.deepcopy(card)
     before, mark = await snapshot(desk), fake.mark()
 
@@ -682,7 +765,7 @@ async def test_queue_lists_open_and_claimed_tickets_oldest_first(desk_bot: BotHa
     callback = await run_command(desk_bot, "tickets queue", world.maintainer)
 
     assert callback.json["type"] == CHANNEL_MESSAGE
-    data = callback.json["data"]
+    data = callback.data
     assert data["flags"] & EPHEMERAL
     assert data["allowed_mentions"] == {"parse": []}
     lines = data["content"].splitlines()
@@ -693,7 +776,7 @@ async def test_queue_lists_open_and_claimed_tickets_oldest_first(desk_bot: BotHa
 
 async def test_queue_says_so_when_nothing_is_waiting(desk_bot: BotHarness) -> None:
     callback = await run_command(desk_bot, "tickets queue", desk_bot.world.maintainer)
-    assert callback.json["data"]["content"] == "Nothing is waiting for review."
+    assert callback.data["content"] == "Nothing is waiting for review."
 
 
 async def test_show_gives_the_card_ephemerally_and_forgives_how_the_id_is_typed(
@@ -706,7 +789,7 @@ async def test_show_gives_the_card_ephemerally_and_forgives_how_the_id_is_typed(
 
     callback = await run_command(desk_bot, "tickets show", world.maintainer, {"ticket": typed})
 
-    data = callback.json["data"]
+    data = callback.data
     assert callback.json["type"] == CHANNEL_MESSAGE
     assert data["flags"] & EPHEMERAL
     [embed] = data["embeds"]
@@ -756,8 +839,8 @@ async def test_log_filters_by_ticket_and_by_maintainer(desk_bot: BotHarness, des
     assert "approve claimed → approved: private photo" in mine[1]
     assert len(everything.json["data"]["content"].splitlines()) >= 5
     for callback in (by_ticket, by_maintainer, everything):
-        assert callback.json["data"]["flags"] & EPHEMERAL
-        assert callback.json["data"]["allowed_mentions"] == {"parse": []}
+        assert callback.data["flags"] & EPHEMERAL
+        assert callback.data["allowed_mentions"] == {"parse": []}
 
 
 async def test_resync_syncs_the_commands_to_the_guild_again(desk_bot: BotHarness) -> None:
@@ -767,7 +850,7 @@ async def test_resync_syncs_the_commands_to_the_guild_again(desk_bot: BotHarness
     callback = await run_command(desk_bot, "tickets resync", world.maintainer)
 
     assert callback.json["type"] == DEFERRED
-    assert callback.json["data"]["flags"] & EPHEMERAL
+    assert callback.data["flags"] & EPHEMERAL
     [sync] = fake.find("PUT", COMMAND_SYNC, since=mark)
     assert sync.path == f"/applications/{world.application_id}/guilds/{world.guild_id}/commands"
     names = sorted(command["name"] for command in sync.json)
@@ -789,7 +872,7 @@ async def test_export_sends_the_removal_list_and_the_blocklist_as_files(
     callback = await run_command(desk_bot, "removals export", world.maintainer)
 
     assert callback.json["type"] == DEFERRED
-    assert callback.json["data"]["flags"] & EPHEMERAL
+    assert callback.data["flags"] & EPHEMERAL
     [followup] = fake.find("POST", FOLLOWUP, since=mark)
     assert followup.json["content"].startswith(f"Removal list version {version}: 2 entries")
     files = {f.filename: f.data.decode() for f in followup.files}
@@ -859,9 +942,9 @@ async def test_buttons_of_a_card_posted_before_a_restart_still_work(
             second, "approve", ticket.id, world.maintainer, card, reason="after the restart"
         )
 
-        assert claimed.json["type"] == UPDATE_MESSAGE
-        assert buttons(claimed.json["data"]) == card_buttons(ticket.id, "release", "approve", "reject")
-        assert approved.json["type"] == UPDATE_MESSAGE
+        assert claimed.kind == "card edit"
+        assert buttons(claimed.data) == card_buttons(ticket.id, "release", "approve", "reject")
+        assert approved.kind == "card edit"
         assert card["embeds"][0]["title"] == f"Removal request {ticket.id}: approved"
         assert (await second_store.get(ticket.id)).state is TicketState.APPROVED
         [dm] = direct_messages(second, world.member, mark)
