@@ -161,6 +161,14 @@ def decision(ticket: Ticket) -> str:
     return template.format(id=ticket.id, reason=ticket.decision_reason, state=ticket.state)
 
 
+def dm_failed_notice(user_mention: str) -> str:
+    return (
+        f"{user_mention} I deleted your message so nobody else sees it, but Discord would not deliver my "
+        "answer to you just now. Use `/check` here (only you see the answer), or post the picture again "
+        "in a few minutes."
+    )
+
+
 def dm_closed_notice(user_mention: str) -> str:
     return (
         f"{user_mention} I deleted your message so nobody else sees it, but I cannot send you my answer in a "

@@ -6,6 +6,7 @@ attachments, calls the desk and answers only to the person (ephemeral replies or
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -25,6 +26,8 @@ IMAGE_TYPES = ("image/",)
 # Pictures checked per message; a person with more sends another message (or uses /check).
 MAX_ATTACHMENTS = 4
 # What a person posts: a plain message or a reply (a picture posted as a reply is just as visible).
+# Pauses between tries of an answer DM that Discord failed (5xx): the person is waiting for it.
+DM_RETRY_PAUSES = (0.5, 1.5)
 PERSON_MESSAGES = (discord.MessageType.default, discord.MessageType.reply)
 
 
@@ -284,17 +287,28 @@ class Intake(commands.Cog):
     ) -> bool:
         """DM the person; in a public channel fall back to a short, self-deleting mention."""
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
-        try:
-            await author.send(text, **kwargs)
-            return True
-        except discord.Forbidden:
-            if public_channel:
-                await channel.send(
-                    messages.dm_closed_notice(author.mention),
-                    delete_after=60,
-                    allowed_mentions=discord.AllowedMentions(users=[author], everyone=False, roles=False),
+        notice = messages.dm_closed_notice
+        for pause in (*DM_RETRY_PAUSES, None):
+            try:
+                await author.send(text, **kwargs)
+                return True
+            except discord.Forbidden:
+                break
+            except discord.HTTPException as failed:  # Discord's own trouble: worth another try
+                log.warning(
+                    "the answer DM failed (%s); %s", failed.status, "retrying" if pause else "giving up"
                 )
-            return False
+                notice = messages.dm_failed_notice
+                if pause is None:
+                    break
+                await asyncio.sleep(pause)
+        if public_channel:
+            await channel.send(
+                notice(author.mention),
+                delete_after=60,
+                allowed_mentions=discord.AllowedMentions(users=[author], everyone=False, roles=False),
+            )
+        return False
 
     async def process_backlog(self) -> int:
         """Handle pictures posted in the privacy channel while the bot was offline; pin the panel."""

@@ -41,6 +41,7 @@ import discord.message
 import pytest
 from PIL import Image
 
+import cogs.intake as intake_cog
 from bot import messages
 from bot.checking import hash_submitted_picture
 from bot.config import Settings
@@ -567,6 +568,37 @@ def held_sleeps(monkeypatch: pytest.MonkeyPatch) -> HeldSleeps:
     held = HeldSleeps()
     monkeypatch.setattr(discord.message, "asyncio", held)
     return held
+
+
+@pytest.mark.parametrize("outage", [1, None])
+async def test_a_failing_answer_dm_is_tried_again_and_never_leaves_the_person_with_nothing(
+    desk_harness: BotHarness,
+    desk: Desk,
+    held_sleeps: HeldSleeps,
+    monkeypatch: pytest.MonkeyPatch,
+    outage: int | None,
+) -> None:
+    """Only a 403 used to be caught: a 5xx on the answer DM left the person with their picture
+    deleted and no answer, and no notice either."""
+    monkeypatch.setattr(intake_cog, "DM_RETRY_PAUSES", (0, 0))
+    fake, world = desk_harness.fake, desk_harness.world
+    privacy, member = world.privacy_channel_id, world.member
+    failing = fake.fail("POST", rf"/channels/{member.dm_channel_id}/messages", 503, times=outage)
+    attachment = picture_in(desk_harness, query_bytes("coffee__mirrored.jpg"), privacy)
+    since = post_message(desk_harness, world.message_create("me?", attachments=[attachment]))
+    await settle(desk_harness)
+
+    assert fake.find("DELETE", rf"/channels/{privacy}/messages/\d+", since=since)
+    if outage == 1:  # Discord recovered: the second try delivers the answer, nobody else hears
+        assert failing.hits == 1
+        tries = fake.find("POST", rf"/channels/{member.dm_channel_id}/messages", since=since)
+        assert [attempt.status for attempt in tries] == [503, 200]
+        assert fake.find("POST", rf"/channels/{privacy}/messages", since=since) == []
+    else:  # it did not: three tries, then a notice in the channel, for the author only
+        assert failing.hits == 3
+        notice = fake.last("POST", rf"/channels/{privacy}/messages")
+        assert notice.json["content"] == messages.dm_failed_notice(member.mention)
+        assert [int(user) for user in notice.json["allowed_mentions"]["users"]] == [member.id]
 
 
 @pytest.mark.parametrize("content", ["picture", "text"])
