@@ -20,6 +20,7 @@ connections for tables they own; see :mod:`bot.tickets.migrations`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -96,7 +97,7 @@ class TicketDatabase:
         async with self._write_lock:
             await self._end_abandoned_transaction()
             try:
-                await self._writer.execute("BEGIN IMMEDIATE")
+                await self._begin()
             except sqlite3.OperationalError as exc:
                 if "locked" in str(exc) or "busy" in str(exc):
                     raise StoreBusyError() from exc
@@ -115,6 +116,19 @@ class TicketDatabase:
         async with self._write_lock:
             await self._end_abandoned_transaction()
             yield self._writer
+
+    async def _begin(self) -> None:
+        """``BEGIN IMMEDIATE``, undone if the caller is cancelled while it waits: the statement
+        runs on aiosqlite's thread whatever happens to the caller, so without this a transaction
+        would be left open with nobody to end it, after the write lock was released."""
+        begin = asyncio.ensure_future(self._writer.execute("BEGIN IMMEDIATE"))
+        try:
+            await asyncio.shield(begin)
+        except asyncio.CancelledError:
+            with contextlib.suppress(sqlite3.Error):
+                await begin
+                await self._writer.execute("ROLLBACK")
+            raise
 
     async def _end_abandoned_transaction(self) -> None:
         """Roll back a transaction nobody owns any more. A task cancelled while awaiting its

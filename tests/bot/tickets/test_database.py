@@ -4,6 +4,7 @@ one connection, two processes) give exactly one decision, never two."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import queue
 from pathlib import Path
@@ -237,3 +238,25 @@ async def test_a_transaction_abandoned_by_a_cancelled_task_does_not_block_later_
     async with store.database.outside_transactions() as writer:
         await writer.execute("BEGIN IMMEDIATE")
     await store.database.checkpoint()  # the pragma path recovers too
+
+
+async def test_a_write_cancelled_while_waiting_for_its_begin_leaves_no_transaction_behind(
+    store: TicketStore, db_path: Path
+) -> None:
+    """Cancelled while its BEGIN waits on aiosqlite's thread (the bot's background work at
+    shutdown), a write must still end the transaction that BEGIN opens: otherwise the database
+    stays locked for every other process, and this one's next write finds a transaction open."""
+    ticket = await file(store, ALICE, "a")
+    for _ in range(20):  # cancel at different points of the BEGIN's round trip
+        task = asyncio.create_task(store.claim(ticket.id, M1))
+        await asyncio.sleep(0)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, TicketError):
+            await task
+        await asyncio.sleep(0.02)  # an orphaned BEGIN would have run by now
+        with _conn(db_path) as other:  # another process can take the write lock at once
+            other.execute("PRAGMA busy_timeout = 0")
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+        with contextlib.suppress(TicketError):
+            await store.release(ticket.id, M1)
