@@ -47,10 +47,12 @@ MAINTAINER_BUTTONS = {
 def leaf_commands(harness: BotHarness) -> Iterator[app_commands.Command[Any, ..., Any]]:
     """Every command a person can invoke, global and guild ones, subcommands of groups included."""
     guild = discord.Object(id=harness.world.guild_id)
+    seen: set[str] = set()  # sync copies the global commands to the guild: each once
     for tree_commands in (harness.bot.tree.walk_commands(), harness.bot.tree.walk_commands(guild=guild)):
         for command in tree_commands:
             assert not isinstance(command, app_commands.ContextMenu), "teach this test context menus"
-            if isinstance(command, app_commands.Command):
+            if isinstance(command, app_commands.Command) and command.qualified_name not in seen:
+                seen.add(command.qualified_name)
                 yield command
 
 
