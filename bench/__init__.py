@@ -5,7 +5,8 @@ with the project installed (``make install``), e.g. ``python -m bench.precision`
 * ``precision``: how often unrelated real pictures match, estimated at 1e8 entries;
 * ``false_matches``: false matches counted end to end through the matcher;
 * ``build``, ``search``, ``tickets``, ``apply``: speed of the index build, the search, the
-  ticket store and ``removals apply``.
+  ticket store and ``removals apply``;
+* ``fuzz_decoding``: hostile input through the decoding path (bugs, refusals by reason, time, memory).
 
 ``photo_corpus`` gathers the real photographs that ``precision`` and ``false_matches`` use, and
 ``verification_tail`` is how both estimate the verification's share below what they can count.

@@ -106,9 +106,10 @@ def decode_picture(data: bytes, settings: DecodingSettings) -> DecodedPicture:
             f"The picture is {width}x{height} pixels, too long and thin to compare. A copy that "
             "shows the picture at its usual proportions works.",
         )
-    frames = getattr(image, "n_frames", 1)
     source_format = image.format or "unknown"
     try:
+        # Counting frames walks the whole file: a truncated animated GIF fails here (IndexError).
+        frames = getattr(image, "n_frames", 1)
         if source_format == "JPEG":
             # Let libjpeg scale by 1/2, 1/4 or 1/8 while decoding: several times faster, and the
             # result is never smaller than the work picture the thumbnail below makes (its long

@@ -6,6 +6,9 @@ Choices:
   intent only when a privacy channel is configured (without it, guild messages arrive with empty
   attachments);
 * ``AllowedMentions`` never pings everyone, here or roles; only the person a notice is for;
+* discord.py's loggers that write payloads at DEBUG (``discord.http``: every request body and
+  answer, so notes, ticket cards and DMs; ``discord.gateway``: every event, so people's ids beside
+  their attachments' URLs and file names) are held at INFO, so a DEBUG log keeps none of it;
 * the REST base URL (and so interaction callbacks, which discord.py sends through the same
   ``Route``) and the gateway URL come from the settings, so the bot can run behind a proxy.
 """
@@ -28,6 +31,18 @@ from bot.config import Settings
 from bot.desk import Desk
 
 log = logging.getLogger(__name__)
+
+# discord.py loggers whose DEBUG lines carry what people send (see the module docstring).
+PAYLOAD_LOGGERS = ("discord.http", "discord.gateway")
+
+
+def quiet_payload_loggers() -> None:
+    """Hold :data:`PAYLOAD_LOGGERS` at INFO whatever the root level (a level set above INFO is kept).
+    To debug Discord traffic, lower them by hand, knowing the log then holds people's data."""
+    for name in PAYLOAD_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level < logging.INFO:
+            logger.setLevel(logging.INFO)
 
 
 class Relaying(Protocol):
@@ -69,6 +84,7 @@ class DeskBot(commands.Bot):
             help_command=None,
             **options,
         )
+        quiet_payload_loggers()
         self.settings = settings
         self.desk = desk
         self.sync_on_start = sync_on_start

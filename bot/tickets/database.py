@@ -12,6 +12,8 @@ Durability and concurrency choices, and why:
   ticket at once exactly one wins and the other sees the decision and is told.
 * ``secure_delete`` and a WAL checkpoint after erasure: an erased requester id does not linger in
   free pages or in the write-ahead log.
+* aiosqlite's logger is held at INFO: at DEBUG it logs every statement with its values (requester
+  ids, notes, hashes, entries on one line), which would outlive an erasure in a log file.
 
 Front ends that keep bookkeeping of their own (the Discord bot's review messages) borrow these
 connections for tables they own; see :mod:`bot.tickets.migrations`.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -34,6 +37,14 @@ from bot.tickets.lifecycle import TicketError
 from bot.tickets.migrations import CORE_SCHEMA, migrate
 
 Clock = Callable[[], datetime]
+
+
+def quiet_statement_log() -> None:
+    """Keep aiosqlite's DEBUG lines (each statement with its parameters) out of any log, whatever the
+    root level; a level someone set above INFO is kept."""
+    logger = logging.getLogger("aiosqlite")
+    if logger.level < logging.INFO:
+        logger.setLevel(logging.INFO)
 
 
 class StoreBusyError(TicketError):
@@ -71,6 +82,7 @@ class TicketDatabase:
     async def open(cls, path: Path, settings: TicketSettings, clock: Clock | None = None) -> TicketDatabase:
         """Open (creating if needed) the database at ``path`` and bring its schema up to date."""
         path.parent.mkdir(parents=True, exist_ok=True)
+        quiet_statement_log()
         writer = await aiosqlite.connect(path, isolation_level=None)
         try:
             await _configure(writer, settings)
