@@ -1,0 +1,99 @@
+"""The bot under its own faults and under load, through the real cogs on the fake Discord.
+
+* a hashing process that dies: the check that met it is answered "try again", the desk starts a new
+  pool, and the next check (by ``/check`` or in the privacy channel) is answered;
+* a crowd of ``/check`` at once: every interaction is acknowledged, at most
+  ``max_checks_in_memory`` pictures are in the desk, and the rest are told the desk is busy;
+* the ticket database locked by another connection past its timeout, or full: the person is told
+  to try again and nothing is half-written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from bot import messages
+from bot.checking import hash_submitted_picture
+from bot.desk import Desk
+from bot.index.search import HashIndex
+from tests.discord.cogs.conftest import bot_of, query_bytes, settle
+from tests.discord.cogs.test_intake import check, followup, picture_in, post_message
+from tests.discord.fake_discord import JSON, BotHarness, FakeDiscord, World, running_bot
+
+DM_MESSAGES = r"/channels/{}/messages"
+
+
+@pytest.fixture
+def pools() -> Iterator[list[ProcessPoolExecutor]]:
+    """Every pool the desk's factory made, shut down at the end."""
+    made: list[ProcessPoolExecutor] = []
+    yield made
+    for pool in made:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def posted_picture(harness: BotHarness, data: bytes) -> JSON:
+    world = harness.world
+    attachment = picture_in(harness, data, world.privacy_channel_id)
+    return world.message_create("is this me?", attachments=[attachment])
+
+
+def kill_worker(pool: ProcessPoolExecutor) -> None:
+    """SIGKILL the pool's hashing process, as the OOM killer would, and wait until the pool knows."""
+    processes = pool._processes  # type: ignore[attr-defined]
+    for pid in list(processes):
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while not pool._broken:  # type: ignore[attr-defined]
+        assert time.monotonic() < deadline, "the pool never noticed its worker died"
+        time.sleep(0.01)
+
+
+async def test_a_dead_hashing_process_is_replaced_and_the_next_check_is_answered(
+    fake: FakeDiscord, world: World, desk: Desk, pools: list[ProcessPoolExecutor]
+) -> None:
+    def factory() -> ProcessPoolExecutor:
+        pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        pools.append(pool)
+        return pool
+
+    pooled = Desk(desk.settings, HashIndex(Path(desk.settings.discord.index)), desk.store, None,
+                  executor_factory=factory)  # fmt: skip
+    data = query_bytes("coffee__mirrored.jpg")
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(pools[0], hash_submitted_picture, data, desk.settings)  # worker started
+    async with running_bot(fake, world=world, bot_factory=bot_of(pooled)) as harness:
+        await settle(harness)
+
+        kill_worker(pools[0])
+        since, _ = await check(harness, data)
+        assert followup(fake, since).json["content"] == messages.HASHING_WORKER_DIED
+        assert len(pools) == 2
+        assert pooled.executor is pools[1]
+
+        since, _ = await check(harness, data)
+        assert followup(fake, since).json["content"] == messages.matches_found(1)
+
+        # In the privacy channel: deleted, and the person is told to send it again, not left with nothing.
+        kill_worker(pools[1])
+        member = world.member
+        since = post_message(harness, posted_picture(harness, data))
+        await settle(harness, 15)
+        (dm,) = fake.find("POST", DM_MESSAGES.format(member.dm_channel_id), since=since)
+        assert messages.HASHING_WORKER_DIED in dm.json["content"]
+        assert fake.find("DELETE", rf"/channels/{world.privacy_channel_id}/messages/\d+", since=since)
+        since = post_message(harness, posted_picture(harness, data))
+        await settle(harness, 15)
+        (dm,) = fake.find("POST", DM_MESSAGES.format(member.dm_channel_id), since=since)
+        assert messages.matches_found(1) in dm.json["content"]
+        harness.assert_no_errors()
+    assert len(pools) == 3
