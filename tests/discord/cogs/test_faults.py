@@ -11,8 +11,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import multiprocessing
 import os
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -21,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.load import crowd, run_crowd
 from bot import messages
 from bot.checking import hash_submitted_picture
 from bot.desk import Desk
@@ -97,3 +100,29 @@ async def test_a_dead_hashing_process_is_replaced_and_the_next_check_is_answered
         assert messages.matches_found(1) in dm.json["content"]
         harness.assert_no_errors()
     assert len(pools) == 3
+
+
+async def test_a_crowd_of_checks_is_acknowledged_bounded_and_the_overflow_told_busy(
+    fake: FakeDiscord, world: World, desk: Desk
+) -> None:
+    """40 people at once, at most 4 pictures in the desk (``python -m bench.load`` runs 200)."""
+    settings = dataclasses.replace(desk.settings, discord=dataclasses.replace(desk.settings.discord,
+                                   max_checks_in_memory=4))  # fmt: skip
+    bounded = Desk(settings, desk.index, desk.store, desk.executor)
+    async with running_bot(fake, world=world, bot_factory=bot_of(bounded)) as harness:
+        await settle(harness)
+        figures = await run_crowd(harness, bounded, crowd(40), query_bytes("coffee__mirrored.jpg"))
+        harness.assert_no_errors()
+
+    assert len(figures.acks) == 40  # every interaction acknowledged (a defer), in time
+    assert max(figures.acks) < 3.0
+    assert figures.peak_pictures == 4
+    assert figures.other == []  # no error, no silence: each got the match or "busy"
+    assert figures.matched >= 4
+    assert figures.busy == bounded.refused_busy == 40 - figures.matched
+    answers = {r.json["content"] for r in fake.find("POST", r"/webhooks/\d+/[^/]+")}
+    busy = answers - {messages.matches_found(1)}
+    assert busy
+    said = messages.busy(60).removesuffix("1 minutes.")
+    assert all(a.startswith(said[: said.index("try again in")]) for a in busy), busy
+    assert all(re.search(r"try again in \d+ (seconds|minutes)\.$", a) for a in busy), busy
