@@ -11,11 +11,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import multiprocessing
 import os
 import re
 import signal
+import sqlite3
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -28,9 +30,20 @@ from bot import messages
 from bot.checking import hash_submitted_picture
 from bot.desk import Desk
 from bot.index.search import HashIndex
+from bot.tickets.database import StoreFullError
+from bot.tickets.intake import file_removal_request
 from tests.discord.cogs.conftest import bot_of, query_bytes, settle
-from tests.discord.cogs.test_intake import check, followup, picture_in, post_message
-from tests.discord.fake_discord import JSON, BotHarness, FakeDiscord, World, running_bot
+from tests.discord.cogs.test_intake import (
+    check,
+    checked_result,
+    followup,
+    only_callback,
+    open_modal,
+    picture_in,
+    post_message,
+    submit,
+)
+from tests.discord.fake_discord import JSON, BotHarness, FakeDiscord, RecordedRequest, World, running_bot
 
 DM_MESSAGES = r"/channels/{}/messages"
 
@@ -126,3 +139,80 @@ async def test_a_crowd_of_checks_is_acknowledged_bounded_and_the_overflow_told_b
     said = messages.busy(60).removesuffix("1 minutes.")
     assert all(a.startswith(said[: said.index("try again in")]) for a in busy), busy
     assert all(re.search(r"try again in \d+ (seconds|minutes)\.$", a) for a in busy), busy
+
+
+# --------------------------------------------------------------------------------------------------
+# The ticket database locked or full
+# --------------------------------------------------------------------------------------------------
+
+TICKET_ID = re.compile(r"\*\*([0-9A-Z]{6})\*\*")
+
+
+def row_counts(path: Path) -> dict[str, int]:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return {table: db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                for table in ("tickets", "ticket_entries", "audit_events", "counters")}  # fmt: skip
+
+
+async def request_after_check(harness: BotHarness) -> tuple[JSON, RecordedRequest]:
+    result = await checked_result(harness, "coffee__mirrored.jpg")
+    return result, await open_modal(harness, result)
+
+
+async def test_a_request_while_another_process_holds_the_write_lock_says_try_again_and_writes_nothing(
+    desk_harness: BotHarness, desk: Desk
+) -> None:
+    fake = desk_harness.fake
+    await desk.store.database._writer.execute("PRAGMA busy_timeout = 200")
+    result, modal = await request_after_check(desk_harness)
+    before = row_counts(desk.settings.tickets.database_path)
+
+    shell = sqlite3.connect(desk.settings.tickets.database_path, isolation_level=None)
+    shell.execute("BEGIN IMMEDIATE")  # a maintainer's shell, writing
+    try:
+        since = await submit(desk_harness, modal, "please")
+    finally:
+        shell.execute("ROLLBACK")
+        shell.close()
+    assert only_callback(fake, since)["type"] == 5  # acknowledged before the write
+    assert followup(fake, since).json["content"] == messages.STORE_BUSY
+    assert row_counts(desk.settings.tickets.database_path) == before
+
+    modal = await open_modal(desk_harness, result)  # the same check again, once the lock is free
+    since = await submit(desk_harness, modal, "please")
+    assert TICKET_ID.search(followup(fake, since).json["content"])
+
+
+async def test_a_request_when_the_disk_is_full_says_try_again_and_writes_nothing(
+    desk_harness: BotHarness, desk: Desk
+) -> None:
+    fake = desk_harness.fake
+    result, modal = await request_after_check(desk_harness)
+    path = desk.settings.tickets.database_path
+    writer = desk.store.database._writer
+    (pages,) = await (await writer.execute("PRAGMA page_count")).fetchone()  # type: ignore[misc]
+    await writer.execute(f"PRAGMA max_page_count = {pages}")  # the disk is full: no page can be added
+    # Fill the room left in the pages there are with other people's requests like this one, until
+    # SQLite answers SQLITE_FULL ("database or disk is full"): the same request then meets it too.
+    (check_result,) = [pending.result for pending in desk._pending.values()]
+    note = "please " * 130
+    for requester in range(10_000, 10_500):
+        try:
+            await file_removal_request(desk.store, desk.index, check_result, str(requester), note=note)
+        except StoreFullError:
+            break
+    else:
+        pytest.fail("the database never filled up")
+    before = row_counts(path)
+
+    since = await submit(desk_harness, modal, note)
+    assert only_callback(fake, since)["type"] == 5
+    assert followup(fake, since).json["content"] == messages.STORE_FULL
+    assert row_counts(path) == before  # nothing half-written
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+    await writer.execute("PRAGMA max_page_count = 1073741823")  # room again
+    modal = await open_modal(desk_harness, result)
+    since = await submit(desk_harness, modal, note)
+    assert TICKET_ID.search(followup(fake, since).json["content"])
