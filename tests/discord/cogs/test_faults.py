@@ -5,7 +5,9 @@
 * a crowd of ``/check`` at once: every interaction is acknowledged, at most
   ``max_checks_in_memory`` pictures are in the desk, and the rest are told the desk is busy;
 * the ticket database locked by another connection past its timeout, or full: the person is told
-  to try again and nothing is half-written.
+  to try again and nothing is half-written;
+* the gateway connection lost (closed by Discord, or cut): discord.py resumes the session on
+  ``tests/discord/fake_gateway.py`` and the bot keeps answering.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import discord.http
 import pytest
+from discord.gateway import DiscordWebSocket
 
 from bench.load import crowd, run_crowd
 from bot import messages
@@ -32,6 +36,7 @@ from bot.desk import Desk
 from bot.index.search import HashIndex
 from bot.tickets.database import StoreFullError
 from bot.tickets.intake import file_removal_request
+from cogs.app import RemovalDeskBot
 from tests.discord.cogs.conftest import bot_of, query_bytes, settle
 from tests.discord.cogs.test_intake import (
     check,
@@ -44,6 +49,7 @@ from tests.discord.cogs.test_intake import (
     submit,
 )
 from tests.discord.fake_discord import JSON, BotHarness, FakeDiscord, RecordedRequest, World, running_bot
+from tests.discord.fake_gateway import FakeGateway
 
 DM_MESSAGES = r"/channels/{}/messages"
 
@@ -216,3 +222,56 @@ async def test_a_request_when_the_disk_is_full_says_try_again_and_writes_nothing
     modal = await open_modal(desk_harness, result)
     since = await submit(desk_harness, modal, note)
     assert TICKET_ID.search(followup(fake, since).json["content"])
+
+
+# --------------------------------------------------------------------------------------------------
+# The gateway connection lost
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("code", [4000, None])  # a close frame; the connection cut
+async def test_the_bot_resumes_after_the_gateway_connection_is_lost_and_keeps_answering(
+    fake: FakeDiscord, world: World, desk: Desk, code: int | None
+) -> None:
+    previous_gateway, previous_base = DiscordWebSocket.DEFAULT_GATEWAY, discord.http.Route.BASE
+    for person in world.people:
+        fake.add_user(person.user_payload())
+        if person.dm_channel_id:
+            fake.add_channel(world.dm_channel_payload(person))
+    for channel in world.channel_payloads():
+        fake.add_channel(channel)
+    discord.http.Route.BASE = fake.api_base
+    try:
+        async with FakeGateway(world) as gateway:
+            settings = dataclasses.replace(desk.settings, discord=dataclasses.replace(desk.settings.discord,
+                                           gateway_url=gateway.url))  # fmt: skip
+            bot = RemovalDeskBot(settings, Desk(settings, desk.index, desk.store, desk.executor))
+            await bot.login("fake-token")
+            running = asyncio.create_task(bot.connect(reconnect=True))
+            try:
+                await asyncio.wait_for(bot.wait_until_ready(), 10)
+
+                async def check_over_the_gateway() -> str:
+                    since = fake.mark()
+                    attachment = fake.add_attachment(
+                        query_bytes("coffee__mirrored.jpg"), "me.jpg", "image/jpeg"
+                    )
+                    payload = world.command_interaction("check", options={"image": attachment})
+                    fake.interactions[int(payload["id"])] = payload
+                    await gateway.dispatch("INTERACTION_CREATE", payload)
+                    answer = await fake.wait_for("POST", r"/webhooks/\d+/[^/]+", since=since, timeout=15)
+                    return str(answer.json["content"])
+
+                assert await check_over_the_gateway() == messages.matches_found(1)
+                await gateway.drop(code)
+                await gateway.wait_connected(15)
+                assert gateway.identifies == 1  # resumed, not a new session
+                (resumed,) = gateway.resumes
+                assert resumed["session_id"] == gateway.session_id
+                assert not running.done()
+                assert await check_over_the_gateway() == messages.matches_found(1)
+            finally:
+                await bot.close()
+                await asyncio.wait_for(running, 10)
+    finally:
+        DiscordWebSocket.DEFAULT_GATEWAY, discord.http.Route.BASE = previous_gateway, previous_base
