@@ -113,9 +113,10 @@ class Desk:
         return self._executor
 
     def busy_for(self) -> float:
-        """Seconds until a place is likely free: the checks ahead, spread over the hashing workers."""
+        """Seconds until a place is likely free: the checks ahead, spread over the hashing workers
+        (at least 2: sooner would only meet the same crowd)."""
         workers = max(1, self.settings.discord.hash_workers)
-        return max(1.0, self._check_seconds * max(1, self.admitted) / workers)
+        return max(2.0, self._check_seconds * max(1, self.admitted) / workers)
 
     @contextlib.contextmanager
     def admit(self) -> Iterator[None]:
