@@ -53,6 +53,10 @@ def _parser() -> argparse.ArgumentParser:
         "tables", help="(re)build an index's search tables (index build does it after hashing)"
     )
     tables.add_argument("folder", type=Path)
+    verify = index_commands.add_parser(
+        "verify", help="compare every shard file with its checksum in the manifest (~1 s per GB)"
+    )
+    verify.add_argument("folder", type=Path)
     info = index_commands.add_parser("info", help="describe an index")
     info.add_argument("folder", type=Path)
     info.add_argument("--json", action="store_true", help="one JSON object instead of text")
@@ -64,6 +68,12 @@ def _parser() -> argparse.ArgumentParser:
     ticket_cli.add_commands(commands)
     run = commands.add_parser("run", help="start the Discord bot (settings: [discord] in the config)")
     run.add_argument("--no-sync", action="store_true", help="do not sync slash commands at start")
+    run.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="start without reading the whole index to compare its checksums (~1 s per GB); sizes "
+        "are still compared",
+    )
     return parser
 
 
@@ -74,7 +84,10 @@ def _run_bot(args: argparse.Namespace, settings: Settings) -> int:
             print(f"error: {problem}", file=sys.stderr)
         print("see README, 'Running the Discord bot'", file=sys.stderr)
         return 2
-    HashIndex(Path(settings.discord.index).expanduser())  # fail now, clearly, if it is missing
+    index = HashIndex(Path(settings.discord.index).expanduser())  # fail now, clearly, if it is missing
+    if not args.no_verify:
+        index.verify()  # a damaged index is refused, never answered from
+    del index
     # The composition root: the one place the core starts the Discord side (never imported
     # otherwise, so the command line works without discord.py loaded).
     from cogs.app import run
@@ -147,6 +160,21 @@ def _run_tables(args: argparse.Namespace) -> int:
         f"{tables.nbytes / 2**20:,.1f} MiB "
         f"in {time.perf_counter() - started:.1f} s"
     )
+    return 0
+
+
+def _run_verify(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    index = HashIndex(args.folder)
+    verified = index.verify()
+    took = time.perf_counter() - started
+    print(
+        f"index {args.folder}: {verified} of {len(index.shards)} shard(s) match their checksums"
+        f" ({took:.1f} s)"
+    )
+    unverifiable = index.manifest.unverifiable()
+    if unverifiable:
+        print(f"{len(unverifiable)} shard(s) were written before checksums were kept: rebuild to check them")
     return 0
 
 
@@ -244,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run_build(args, settings)
         if args.command == "index" and args.index_command == "tables":
             return _run_tables(args)
+        if args.command == "index" and args.index_command == "verify":
+            return _run_verify(args)
         if args.command == "index":
             return _run_info(args)
         if args.command == "run":

@@ -67,6 +67,7 @@ _RANGES: dict[str, tuple[float | None, float | None]] = {
     "discord.request_per_seconds": (1, None),
     "discord.pending_check_seconds": (1, None),
     "discord.hash_workers": (1, None),
+    "discord.max_checks_in_memory": (1, 1000),
 }
 
 
@@ -187,6 +188,7 @@ class DiscordSettings:
     pending_check_seconds: int
     contact: str
     hash_workers: int
+    max_checks_in_memory: int
 
     def problems(self) -> list[str]:
         """What keeps the bot from running, one sentence per missing or wrong setting."""

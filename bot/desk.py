@@ -7,25 +7,67 @@ Everything Discord-independent that the cogs need lives here, so the cogs only t
   file; the hashes come back with small grey views for verifying candidates, dropped after the search;
 * the index search runs in a thread (numpy releases the GIL while scanning);
 * a check's result is kept in memory, only as hashes, for a short while, under a random token the
-  Request removal button carries; nothing about a check is stored unless a ticket is made.
+  Request removal button carries; nothing about a check is stored unless a ticket is made;
+* a hashing process that dies (a picture that crashes the decoder, the OOM killer) breaks a
+  ``ProcessPoolExecutor`` for good: the desk replaces the pool from its factory, answers the check
+  that met it with "try again" (the picture may be the cause, so it is not retried), and the next
+  check works;
+* at most ``max_checks_in_memory`` pictures are admitted at once (downloaded, queued or being
+  hashed); past that a check is refused at once with "busy, try again in N s", never dropped or
+  queued without bound, so memory stays bounded under a crowd.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
+import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
+from bot import messages
 from bot.checking import CheckResult, hash_submitted_picture
 from bot.config import Settings
 from bot.cooldowns import Cooldown
+from bot.errors import RemovalDeskError
 from bot.index.search import HashIndex
 from bot.tickets.intake import file_removal_request
 from bot.tickets.models import Ticket
 from bot.tickets.store import TicketStore
+
+log = logging.getLogger(__name__)
+
+# A first guess at how long a check holds its place, until the desk has timed a few.
+_FIRST_CHECK_SECONDS = 1.0
+
+
+class TryAgainError(RemovalDeskError):
+    """The desk could not check this picture now, through no fault of the picture's; ``message``
+    is the sentence for the person (from :mod:`bot.messages`)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class DeskBusyError(TryAgainError):
+    """Every place for a picture is taken; ``retry_after`` is the desk's estimate in seconds."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(messages.busy(retry_after))
+        self.retry_after = retry_after
+
+
+class HashingWorkerDiedError(TryAgainError):
+    """The hashing process died during this check; the pool has been replaced."""
+
+    def __init__(self) -> None:
+        super().__init__(messages.HASHING_WORKER_DIED)
 
 
 @dataclass(frozen=True)
@@ -43,21 +85,77 @@ class Desk:
         store: TicketStore,
         executor: Executor | None,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        executor_factory: Callable[[], Executor] | None = None,
     ) -> None:
+        """``executor`` hashes pictures (None: asyncio's default thread pool); ``executor_factory``
+        makes a new one when a process pool breaks (and the first one, if ``executor`` is None)."""
         self.settings = settings
         self.index = index
         self.store = store
+        if executor is None and executor_factory is not None:
+            executor = executor_factory()
         self._executor = executor
+        self._executor_factory = executor_factory
         self._clock = clock
+        self.admitted = 0  # pictures in the desk now (downloading, queued, hashing, searching)
+        self.peak_admitted = 0
+        self.refused_busy = 0
+        self._check_seconds = _FIRST_CHECK_SECONDS  # moving average of an admitted check's time
+        self._admission: contextvars.ContextVar[bool] = contextvars.ContextVar("admitted", default=False)
         self._pending: dict[str, PendingCheck] = {}
         discord = settings.discord
         self.check_cooldown = Cooldown(discord.check_uses, discord.check_per_seconds, clock)
         self.request_cooldown = Cooldown(discord.request_uses, discord.request_per_seconds, clock)
 
+    @property
+    def executor(self) -> Executor | None:
+        return self._executor
+
+    def busy_for(self) -> float:
+        """Seconds until a place is likely free: the checks ahead, spread over the hashing workers
+        (at least 2: sooner would only meet the same crowd)."""
+        workers = max(1, self.settings.discord.hash_workers)
+        return max(2.0, self._check_seconds * max(1, self.admitted) / workers)
+
+    @contextlib.contextmanager
+    def admit(self) -> Iterator[None]:
+        """Hold one of the ``max_checks_in_memory`` places for a picture, from before its download
+        to the end of its check; raise :class:`DeskBusyError` at once if none is free. A
+        :meth:`check` inside it uses this place instead of taking another."""
+        if self._admission.get():
+            yield
+            return
+        if self.admitted >= self.settings.discord.max_checks_in_memory:
+            self.refused_busy += 1
+            raise DeskBusyError(self.busy_for())
+        self.admitted += 1
+        self.peak_admitted = max(self.peak_admitted, self.admitted)
+        token = self._admission.set(True)
+        started = self._clock()
+        try:
+            yield
+        finally:
+            self._admission.reset(token)
+            self.admitted -= 1
+            took = self._clock() - started
+            if took > 0:
+                self._check_seconds = 0.8 * self._check_seconds + 0.2 * took
+
     async def check(self, data: bytes) -> CheckResult:
-        """Hash ``data`` in a worker and search the index; raise ImageRejectedError for bad input."""
+        """Hash ``data`` in a worker and search the index; raise ImageRejectedError for bad input,
+        TryAgainError (busy, or the hashing process died) when the desk cannot check it now."""
+        with self.admit():
+            return await self._check(data)
+
+    async def _check(self, data: bytes) -> CheckResult:
         loop = asyncio.get_running_loop()
-        query, views = await loop.run_in_executor(self._executor, hash_submitted_picture, data, self.settings)
+        executor = self._executor
+        try:
+            query, views = await loop.run_in_executor(executor, hash_submitted_picture, data, self.settings)
+        except BrokenProcessPool as broken:
+            self._replace_broken(executor)
+            raise HashingWorkerDiedError() from broken
         del data
         removed = await self.store.removed_entries()
         looked_up = await asyncio.to_thread(
@@ -65,6 +163,23 @@ class Desk:
         )
         del views  # the small grey copies of the picture: only the hashes outlive the check
         return CheckResult(query=query, found=looked_up.found, unjudged=looked_up.unjudged)
+
+    def _replace_broken(self, broken: Executor | None) -> None:
+        """Swap in a new pool for ``broken`` (once: the checks that were queued on it all fail)."""
+        if self._executor is not broken:
+            return  # another check already replaced it
+        if self._executor_factory is None:
+            log.error("the hashing pool broke and the desk has no factory to replace it")
+            return
+        log.warning("a hashing process died; starting a new pool")
+        if broken is not None:
+            broken.shutdown(wait=False, cancel_futures=True)
+        self._executor = self._executor_factory()
+
+    def close(self) -> None:
+        """Stop the hashing pool (queued checks are cancelled)."""
+        if self._executor is not None:
+            self._executor.shutdown(cancel_futures=True)
 
     def remember(self, owner: int, result: CheckResult) -> str:
         """Keep a check's hashes briefly for the Request removal button; return its token."""

@@ -106,6 +106,24 @@ def not_a_picture(content_type: str | None) -> str:
     return f"This file{kind} is not a picture I can check: please send a JPEG, PNG, WebP, GIF or BMP."
 
 
+STORE_BUSY = "The ticket database is busy right now and nothing was saved. Please try again in a moment."
+STORE_FULL = (
+    "I could not save your request: the ticket database has no room left, and nothing was saved. "
+    "Please try again later."
+)
+HASHING_WORKER_DIED = (
+    "Something went wrong while I was checking this picture, and it was not saved. "
+    "Please send it again; if the same picture fails twice, it may be a file I cannot read."
+)
+
+
+def busy(seconds: float) -> str:
+    return (
+        "Many people are checking pictures right now and I could not take yours; it was not saved. "
+        f"Please try again in {_duration(seconds)}."
+    )
+
+
 def slow_down(seconds: float) -> str:
     return f"You have checked several pictures in a short time. Please try again in {_duration(seconds)}."
 

@@ -74,14 +74,17 @@ async def run_bot(settings: Settings, *, sync_on_start: bool = True) -> None:
     warming = asyncio.create_task(asyncio.to_thread(index.warm))
     store = await TicketStore.open(settings.tickets.database_path, settings.tickets)
     context = multiprocessing.get_context("forkserver")
-    executor = ProcessPoolExecutor(max_workers=settings.discord.hash_workers, mp_context=context)
+
+    def hashing_pool() -> ProcessPoolExecutor:  # the desk makes a new one if a worker dies
+        return ProcessPoolExecutor(max_workers=settings.discord.hash_workers, mp_context=context)
+
+    desk = Desk(settings, index, store, None, executor_factory=hashing_pool)
     try:
-        desk = Desk(settings, index, store, executor)
         async with RemovalDeskBot(settings, desk, sync_on_start=sync_on_start) as bot:
             await bot.start(settings.discord.token)
     finally:
         await warming
-        executor.shutdown(cancel_futures=True)
+        desk.close()
         await store.close()
 
 

@@ -16,6 +16,7 @@ from discord.ext import commands
 
 from bot import messages
 from bot.decoding import ImageRejectedError
+from bot.desk import TryAgainError
 from bot.tickets.lifecycle import TicketError
 from cogs import render
 from cogs.host import DeskBot, desk_bot
@@ -189,8 +190,13 @@ class Intake(commands.Cog):
     async def _check_attachment(
         self, attachment: discord.Attachment, owner: int
     ) -> tuple[str, discord.Embed | None, discord.ui.View | None]:
-        """(text, embed, view) answering one attachment."""
-        return await self._answer(await self._download(attachment), owner)
+        """(text, embed, view) answering one attachment; its place in the desk is taken before the
+        download, so the pictures in memory stay bounded."""
+        try:
+            with self.desk.admit():
+                return await self._answer(await self._download(attachment), owner)
+        except TryAgainError as later:
+            return later.message, None, None
 
     async def _answer(
         self, data: bytes | str, owner: int
@@ -202,6 +208,8 @@ class Intake(commands.Cog):
             result = await self.desk.check(data)
         except ImageRejectedError as rejected:
             return messages.refused_picture(rejected.message), None, None
+        except TryAgainError as later:  # busy, or the hashing process died
+            return later.message, None, None
         finally:
             del data
         if not result.found:

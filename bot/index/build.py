@@ -260,6 +260,7 @@ def _hash_units(
                 writer.commit()
                 ledger.record(unit, writer.name)
                 manifest.shards.append(writer.name)
+                manifest.files[writer.name] = writer.files
                 manifest.write(out)
                 report.shards.append(writer.name)
                 report.entries += len(writer)

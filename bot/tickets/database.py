@@ -36,6 +36,8 @@ from bot.config import TicketSettings
 from bot.tickets.lifecycle import TicketError
 from bot.tickets.migrations import CORE_SCHEMA, migrate
 
+log = logging.getLogger(__name__)
+
 Clock = Callable[[], datetime]
 
 
@@ -48,8 +50,33 @@ def quiet_statement_log() -> None:
 
 
 class StoreBusyError(TicketError):
+    """Another connection (a maintainer's shell, a second bot) held the write lock past
+    ``busy_timeout_ms``; nothing was written."""
+
     def __init__(self) -> None:
-        super().__init__("The ticket database is busy right now; please try again in a moment.")
+        from bot import messages  # bot.messages imports the ticket models, which import this module
+
+        super().__init__(messages.STORE_BUSY)
+
+
+class StoreFullError(TicketError):
+    """The disk (or the database's ``max_page_count``) is full: SQLITE_FULL. The transaction was
+    rolled back, so nothing is half-written."""
+
+    def __init__(self) -> None:
+        from bot import messages
+
+        super().__init__(messages.STORE_FULL)
+
+
+def _refusal(exc: sqlite3.OperationalError) -> TicketError | None:
+    """The error a person is told for SQLite's "try again later" failures; None for the others."""
+    text = str(exc)
+    if "database or disk is full" in text or getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        return StoreFullError()
+    if "locked" in text or "busy" in text:
+        return StoreBusyError()
+    return None
 
 
 def timestamp(moment: datetime) -> str:
@@ -111,15 +138,17 @@ class TicketDatabase:
             try:
                 await self._begin()
             except sqlite3.OperationalError as exc:
-                if "locked" in str(exc) or "busy" in str(exc):
-                    raise StoreBusyError() from exc
-                raise
+                raise (_refusal(exc) or exc) from exc
             try:
                 yield self._writer
-            except BaseException:
-                await self._writer.execute("ROLLBACK")
+                await self._writer.execute("COMMIT")
+            except BaseException as exc:
+                if self._writer.in_transaction:  # a failed COMMIT (disk full) leaves it open too
+                    await self._writer.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.OperationalError) and (refusal := _refusal(exc)) is not None:
+                    log.warning("the ticket database refused a write, rolled back: %s", exc)
+                    raise refusal from exc
                 raise
-            await self._writer.execute("COMMIT")
 
     @asynccontextmanager
     async def outside_transactions(self) -> AsyncIterator[aiosqlite.Connection]:

@@ -120,6 +120,7 @@ import json
 import logging
 import re
 import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -949,6 +950,7 @@ class RecordedRequest:
     api: bool = True
     status: int = 0
     response: Any = None
+    received: float = field(default_factory=time.monotonic)  # when it arrived: for deadlines, load
 
     @property
     def reason(self) -> str | None:
