@@ -92,7 +92,10 @@ class RequestModal(discord.ui.Modal, title=messages.REQUEST_REMOVAL_LABEL):
         await bot.relay.run_once()  # its review card appears now, not at the next relay tick
 
 
-class PanelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"rd:panel:dm"):
+PANEL_CUSTOM_ID = "rd:panel:dm"
+
+
+class PanelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=PANEL_CUSTOM_ID):
     """The privacy channel's pinned panel: opens a direct message with the bot."""
 
     def __init__(self) -> None:
@@ -100,7 +103,7 @@ class PanelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"rd:
             discord.ui.Button(
                 label=messages.CHECK_PRIVATELY_LABEL,
                 style=discord.ButtonStyle.primary,
-                custom_id="rd:panel:dm",
+                custom_id=PANEL_CUSTOM_ID,
             )
         )
 
@@ -303,8 +306,11 @@ class Intake(commands.Cog):
         if not isinstance(channel, discord.TextChannel):
             return 0
         handled = 0
+        panel: discord.Message | None = None  # the bot's panel from an earlier start, pinned or not
         try:  # never let a missing permission here stop the rest of the start-up (the relay)
             async for message in channel.history(limit=None, oldest_first=True):
+                if self._is_panel(message):
+                    panel = message
                 if message.author.bot or message.pinned or message.type not in PERSON_MESSAGES:
                     continue
                 try:
@@ -313,22 +319,42 @@ class Intake(commands.Cog):
                     log.warning("could not handle message %s in the privacy channel: %s", message.id, failed)
                     continue
                 handled += 1
-            await self._ensure_panel(channel)
+            await self._ensure_panel(channel, panel)
         except discord.HTTPException as failed:
             log.warning(
-                "privacy channel backlog or panel failed (the bot needs Read Message History and "
-                "Manage Messages there): %s",
+                "privacy channel backlog or panel failed (the bot needs View Channel, Read Message "
+                "History, Send Messages and Manage Messages there): %s",
                 failed,
             )
         return handled
 
-    async def _ensure_panel(self, channel: discord.TextChannel) -> None:
+    def _is_panel(self, message: discord.Message) -> bool:
+        """The bot's own panel: its message with the Check privately button (``rd:panel:dm``)."""
         me = self.bot.user
-        async for pinned in channel.pins(limit=None):  # ``await channel.pins()`` is deprecated
-            if me is not None and pinned.author.id == me.id:
-                return
-        panel = await channel.send(messages.PANEL, view=panel_view())
-        await panel.pin(reason="removal-desk: how to check a picture privately")
+        if me is None or message.author.id != me.id:
+            return False
+        return any(
+            getattr(child, "custom_id", None) == PANEL_CUSTOM_ID
+            for row in message.components
+            for child in getattr(row, "children", ())
+        )
+
+    async def _ensure_panel(self, channel: discord.TextChannel, panel: discord.Message | None) -> None:
+        """One panel, pinned if the bot may: an earlier start's panel is reused (and pinned again if
+        it is not), so a bot that cannot pin does not post another panel at every start."""
+        if panel is not None and panel.pinned:
+            return
+        if panel is None:
+            panel = await channel.send(messages.PANEL, view=panel_view())
+        try:
+            await panel.pin(reason="removal-desk: how to check a picture privately")
+        except discord.Forbidden as refused:
+            log.warning(
+                "could not pin the panel in the privacy channel: the bot needs the Pin Messages "
+                "permission there (since 2026-02-23 Discord no longer lets Manage Messages pin); "
+                "the panel stays unpinned: %s",
+                refused,
+            )
 
     # -- one's own requests and data -----------------------------------------------------------
 

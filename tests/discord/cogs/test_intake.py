@@ -51,10 +51,12 @@ from bot.tickets.lifecycle import TicketState
 from bot.tickets.store import TicketStore
 from tests.discord.cogs.conftest import bookkeeping, bot_of, query_bytes, settle
 from tests.discord.fake_discord import (
+    BOT_PERMISSIONS,
     CANNOT_DM,
     EPHEMERAL,
     JSON,
     MISSING_PERMISSIONS,
+    PIN_MESSAGES,
     BotHarness,
     FakeDiscord,
     Person,
@@ -738,6 +740,46 @@ async def test_without_manage_messages_in_the_privacy_channel_start_up_still_rel
     card = fake.last("POST", rf"/channels/{world.review_channel_id}/messages")
     assert f"rd:ticket:claim:{offline.id}" in {button["custom_id"] for button in buttons(card.json)}
     assert await bookkeeping(desk).review_card(offline.id) is not None
+
+
+async def test_without_pin_messages_restarts_reuse_one_panel_and_the_warning_names_pin_messages(
+    fake: FakeDiscord, world: World, desk: Desk, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Since 2026-02-23 pinning needs Pin Messages (1 << 51): with only the old invite's permissions
+    (Manage Messages) the pin fails, the log says which permission is missing, and each start finds
+    the panel it posted before (unpinned, in the channel's history) instead of posting another."""
+    privacy = world.privacy_channel_id
+    old_invite = dataclasses.replace(world, bot_permissions=BOT_PERMISSIONS & ~PIN_MESSAGES)
+    assert (
+        old_invite.permissions_in(old_invite.bot, privacy) & discord.Permissions(manage_messages=True).value
+    )
+    for _start in range(3):
+        async with running_bot(fake, world=old_invite, bot_factory=bot_of(desk)) as harness:
+            await settle(harness)
+            harness.assert_no_errors()
+
+    posted = fake.find("POST", rf"/channels/{privacy}/messages")
+    assert len(posted) == 1, fake.describe()
+    (panel,) = fake.channel_messages(privacy)
+    assert not panel["pinned"]
+    pins = fake.find("PUT", rf"/channels/{privacy}/(messages/)?pins/{panel['id']}")
+    assert [pin.status for pin in pins] == [403, 403, 403]  # tried again at each start
+    warnings = [
+        r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "pin" in r.getMessage()
+    ]
+    assert len(warnings) == 3
+    assert all("needs the Pin Messages permission" in warning for warning in warnings), warnings
+
+    since = fake.mark()  # the permission granted: the same panel is pinned, once
+    for _start in range(2):
+        async with running_bot(fake, world=world, bot_factory=bot_of(desk)) as harness:
+            await settle(harness)
+            harness.assert_no_errors()
+    assert fake.find("POST", rf"/channels/{privacy}/messages", since=since) == []
+    (pinned,) = fake.find("PUT", r".*/pins/.*", since=since)
+    assert pinned.status == 204
+    assert fake.channel_messages(privacy) == [panel]
+    assert panel["pinned"]
 
 
 @pytest.mark.parametrize("dms_open", [True, False], ids=["dms-open", "dms-closed"])
