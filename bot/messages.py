@@ -110,6 +110,32 @@ def slow_down(seconds: float) -> str:
     return f"You have checked several pictures in a short time. Please try again in {_duration(seconds)}."
 
 
+def ordinal(number: int) -> str:
+    """1st, 2nd, 3rd, 4th, ... 11th, 12th, 13th, ... 21st."""
+    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"
+
+
+def _listed(items: list[str]) -> str:
+    """ "a", "a and b", "a, b and c"."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def which_picture(position: int, count: int) -> str:
+    """Which picture of a message an answer is about: by its place, never by its file name."""
+    return f"**Your {ordinal(position)} picture (of {count}):**"
+
+
+def pictures_not_checked(positions: list[int], count: int, seconds: float) -> str:
+    """Pictures of one message left unchecked by the per-person limit (they were not downloaded)."""
+    nouns = "picture" if len(positions) == 1 else "pictures"
+    places = _listed([ordinal(position) for position in positions])
+    return (
+        f"I did not check your {places} {nouns} (of {count}): you have checked several pictures in a "
+        f"short time. Please send {'it' if len(positions) == 1 else 'them'} again in {_duration(seconds)}."
+    )
+
+
 def requests_slow_down(seconds: float) -> str:
     return f"You have made several requests in a short time. Please try again in {_duration(seconds)}."
 

@@ -22,8 +22,10 @@ from cogs.host import DeskBot, desk_bot
 log = logging.getLogger(__name__)
 
 IMAGE_TYPES = ("image/",)
-# Pictures checked per message; a person with more sends another message (or uses /check).
-MAX_ATTACHMENTS = 4
+# Pictures checked per message: Discord's own limit (ten attachments), so every picture a person can
+# post in one message is checked. Each costs one use of the per-person check limit; pictures past it
+# are named in a last answer, with when to send them again.
+MAX_ATTACHMENTS = 10
 # What a person posts: a plain message or a reply (a picture posted as a reply is just as visible).
 PERSON_MESSAGES = (discord.MessageType.default, discord.MessageType.reply)
 
@@ -233,38 +235,66 @@ class Intake(commands.Cog):
         if message.author.bot or message.type not in PERSON_MESSAGES:
             return
         in_dm = message.guild is None
-        in_privacy_channel = message.channel.id == self.desk.settings.discord.privacy_channel_id
+        in_privacy_channel = not in_dm and await self._in_privacy_channel(message.channel)
         if not (in_dm or in_privacy_channel):
             return
         await self.handle_submission(message, delete=in_privacy_channel)
+
+    async def _in_privacy_channel(self, channel: Any) -> bool:
+        """The privacy channel or a thread under it (a picture there is just as visible)."""
+        privacy = self.desk.settings.discord.privacy_channel_id
+        if not privacy:
+            return False
+        if channel.id == privacy:
+            return True
+        if isinstance(channel, discord.PartialMessageable):  # a thread the cache has not seen
+            try:
+                channel = await self.bot.fetch_channel(channel.id)
+            except discord.HTTPException:
+                return False
+        return isinstance(channel, discord.Thread) and channel.parent_id == privacy
 
     async def handle_submission(self, message: discord.Message, *, delete: bool) -> None:
         """Read the pictures, delete the message at once, then check and answer privately.
 
         The bytes are read before the delete because a deleted message's attachments may stop
-        being served; reading takes a moment, hashing (after the delete) takes longer."""
-        attachments = list(message.attachments)[:MAX_ATTACHMENTS]
+        being served; reading takes a moment, hashing (after the delete) takes longer. Each picture
+        of a message gets its own answer, which says which picture it is about (by its place: the
+        file name is the person's and is never echoed, logged or stored)."""
+        attachments = list(message.attachments)
         author = message.author
         channel = message.channel
-        wait = self.desk.check_cooldown.try_acquire(author.id) if attachments else 0.0
-        downloads = [] if wait else [await self._download(attachment) for attachment in attachments]
+        checked = attachments[:MAX_ATTACHMENTS]
+        allowed, wait = 0, 0.0
+        for _ in checked:
+            wait = self.desk.check_cooldown.try_acquire(author.id)
+            if wait:
+                break
+            allowed += 1
+        downloads = [await self._download(attachment) for attachment in checked[:allowed]]
         deleted = await self._delete(message) if delete else False
         if not attachments:
             if delete or not message.content.startswith("/"):
                 await self._tell(author, channel, messages.SEND_A_PICTURE, delete)
             return
-        if wait:
+        if not allowed:
             await self._tell(author, channel, messages.slow_down(wait), delete)
             return
-        while downloads:
-            text, embed, view = await self._answer(downloads.pop(0), author.id)
-            if delete:
+        count = len(attachments)
+        for position, data in enumerate(downloads, 1):
+            text, embed, view = await self._answer(data, author.id)
+            downloads[position - 1] = b""  # the picture is dropped as soon as it is checked
+            if count > 1:
+                text = f"{messages.which_picture(position, count)}\n{text}"
+            if delete and position == 1:
                 text = f"{messages.PICTURE_DELETED if deleted else messages.PICTURE_NOT_DELETED}\n{text}"
             if not await self._tell(author, channel, text, delete, embed=embed, view=view):
                 if isinstance(view, ResultView):
                     self.desk.drop(view.token)  # nobody can ever press its button
-                downloads.clear()
                 return
+        if allowed < count:
+            left = list(range(allowed + 1, count + 1))
+            await self._tell(author, channel, messages.pictures_not_checked(left, count, wait), delete)
 
     async def _delete(self, message: discord.Message) -> bool:
         """Delete a submission; if Discord refuses, still answer the person (and log why)."""

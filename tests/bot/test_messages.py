@@ -90,3 +90,21 @@ def test_fit_leaves_a_short_list_alone_and_cuts_a_single_overlong_line(newest_la
     assert messages.fit([], newest_last=newest_last) == ""
     long = messages.fit(["z" * 5000], newest_last=newest_last)
     assert long == "z" * (messages.MESSAGE_LIMIT - 40)
+
+
+def test_ordinals_and_which_picture_name_a_picture_by_its_place():
+    assert [messages.ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 101, 111)] == [
+        "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st", "111th",
+    ]  # fmt: skip
+    assert messages.which_picture(2, 5) == "**Your 2nd picture (of 5):**"
+
+
+def test_pictures_not_checked_lists_them_and_says_when_to_send_them_again():
+    one = messages.pictures_not_checked([6], 6, 30)
+    assert one == (
+        "I did not check your 6th picture (of 6): you have checked several pictures in a short time. "
+        "Please send it again in 30 seconds."
+    )
+    many = messages.pictures_not_checked([6, 7, 8], 8, 60)
+    assert "your 6th, 7th and 8th pictures (of 8)" in many
+    assert many.endswith("send them again in 60 seconds.")

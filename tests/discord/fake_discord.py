@@ -35,7 +35,8 @@ What is where
   :meth:`World.component_interaction`, :meth:`World.modal_submit_interaction`,
   :meth:`World.modal_submit_from_callback`.
 * Low-level builders for anything else: :func:`user_payload`, :func:`member_payload`, :func:`role_payload`,
-  :func:`text_channel_payload`, :func:`dm_channel_payload`, :func:`message_payload`,
+  :func:`text_channel_payload`, :func:`thread_channel_payload`, :func:`dm_channel_payload`,
+  :func:`message_payload`,
   :func:`command_data`, :func:`interaction_payload`, :class:`RawOption`.
 * :class:`FakeDiscord` - the server. Records every request (:class:`RecordedRequest`: method, path without
   ``/api/v10``, query, headers, parsed JSON or multipart ``payload_json``, attached files), answers the
@@ -294,6 +295,34 @@ def text_channel_payload(
         "last_message_id": None,
         "rate_limit_per_user": 0,
         "flags": 0,
+    }
+
+
+def thread_channel_payload(
+    thread_id: int, name: str, *, guild_id: int, parent_id: int, owner_id: int, private: bool = False
+) -> JSON:
+    """A thread (type 11 public, 12 private) under the text channel ``parent_id``: what THREAD_CREATE
+    carries (feed it to ``harness.state.parse_thread_create``) and ``GET /channels/{id}`` answers
+    (register it with :meth:`FakeDiscord.add_channel`)."""
+    return {
+        "id": str(thread_id),
+        "type": 12 if private else 11,
+        "guild_id": str(guild_id),
+        "parent_id": str(parent_id),
+        "owner_id": str(owner_id),
+        "name": name,
+        "last_message_id": None,
+        "rate_limit_per_user": 0,
+        "message_count": 0,
+        "member_count": 1,
+        "total_message_sent": 0,
+        "flags": 0,
+        "thread_metadata": {
+            "archived": False,
+            "auto_archive_duration": 1440,
+            "archive_timestamp": "2026-01-01T00:00:00+00:00",
+            "locked": False,
+        },
     }
 
 

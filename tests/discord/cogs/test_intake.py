@@ -63,6 +63,7 @@ from tests.discord.fake_discord import (
     RecordedRequest,
     World,
     running_bot,
+    thread_channel_payload,
 )
 
 CALLBACK = r"/interactions/\d+/[^/]+/callback"
@@ -667,6 +668,111 @@ async def test_a_picture_sent_by_dm_is_answered_there_without_a_delete(
     modal = await open_modal(desk_harness, answer.response)
     assert modal.json["type"] == 9
     assert_picture_private(fake, attachment)
+
+
+FIVE_PICTURES = (
+    "coffee__mirrored.jpg",
+    "unrelated_gravel.jpg",
+    "astronaut__cropped.jpg",
+    "unrelated_retina.jpg",
+    "chelsea__gray.jpg",
+)
+
+
+async def test_every_picture_of_a_message_is_answered_and_each_answer_says_which_picture(
+    desk_harness: BotHarness, desk: Desk
+) -> None:
+    """Five pictures in one message (Discord allows ten): five answers, the deletion said once, and
+    each answer names the picture by its place in the message (never by its file name)."""
+    fake, world = desk_harness.fake, desk_harness.world
+    privacy, dm = world.privacy_channel_id, world.member.dm_channel_id
+    attachments = [picture_in(desk_harness, query_bytes(name), privacy) for name in FIVE_PICTURES]
+    posted = world.message_create("are these me?", attachments=attachments)
+    since = post_message(desk_harness, posted)
+    await settle(desk_harness)
+
+    assert len(fake.find("GET", DOWNLOAD, since=since)) == 5
+    answers = [r.json["content"] for r in fake.find("POST", rf"/channels/{dm}/messages", since=since)]
+    assert len(answers) == 5, answers
+    assert [answer.count(messages.PICTURE_DELETED) for answer in answers] == [1, 0, 0, 0, 0]
+    for position, answer in enumerate(answers, 1):
+        assert messages.which_picture(position, 5) in answer, answer
+        assert FILENAME not in answer
+    assert "Your 2nd picture (of 5)" in answers[1]
+    assert messages.matches_found(1) in answers[0]
+    assert messages.matches_found(1) not in answers[1]  # gravel: no copy
+
+
+async def test_pictures_past_the_check_limit_are_named_and_the_person_is_told_when_to_resend(
+    desk_harness: BotHarness, desk: Desk
+) -> None:
+    fake, world = desk_harness.fake, desk_harness.world
+    privacy, dm = world.privacy_channel_id, world.member.dm_channel_id
+    uses = desk.settings.discord.check_uses
+    names = [FIVE_PICTURES[i % len(FIVE_PICTURES)] for i in range(uses + 2)]
+    attachments = [picture_in(desk_harness, query_bytes(name), privacy) for name in names]
+    since = post_message(desk_harness, world.message_create(attachments=attachments))
+    await settle(desk_harness)
+
+    assert len(fake.find("GET", DOWNLOAD, since=since)) == uses  # the others are not even downloaded
+    answers = [r.json["content"] for r in fake.find("POST", rf"/channels/{dm}/messages", since=since)]
+    assert len(answers) == uses + 1
+    last = answers[-1]
+    assert last == messages.pictures_not_checked(
+        [uses + 1, uses + 2], uses + 2, desk.settings.discord.check_per_seconds
+    )
+    assert f"{uses + 1}th and {uses + 2}th pictures (of {uses + 2})" in last
+    assert "again in" in last
+
+
+@pytest.mark.parametrize("cached", [True, False], ids=["thread-cached", "thread-fetched"])
+async def test_a_picture_in_a_thread_of_the_privacy_channel_is_deleted_and_answered_by_dm(
+    desk_harness: BotHarness, desk: Desk, cached: bool
+) -> None:
+    fake, world = desk_harness.fake, desk_harness.world
+    privacy, dm = world.privacy_channel_id, world.member.dm_channel_id
+    thread = thread_channel_payload(
+        1_200_000_000_000_000_555,
+        "help",
+        guild_id=world.guild_id,
+        parent_id=privacy,
+        owner_id=world.member.id,
+    )
+    fake.add_channel(thread)
+    if cached:  # what the gateway sends when a thread the bot can see is created
+        desk_harness.state.parse_thread_create({**thread, "newly_created": True})
+    attachment = picture_in(desk_harness, query_bytes("coffee__mirrored.jpg"), int(thread["id"]))
+    posted = world.message_create("me?", channel_id=int(thread["id"]), attachments=[attachment])
+    since = post_message(desk_harness, posted)
+    await settle(desk_harness)
+
+    assert fake.find("DELETE", rf"/channels/{thread['id']}/messages/{posted['id']}", since=since)
+    assert int(posted["id"]) not in fake.messages[int(thread["id"])]
+    answer = fake.last("POST", rf"/channels/{dm}/messages")
+    assert answer.json["content"] == f"{messages.PICTURE_DELETED}\n{messages.matches_found(1)}"
+    assert fake.find("POST", rf"/channels/{thread['id']}/messages", since=since) == []
+    assert_picture_private(fake, attachment)
+
+
+async def test_a_thread_elsewhere_is_left_alone(desk_harness: BotHarness, desk: Desk) -> None:
+    fake, world = desk_harness.fake, desk_harness.world
+    thread = thread_channel_payload(
+        1_200_000_000_000_000_556,
+        "chat",
+        guild_id=world.guild_id,
+        parent_id=world.review_channel_id,
+        owner_id=world.maintainer.id,
+    )
+    fake.add_channel(thread)
+    desk_harness.state.parse_thread_create(thread)
+    attachment = picture_in(desk_harness, query_bytes("coffee__mirrored.jpg"), int(thread["id"]))
+    posted = world.message_create(
+        "look", author=world.maintainer, channel_id=int(thread["id"]), attachments=[attachment]
+    )
+    since = post_message(desk_harness, posted)
+    await settle(desk_harness)
+    assert fake.requests[since:] == []
+    await assert_nothing_stored(desk)
 
 
 # --------------------------------------------------------------------------------------------------
