@@ -27,6 +27,9 @@ SEND_A_PICTURE = "Send me a picture to check it (as an attachment)."
 DOWNLOAD_FAILED = "I could not download the file from Discord. Please try again."
 NOT_YOUR_BUTTON = "This button is not for you."
 NOTHING_ERASED = "Nothing was erased."
+FORGET_EXPIRED = (
+    "This question expired and nothing was erased. Run `/forget-me` again (in the server) to erase your data."
+)
 NO_REQUESTS = "You have no removal requests."
 SOMETHING_WENT_WRONG = "Something went wrong on my side; nothing was saved. Please try again later."
 MAINTAINERS_ONLY = "Only maintainers can see or act on removal requests."
@@ -147,6 +150,19 @@ def check_expired() -> str:
     )
 
 
+def request_form_expired(note: str | None) -> str:
+    """A request form submitted after its check was forgotten (the bot restarted meanwhile)."""
+    text = (
+        "I could not file this request: I restarted while you were writing, and the result it "
+        "belongs to is gone (results are kept only briefly, and only as fingerprints). Nothing was "
+        "saved. Please check the picture again to make a request."
+    )
+    if note:
+        quoted = "\n".join(f"> {line}" for line in note.splitlines())
+        text += f"\nWhat you wrote, to paste again:\n{quoted}"
+    return text
+
+
 _CREATED = {
     TicketState.LINKED: (
         "Your request is **{id}**. Someone already asked to remove the same picture, so your "
@@ -230,6 +246,7 @@ def _duration(seconds: float) -> str:
 REQUEST_REMOVAL_LABEL = "Request removal"
 CHECK_PRIVATELY_LABEL = "Check privately"
 ERASE_MY_DATA_LABEL = "Erase my data"
+CANCEL_LABEL = "Cancel"
 NOTE_LABEL = "Anything the reviewers should know?"
 CHECK_IMAGE_HELP = "The picture to check (only you see it and the answer)"
 TICKET_ID_HELP = "The request's id, e.g. K7M2QX"

@@ -6,7 +6,10 @@ attachments, calls the desk and answers only to the person (ephemeral replies or
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
+import time
 from typing import Any
 
 import discord
@@ -17,7 +20,7 @@ from bot import messages
 from bot.decoding import ImageRejectedError
 from bot.tickets.lifecycle import TicketError
 from cogs import render
-from cogs.host import DeskBot, desk_bot
+from cogs.host import DeskBot, DeskModal, desk_bot, lost_form, submitted_texts
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +64,17 @@ class RequestRemovalButton(
         )
 
 
-class RequestModal(discord.ui.Modal, title=messages.REQUEST_REMOVAL_LABEL):
+REQUEST_FORM = re.compile(r"rd:request-modal:(?P<token>[\w-]+)")
+
+
+class RequestModal(DeskModal, title=messages.REQUEST_REMOVAL_LABEL):
     note: discord.ui.TextInput[RequestModal] = discord.ui.TextInput(
         label=messages.NOTE_LABEL,
         style=discord.TextStyle.paragraph,
         required=False,
         max_length=1000,
         placeholder=messages.NOTE_WARNING[:100],
+        custom_id="rd:note",
     )
 
     def __init__(self, token: str, timeout: float) -> None:
@@ -76,22 +83,29 @@ class RequestModal(discord.ui.Modal, title=messages.REQUEST_REMOVAL_LABEL):
         self.token = token
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
-        bot = desk_bot(interaction)
-        wait = bot.desk.request_cooldown.try_acquire(interaction.user.id)
-        if wait:
-            await interaction.response.send_message(messages.requests_slow_down(wait), ephemeral=True)
-            return
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        try:
-            ticket = await bot.desk.request_removal(self.token, interaction.user.id, self.note.value or None)
-        except TicketError as refused:
-            await interaction.followup.send(str(refused), ephemeral=True)
-            return
-        if ticket is None:
-            await interaction.followup.send(messages.check_expired(), ephemeral=True)
-            return
-        await interaction.followup.send(messages.ticket_created(ticket), ephemeral=True)
-        await bot.relay.run_once()  # its review card appears now, not at the next relay tick
+        await submit_request(interaction, self.token, self.note.value or None, messages.check_expired())
+
+
+async def submit_request(
+    interaction: discord.Interaction, token: str, note: str | None, expired: str
+) -> None:
+    """File the request behind a submitted form (the live modal, or one from before a restart)."""
+    bot = desk_bot(interaction)
+    wait = bot.desk.request_cooldown.try_acquire(interaction.user.id)
+    if wait:
+        await interaction.response.send_message(messages.requests_slow_down(wait), ephemeral=True)
+        return
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    try:
+        ticket = await bot.desk.request_removal(token, interaction.user.id, note)
+    except TicketError as refused:
+        await interaction.followup.send(str(refused), ephemeral=True)
+        return
+    if ticket is None:
+        await interaction.followup.send(expired, ephemeral=True)
+        return
+    await interaction.followup.send(messages.ticket_created(ticket), ephemeral=True)
+    await bot.relay.run_once()  # its review card appears now, not at the next relay tick
 
 
 PANEL_CUSTOM_ID = "rd:panel:dm"
@@ -131,25 +145,63 @@ def panel_view() -> discord.ui.View:
     return view
 
 
-class ForgetConfirm(discord.ui.View):
-    def __init__(self, owner: int) -> None:
-        super().__init__(timeout=120)
-        self.owner = owner
+# How long the /forget-me question may be answered. The deadline travels in the buttons' custom_id,
+# so a press after a restart (or from a client still showing the buttons) is answered too.
+FORGET_CONFIRM_SECONDS: float = 120
 
-    @discord.ui.button(label=messages.ERASE_MY_DATA_LABEL, style=discord.ButtonStyle.danger)
-    async def confirm(self, interaction: discord.Interaction, _: discord.ui.Button[ForgetConfirm]) -> None:
+
+def wall_clock() -> float:
+    """Seconds since the epoch: a deadline that must hold across restarts (not the monotonic clock)."""
+    return time.time()
+
+
+class ForgetButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=r"rd:forget:(?P<choice>erase|keep):(?P<owner>\d+):(?P<until>\d+)",
+):
+    """Erase my data / Cancel under the /forget-me question: stateless, so it answers after a
+    restart as before it (and says the question expired once its deadline passed)."""
+
+    def __init__(self, choice: str, owner: int, until: int) -> None:
+        erase = choice == "erase"
+        super().__init__(
+            discord.ui.Button(
+                label=messages.ERASE_MY_DATA_LABEL if erase else messages.CANCEL_LABEL,
+                style=discord.ButtonStyle.danger if erase else discord.ButtonStyle.secondary,
+                custom_id=f"rd:forget:{choice}:{owner}:{until}",
+            )
+        )
+        self.choice, self.owner, self.until = choice, owner, until
+
+    @classmethod
+    async def from_custom_id(
+        cls, _interaction: discord.Interaction, _item: discord.ui.Item[Any], match: Any
+    ) -> ForgetButton:
+        return cls(match["choice"], int(match["owner"]), int(match["until"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
         bot = desk_bot(interaction)
         if interaction.user.id != self.owner:
             await interaction.response.send_message(messages.NOT_YOUR_BUTTON, ephemeral=True)
             return
+        intake = bot.get_cog("Intake")
+        if isinstance(intake, Intake) and interaction.message is not None:
+            intake.answered(interaction.message)
+        if wall_clock() > self.until:
+            await interaction.response.edit_message(content=messages.FORGET_EXPIRED, view=None)
+            return
+        if self.choice != "erase":
+            await interaction.response.edit_message(content=messages.NOTHING_ERASED, view=None)
+            return
         count = await bot.desk.store.forget(str(self.owner))
-        self.stop()
         await interaction.response.edit_message(content=messages.forgotten(count), view=None)
 
-    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
-    async def cancel(self, interaction: discord.Interaction, _: discord.ui.Button[ForgetConfirm]) -> None:
-        self.stop()
-        await interaction.response.edit_message(content=messages.NOTHING_ERASED, view=None)
+
+def forget_view(owner: int, until: int) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(ForgetButton("erase", owner, until))
+    view.add_item(ForgetButton("keep", owner, until))
+    return view
 
 
 class ResultView(discord.ui.View):
@@ -165,6 +217,7 @@ class Intake(commands.Cog):
     def __init__(self, bot: DeskBot) -> None:
         self.bot = bot
         self.desk = bot.desk
+        self._questions: dict[int, asyncio.Task[None]] = {}  # /forget-me questions still open
 
     # -- checking ------------------------------------------------------------------------------
 
@@ -411,6 +464,40 @@ class Intake(commands.Cog):
         name="forget-me", description="Erase your Discord id and data from all your requests"
     )
     async def forget_me(self, interaction: discord.Interaction) -> None:
+        until = int(wall_clock() + FORGET_CONFIRM_SECONDS)
         await interaction.response.send_message(
-            messages.forget_confirm(), view=ForgetConfirm(interaction.user.id), ephemeral=True
+            messages.forget_confirm(), view=forget_view(interaction.user.id, until), ephemeral=True
         )
+        # Once the time is up the question says so, rather than leaving buttons that only refuse.
+        self._questions[interaction.id] = asyncio.create_task(self._expire(interaction))
+
+    async def _expire(self, question: discord.Interaction) -> None:
+        await asyncio.sleep(FORGET_CONFIRM_SECONDS)
+        if self._questions.pop(question.id, None) is None:
+            return
+        try:
+            await question.edit_original_response(content=messages.FORGET_EXPIRED, view=None)
+        except discord.HTTPException as failed:  # dismissed by the person, or Discord is down
+            log.info("could not mark a /forget-me question as expired: %s", failed)
+
+    def answered(self, question: discord.Message) -> None:
+        """A button of the /forget-me question was pressed: it no longer needs to expire."""
+        metadata = question.interaction_metadata
+        task = self._questions.pop(metadata.id, None) if metadata is not None else None
+        if task is not None:
+            task.cancel()
+
+    @commands.Cog.listener()
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        """A request form submitted after a restart: discord.py no longer knows it, so it is
+        answered here from what the submit carries (filed if the check is still known)."""
+        match = await lost_form(interaction, REQUEST_FORM)
+        if match is None:
+            return
+        note = next((text for text in submitted_texts(interaction) if text), None)
+        await submit_request(interaction, match["token"], note, messages.request_form_expired(note))
+
+    async def cog_unload(self) -> None:
+        for task in self._questions.values():
+            task.cancel()
+        self._questions.clear()

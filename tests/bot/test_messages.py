@@ -108,3 +108,15 @@ def test_pictures_not_checked_lists_them_and_says_when_to_send_them_again():
     many = messages.pictures_not_checked([6, 7, 8], 8, 60)
     assert "your 6th, 7th and 8th pictures (of 8)" in many
     assert many.endswith("send them again in 60 seconds.")
+
+
+def test_an_expired_forget_me_question_says_nothing_was_erased_and_how_to_ask_again():
+    assert "nothing was erased" in messages.FORGET_EXPIRED
+    assert "`/forget-me`" in messages.FORGET_EXPIRED
+
+
+def test_a_request_form_lost_to_a_restart_gives_the_note_back_to_paste():
+    text = messages.request_form_expired("line one\nline two")
+    assert "Nothing was saved" in text
+    assert text.endswith("to paste again:\n> line one\n> line two")
+    assert "paste" not in messages.request_form_expired(None)

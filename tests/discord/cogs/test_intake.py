@@ -21,6 +21,7 @@ Time is a :class:`FakeClock` given to the :class:`~bot.desk.Desk` (pending check
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import io
 import json
@@ -1052,6 +1053,97 @@ async def test_forget_me_asks_first_and_erase_removes_every_trace_of_the_person(
     stored = database_bytes(desk)
     assert member_id not in stored
     assert b"NOTE-7731" not in stored
+
+
+async def ask_to_forget(harness: BotHarness) -> JSON:
+    """Run /forget-me; return the ephemeral prompt with its two buttons."""
+    since = await slash(harness, "forget-me")
+    (shown,) = callbacks(harness.fake, since)
+    assert shown.json["data"]["content"] == messages.forget_confirm()
+    message: JSON = copy.deepcopy(shown.response["resource"]["message"])  # as the person's client shows it
+    return message
+
+
+def erase_button(prompt: JSON) -> str:
+    return next(b["custom_id"] for b in buttons(prompt) if b["label"] == messages.ERASE_MY_DATA_LABEL)
+
+
+async def test_the_forget_me_confirmation_says_it_expired_when_its_time_runs_out(
+    desk_harness: BotHarness, desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake, world = desk_harness.fake, desk_harness.world
+    ticket_id = await file_request(desk_harness, "coffee__mirrored.jpg")
+    monkeypatch.setattr("cogs.intake.FORGET_CONFIRM_SECONDS", 0.2)
+    since = fake.mark()
+    prompt = await ask_to_forget(desk_harness)
+
+    expired = await fake.wait_for("PATCH", r"/webhooks/\d+/[^/]+/messages/@original", since=since)
+    assert expired.json["content"] == messages.FORGET_EXPIRED
+    assert expired.json["components"] == []
+    assert "/forget-me" in messages.FORGET_EXPIRED
+
+    since = await click(desk_harness, erase_button(prompt), prompt)  # a stale client still shows it
+    assert edited(fake, since) == (messages.FORGET_EXPIRED, [])
+    assert (await desk.store.get(ticket_id)).requester == str(world.member.id)
+
+
+async def test_the_forget_me_buttons_after_a_restart_say_expired_and_erase_nothing(
+    fake: FakeDiscord, world: World, desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with running_bot(fake, world=world, bot_factory=bot_of(desk)) as first:
+        await settle(first)
+        ticket_id = await file_request(first, "coffee__mirrored.jpg")
+        prompt = await ask_to_forget(first)
+        first.assert_no_errors()
+
+    later = time.time() + 3600  # the bot was down for an hour
+    monkeypatch.setattr("cogs.intake.wall_clock", lambda: later)
+    async with running_bot(fake, world=world, bot_factory=bot_of(desk)) as second:
+        await settle(second)
+        since = await click(second, erase_button(prompt), prompt)
+        assert edited(fake, since) == (messages.FORGET_EXPIRED, [])
+        cancel = next(b["custom_id"] for b in buttons(prompt) if b["label"] == "Cancel")
+        since = await click(second, cancel, prompt)
+        assert edited(fake, since) == (messages.FORGET_EXPIRED, [])
+        second.assert_no_errors()
+    assert (await desk.store.get(ticket_id)).requester == str(world.member.id)
+
+
+@pytest.mark.parametrize("check_kept", [True, False], ids=["check-still-fresh", "check-lost"])
+async def test_a_request_form_submitted_after_a_restart_is_answered(  # noqa: PLR0917
+    fake: FakeDiscord,
+    world: World,
+    desk: Desk,
+    hash_executor: ThreadPoolExecutor,
+    clock: FakeClock,
+    check_kept: bool,
+) -> None:
+    """The bot restarted while the person typed their note: discord.py no longer knows the form, so
+    the submit would fall on the floor ("interaction failed"). It is filed if the check is still
+    known, and otherwise answered with what to do and the note to paste again."""
+    async with running_bot(fake, world=world, bot_factory=bot_of(desk)) as first:
+        await settle(first)
+        result = await checked_result(first, "coffee__mirrored.jpg")
+        modal = await open_modal(first, result)
+        first.assert_no_errors()
+
+    restarted = desk if check_kept else make_desk(desk.settings, desk.store, hash_executor, clock)
+    async with running_bot(fake, world=world, bot_factory=bot_of(restarted)) as second:
+        await settle(second)
+        since = await submit(second, modal, "NOTE-4410 taken at a party")
+        second.assert_no_errors()
+
+    (answer,) = callbacks(fake, since)
+    assert answer.json == {"type": 5, "data": {"flags": EPHEMERAL}}  # within the 3 s, privately
+    content = followup(fake, since).json["content"]
+    if check_kept:  # filed as by the form itself
+        (ticket,) = await desk.store.list_tickets()
+        assert ticket.id in content
+        assert ticket.note == "NOTE-4410 taken at a party"
+    else:
+        assert content == messages.request_form_expired("NOTE-4410 taken at a party")
+        assert "> NOTE-4410 taken at a party" in content
+        assert await desk.store.list_tickets() == []
 
 
 # --------------------------------------------------------------------------------------------------

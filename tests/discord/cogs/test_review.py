@@ -876,6 +876,40 @@ async def test_buttons_of_a_card_posted_before_a_restart_still_work(
         second.assert_no_errors()
 
 
+async def test_a_reason_typed_across_a_restart_still_decides_the_ticket(
+    fake: FakeDiscord,
+    world: World,
+    desk: Desk,
+    second_store: TicketStore,
+    hash_executor: ThreadPoolExecutor,
+) -> None:
+    """The form was opened before a restart and submitted after it: discord.py no longer knows the
+    form (it would drop the submit: "interaction failed"), but the submit names the action, the
+    ticket and the maintainer, and carries the reason."""
+    async with running_bot(fake, world=world, bot_factory=bot_of(desk)) as first:
+        await first.idle()
+        ticket = await file_entries(desk, str(world.member.id))
+        card = await card_of(first, desk, ticket)
+        await press(first, "claim", ticket.id, world.maintainer, card)
+        modal = await press(first, "approve", ticket.id, world.maintainer, card)
+        assert modal.json["type"] == MODAL
+        first.assert_no_errors()
+
+    restarted_desk = Desk(desk.settings, desk.index, second_store, hash_executor)
+    async with running_bot(fake, world=world, bot_factory=bot_of(restarted_desk)) as second:
+        await second.idle()
+        mark = fake.mark()
+        submitted = await submit_reason(second, modal, "typed across a restart", world.maintainer, card)
+        second.assert_no_errors()
+
+    assert submitted.json["type"] == UPDATE_MESSAGE
+    assert card["embeds"][0]["title"] == f"Removal request {ticket.id}: approved"
+    stored = await second_store.get(ticket.id)
+    assert (stored.state, stored.decision_reason) == (TicketState.APPROVED, "typed across a restart")
+    [dm] = direct_messages(second, world.member, mark)
+    assert "typed across a restart" in dm
+
+
 async def test_events_from_while_the_bot_was_offline_are_relayed_once_after_a_restart(
     fake: FakeDiscord,
     world: World,
