@@ -57,7 +57,9 @@ class RequestRemovalButton(
     async def callback(self, interaction: discord.Interaction) -> None:
         bot = desk_bot(interaction)
         if bot.desk.recall(self.token, interaction.user.id) is None:
-            await interaction.response.send_message(messages.check_expired(), ephemeral=True)
+            filed = bot.desk.filed_ticket(self.token, interaction.user.id)
+            text = messages.already_requested(filed) if filed else messages.check_expired()
+            await interaction.response.send_message(text, ephemeral=True)
             return
         await interaction.response.send_modal(
             RequestModal(self.token, timeout=bot.desk.settings.discord.pending_check_seconds)
@@ -102,7 +104,10 @@ async def submit_request(
         await interaction.followup.send(str(refused), ephemeral=True)
         return
     if ticket is None:
-        await interaction.followup.send(expired, ephemeral=True)
+        filed = bot.desk.filed_ticket(token, interaction.user.id)  # the form sent twice
+        await interaction.followup.send(
+            messages.already_requested(filed) if filed else expired, ephemeral=True
+        )
         return
     await interaction.followup.send(messages.ticket_created(ticket), ephemeral=True)
     await bot.relay.run_once()  # its review card appears now, not at the next relay tick
@@ -261,7 +266,7 @@ class Intake(commands.Cog):
             del data
         if not result.found:
             no_match = messages.no_match(
-                len(self.desk.index), self.desk.settings.discord.contact, result.unjudged
+                len(self.desk.index), self.desk.settings.discord.contact, result.unjudged, result.removed
             )
             return no_match, None, None
         view = ResultView(self.desk.remember(owner, result))

@@ -111,6 +111,6 @@ class Relay:
             user = self.bot.get_user(int(ticket.requester)) or await self.bot.fetch_user(
                 int(ticket.requester)
             )
-            await user.send(messages.decision(ticket))
+            await user.send(messages.decision(ticket, self.settings.contact))
         except discord.HTTPException:
             log.info("could not tell the requester of %s about the decision (DMs closed?)", ticket.id)

@@ -137,10 +137,11 @@ class DecisionConflictError(TicketError):
     """Someone else decided the ticket first; the message says who and when."""
 
     def __init__(self, ticket: Held) -> None:
+        from bot.messages import human_time  # bot.messages imports this module
+
         self.ticket = ticket
-        super().__init__(
-            f"Ticket {ticket.id} was already {ticket.state} by {ticket.decided_by} at {ticket.closed_at}."
-        )
+        when = human_time(ticket.closed_at) if ticket.closed_at else "an earlier moment"
+        super().__init__(f"Ticket {ticket.id} was already {ticket.state} by {ticket.decided_by} at {when}.")
 
 
 def check_action(ticket: Held, action: TicketAction, by: str) -> TicketState:

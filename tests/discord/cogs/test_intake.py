@@ -365,7 +365,7 @@ BAD_FILES = {
     "not-an-image": BadFile(
         b"this is not a picture at all" * 8,
         "image/png",
-        "I could not check this file. This file is not a picture we can read.",
+        "I could not check this file. This file is not a picture I can read.",
         True,
     ),
     "truncated-jpeg": BadFile(
@@ -441,6 +441,50 @@ async def test_request_removal_files_a_ticket_with_only_the_note_and_posts_a_rev
     }
     assert FILENAME not in json.dumps(card.json)
     assert_picture_private(fake, attachment)
+
+
+async def test_pressing_request_removal_again_names_the_request_already_filed(
+    desk_harness: BotHarness, desk: Desk
+) -> None:
+    """Not "this result has expired, check again" (which then says "you already asked")."""
+    fake = desk_harness.fake
+    result = await checked_result(desk_harness, "coffee__mirrored.jpg")
+    assert "I found 1 copy of it" in result["content"]
+    assert "If you want it removed" in result["content"]  # one copy: "it", not "them"
+    modal = await open_modal(desk_harness, result)
+    since = await submit(desk_harness, modal, "")
+    filed = followup(fake, since).json["content"]
+    (ticket,) = await desk.store.list_tickets()
+    assert ticket.id in filed
+
+    since = await click(desk_harness, request_button(result), result)
+    answer = only_callback(fake, since)
+    assert answer["type"] == 4
+    assert answer["data"]["flags"] == EPHEMERAL
+    assert answer["data"]["content"] == messages.already_requested(ticket.id)
+    assert "expired" not in answer["data"]["content"]
+
+    since = await submit(desk_harness, modal, "")  # the same form sent twice
+    assert followup(fake, since).json["content"] == messages.already_requested(ticket.id)
+    assert len(await desk.store.list_tickets()) == 1
+
+
+async def test_a_request_filed_in_a_dm_says_the_commands_are_used_in_the_server(
+    desk_harness: BotHarness, desk: Desk
+) -> None:
+    """The commands are registered in the server only: a DM does not offer ``/mytickets``."""
+    fake, world = desk_harness.fake, desk_harness.world
+    dm = world.member.dm_channel_id
+    attachment = picture_in(desk_harness, query_bytes("coffee__mirrored.jpg"), dm)
+    since = post_message(desk_harness, world.message_create(attachments=[attachment], dm=True))
+    await settle(desk_harness)
+    (answer,) = fake.find("POST", rf"/channels/{dm}/messages", since=since)
+    modal = await open_modal(desk_harness, answer.response)
+    since = await submit(desk_harness, modal, "")
+    filed = followup(fake, since).json["content"]
+    assert "In the server, `/mytickets` shows your requests" in filed
+    assert "message here" not in filed  # the decision comes by DM, wherever the request was made
+    assert set(fake.commands) == {world.guild_id}  # registered for the server only
 
 
 async def test_someone_elses_click_on_the_button_files_nothing(desk_harness: BotHarness, desk: Desk) -> None:

@@ -21,6 +21,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -389,6 +390,49 @@ async def test_reject_straight_from_open_tells_the_requester_the_reason(
     assert "This is a public figure's press photo." in dm
     assert [line for line in log_lines(desk_bot, mark) if "reject open → rejected" in line]
     assert (await desk.store.removal_list())[1] == []
+
+
+@pytest.mark.parametrize("contact", ["", "ask in #dataset-help."], ids=["no-contact", "contact"])
+async def test_a_rejection_says_how_to_reach_a_maintainer_only_when_the_server_says_how(
+    fake: FakeDiscord, world: World, desk: Desk, contact: str
+) -> None:
+    configured = Desk(with_discord(desk.settings, contact=contact), desk.index, desk.store, None)
+    async with running_bot(fake, world=world, bot_factory=bot_of(configured)) as harness:
+        await harness.idle()
+        ticket = await file_entries(desk, str(world.member.id))
+        card = await card_of(harness, desk, ticket)
+        mark = fake.mark()
+        await decide(harness, "reject", ticket.id, world.maintainer, card, reason="A press photo.")
+        [dm] = direct_messages(harness, world.member, mark)
+        harness.assert_no_errors()
+    assert dm == messages.decision(await desk.store.get(ticket.id), contact)
+    if contact:
+        assert dm.endswith("a maintainer can look at it again: ask in #dataset-help.")
+    else:  # "you can write to a maintainer" without saying how would leave the person stuck
+        assert "write to" not in dm
+        assert dm.endswith("Their reason: A press photo.")
+
+
+async def test_cards_and_lists_show_times_as_discord_timestamps_and_count_entries_in_words(
+    desk_bot: BotHarness, desk: Desk
+) -> None:
+    world = desk_bot.world
+    one = await file_entries(desk, str(world.member.id), (1,))
+    card = await card_of(desk_bot, desk, one)
+    description = card["embeds"][0]["description"]
+    stamp = int(datetime.fromisoformat(one.created_at).timestamp())
+    assert description.startswith(f"Filed <t:{stamp}:f> via discord.")
+    assert one.created_at[:16] not in description
+    assert "without one" in description  # entries from a folder have no URL
+    await file_entries(desk, str(world.maintainer.id), (5, 6))
+
+    queue = await run_command(desk_bot, "tickets queue", world.maintainer)
+    lines = queue.json["data"]["content"].splitlines()
+    assert f"`{one.id}` open · 1 entry · <t:{stamp}:f>" in lines
+    assert any("· 2 entries ·" in line for line in lines)
+
+    log = await run_command(desk_bot, "tickets log", world.maintainer)
+    assert f"<t:{stamp}:d> <t:{stamp}:T> `{one.id}`" in log.json["data"]["content"]
 
 
 async def test_reopen_puts_an_approved_ticket_back_in_the_queue_without_telling_the_requester(
