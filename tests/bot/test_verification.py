@@ -565,7 +565,12 @@ def test_query_hashes_has_no_field_for_picture_data():
     # signals: one array of hashes per kind of hash, its keys held to the registry's kinds
     with pytest.raises(TypeError, match="unknown: thumbnail"):
         QueryHashes(signals={"thumbnail": np.zeros((1, 16, 16))}, variants=("a",), quality=0)
-    assert [field.name for field in dataclasses.fields(CheckResult)] == ["query", "found", "unjudged", "removed"]
+    assert [field.name for field in dataclasses.fields(CheckResult)] == [
+        "query",
+        "found",
+        "unjudged",
+        "removed",
+    ]
 
 
 def test_the_privacy_walk_finds_views_and_thumbnails():
