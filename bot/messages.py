@@ -8,8 +8,6 @@ of Discord types so the wording can be reviewed and tested on its own (and trans
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from bot.tickets.lifecycle import TicketState
 from bot.tickets.models import Ticket
 
@@ -43,19 +41,6 @@ def count_of(number: int, singular: str, plural: str | None = None) -> str:
     """ "1 copy", "2 copies", "1,204 entries": the number with the noun it takes."""
     noun = singular if number == 1 else (plural or f"{singular}s")
     return f"{number:,} {noun}"
-
-
-def human_time(iso: str) -> str:
-    """A stored UTC timestamp ("2026-12-04T02:49:08.486407Z") as people read it: "2026-12-04 02:49
-    UTC". Discord messages use their own markup instead (``cogs.render.when``), which each reader's
-    client shows in their time zone."""
-    try:
-        moment = datetime.fromisoformat(iso)
-    except ValueError:
-        return iso
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
 # Discord refuses a message over 2,000 characters; lists are cut to this, at a line's end.

@@ -10,6 +10,7 @@ from bot import messages
 from bot.index.search import FoundEntry
 from bot.tickets.lifecycle import TicketState
 from bot.tickets.models import AuditEvent, Ticket
+from bot.times import human_time
 
 MAX_LISTED = 10
 # Discord refuses (400) an embed whose title, description, field names and values and footer
@@ -31,7 +32,7 @@ def when(iso: str, style: str = "f") -> str:
     try:
         moment = datetime.fromisoformat(iso)
     except ValueError:
-        return messages.human_time(iso)
+        return human_time(iso)
     if moment.tzinfo is None:  # stored timestamps are UTC
         moment = moment.replace(tzinfo=UTC)
     return f"<t:{int(moment.timestamp())}:{style}>"

@@ -19,6 +19,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from bot.errors import RemovalDeskError
+from bot.times import human_time
 
 
 class TicketState(StrEnum):
@@ -137,8 +138,6 @@ class DecisionConflictError(TicketError):
     """Someone else decided the ticket first; the message says who and when."""
 
     def __init__(self, ticket: Held) -> None:
-        from bot.messages import human_time  # bot.messages imports this module
-
         self.ticket = ticket
         when = human_time(ticket.closed_at) if ticket.closed_at else "an earlier moment"
         super().__init__(f"Ticket {ticket.id} was already {ticket.state} by {ticket.decided_by} at {when}.")
