@@ -25,6 +25,8 @@ class CheckResult:
     # Entries near the picture that are too plain to be judged (bot.index.search.LookUp): when
     # nothing was found, the person is told these exist instead of "no copy".
     unjudged: int = 0
+    # Copies found whose removal was already approved (not in ``found``): "already removed".
+    removed: int = 0
 
 
 def hash_submitted_picture(data: bytes, settings: Settings) -> tuple[QueryHashes, QueryViews]:
@@ -55,4 +57,6 @@ def check_picture(
     """
     query, views = hash_submitted_picture(data, settings)
     looked_up = index.look_up(query, settings.matching, removed, views=views)
-    return CheckResult(query=query, found=looked_up.found, unjudged=looked_up.unjudged)
+    return CheckResult(
+        query=query, found=looked_up.found, unjudged=looked_up.unjudged, removed=looked_up.removed
+    )

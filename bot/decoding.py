@@ -85,7 +85,7 @@ def decode_picture(data: bytes, settings: DecodingSettings) -> DecodedPicture:
     except Exception as exc:  # Pillow raises many types for garbage; all mean the same to a person.
         raise ImageRejectedError(
             "not_an_image",
-            "This file is not a picture we can read. JPEG, PNG, WebP, GIF and BMP pictures are supported.",
+            "This file is not a picture I can read. JPEG, PNG, WebP, GIF and BMP pictures are supported.",
         ) from exc
     width, height = image.size
     # Our own cap, and Pillow's if it is lower: this holds even if something reset the warning

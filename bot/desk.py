@@ -70,6 +70,9 @@ class HashingWorkerDiedError(TryAgainError):
         super().__init__(messages.HASHING_WORKER_DIED)
 
 
+FILED_KEPT_SECONDS = 24 * 3600
+
+
 @dataclass(frozen=True)
 class PendingCheck:
     owner: int
@@ -104,6 +107,9 @@ class Desk:
         self._check_seconds = _FIRST_CHECK_SECONDS  # moving average of an admitted check's time
         self._admission: contextvars.ContextVar[bool] = contextvars.ContextVar("admitted", default=False)
         self._pending: dict[str, PendingCheck] = {}
+        # Checks that became a ticket: token -> (owner, ticket id, until when it is remembered), so
+        # Request removal pressed again names the request instead of "expired". Ids only.
+        self._filed: dict[str, tuple[int, str, float]] = {}
         discord = settings.discord
         self.check_cooldown = Cooldown(discord.check_uses, discord.check_per_seconds, clock)
         self.request_cooldown = Cooldown(discord.request_uses, discord.request_per_seconds, clock)
@@ -162,7 +168,9 @@ class Desk:
             self.index.look_up, query, self.settings.matching, removed, views=views
         )
         del views  # the small grey copies of the picture: only the hashes outlive the check
-        return CheckResult(query=query, found=looked_up.found, unjudged=looked_up.unjudged)
+        return CheckResult(
+            query=query, found=looked_up.found, unjudged=looked_up.unjudged, removed=looked_up.removed
+        )
 
     def _replace_broken(self, broken: Executor | None) -> None:
         """Swap in a new pool for ``broken`` (once: the checks that were queued on it all fail)."""
@@ -201,10 +209,18 @@ class Desk:
         """Forget a remembered check at once (its answer could not be delivered)."""
         self._pending.pop(token, None)
 
+    def filed_ticket(self, token: str, owner: int) -> str | None:
+        """The id of the ticket ``owner`` already filed from the check behind ``token``, if any."""
+        self._forget_expired()
+        filed = self._filed.get(token)
+        return filed[1] if filed is not None and filed[0] == owner else None
+
     def _forget_expired(self) -> None:
         now = self._clock()
         for token in [token for token, pending in self._pending.items() if pending.expires <= now]:
             del self._pending[token]
+        for token in [token for token, (_, _, until) in self._filed.items() if until <= now]:
+            del self._filed[token]
 
     async def request_removal(self, token: str, owner: int, note: str | None) -> Ticket | None:
         """File a ticket from a remembered check; None if it expired. The check is then dropped."""
@@ -215,4 +231,6 @@ class Desk:
             self.store, self.index, result, str(owner), note=note, source="discord"
         )
         self._pending.pop(token, None)
+        # As long as the answer's button stays in the person's DM history (a day is plenty).
+        self._filed[token] = (owner, ticket.id, self._clock() + FILED_KEPT_SECONDS)
         return ticket

@@ -27,11 +27,21 @@ SEND_A_PICTURE = "Send me a picture to check it (as an attachment)."
 DOWNLOAD_FAILED = "I could not download the file from Discord. Please try again."
 NOT_YOUR_BUTTON = "This button is not for you."
 NOTHING_ERASED = "Nothing was erased."
+FORGET_EXPIRED = (
+    "This question expired and nothing was erased. Run `/forget-me` again (in the server) to erase your data."
+)
 NO_REQUESTS = "You have no removal requests."
 SOMETHING_WENT_WRONG = "Something went wrong on my side; nothing was saved. Please try again later."
 MAINTAINERS_ONLY = "Only maintainers can see or act on removal requests."
 QUEUE_EMPTY = "Nothing is waiting for review."
 NO_EVENTS = "No events."
+
+
+def count_of(number: int, singular: str, plural: str | None = None) -> str:
+    """ "1 copy", "2 copies", "1,204 entries": the number with the noun it takes."""
+    noun = singular if number == 1 else (plural or f"{singular}s")
+    return f"{number:,} {noun}"
+
 
 # Discord refuses a message over 2,000 characters; lists are cut to this, at a line's end.
 MESSAGE_LIMIT = 1900
@@ -63,30 +73,46 @@ def fit(lines: list[str], *, newest_last: bool = False) -> str:
     return "\n".join(kept)
 
 
-def no_match(index_entries: int, contact: str = "", unjudged: int = 0) -> str:
+def _in_dataset(index_entries: int) -> str:
+    if index_entries == 1:
+        return "the one picture in the dataset"
+    return f"all {index_entries:,} pictures in the dataset"
+
+
+def no_match(index_entries: int, contact: str = "", unjudged: int = 0, removed: int = 0) -> str:
     """``contact`` says how to reach a maintainer on this server (``[discord] contact``);
-    ``unjudged`` counts entries near the picture too plain to compare (never "no copy" then)."""
+    ``unjudged`` counts entries near the picture too plain to compare (never "no copy" then);
+    ``removed`` counts copies found whose removal was already approved (never "no copy" then)."""
     reach = f" {contact}" if contact else " write to them."
-    if unjudged:
-        pictures = "picture" if unjudged == 1 else "pictures"
+    compared = f"{PICTURE_HANDLED}\n\nI compared it with {_in_dataset(index_entries)}"
+    if removed:
+        were = "it was" if removed == 1 else "they were"
         return (
-            f"{PICTURE_HANDLED}\n\nI compared it with all {index_entries:,} pictures in the dataset. "
-            f"{unjudged:,} {pictures} in it look close to yours but are too plain (nearly one colour, "
-            "or a smooth gradient) for me to tell whether they are a copy, so I cannot say either way. "
-            f"A maintainer can look into it;{reach}"
+            f"{compared} and found {count_of(removed, 'copy', 'copies')} of it, but {were} already "
+            "removed: a maintainer approved an earlier request, so the dataset's removal list names "
+            f"{'it' if removed == 1 else 'them'} and nothing is left to ask for."
         )
+    if unjudged:
+        near = (
+            "1 picture in it looks close to yours but is too plain (nearly one colour, or a smooth "
+            "gradient) for me to tell whether it is a copy"
+            if unjudged == 1
+            else f"{unjudged:,} pictures in it look close to yours but are too plain (nearly one "
+            "colour, or a smooth gradient) for me to tell whether they are a copy"
+        )
+        return f"{compared}. {near}, so I cannot say either way. A maintainer can look into it;{reach}"
     return (
-        f"{PICTURE_HANDLED}\n\nI compared it with all {index_entries:,} pictures in the dataset and found "
-        "no copy of it. Copies that were cropped or edited heavily can be missed: if you know the "
-        f"picture is in the dataset, a maintainer can still look into it;{reach}"
+        f"{compared} and found no copy of it. Copies that were cropped or edited heavily can be "
+        f"missed: if you know the picture is in the dataset, a maintainer can still look into it;{reach}"
     )
 
 
 def matches_found(count: int) -> str:
-    plural = "copy" if count == 1 else "copies"
+    them = "it" if count == 1 else "them"
     return (
-        f"{PICTURE_HANDLED}\n\nI found {count} {plural} of it in the dataset (listed below). If you want "
-        "them removed, press **Request removal**. You do not need to say who you are."
+        f"{PICTURE_HANDLED}\n\nI found {count_of(count, 'copy', 'copies')} of it in the dataset (listed "
+        f"below). If you want {them} removed, press **Request removal**. You do not need to say who "
+        "you are."
     )
 
 
@@ -128,6 +154,32 @@ def slow_down(seconds: float) -> str:
     return f"You have checked several pictures in a short time. Please try again in {_duration(seconds)}."
 
 
+def ordinal(number: int) -> str:
+    """1st, 2nd, 3rd, 4th, ... 11th, 12th, 13th, ... 21st."""
+    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"
+
+
+def _listed(items: list[str]) -> str:
+    """ "a", "a and b", "a, b and c"."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def which_picture(position: int, count: int) -> str:
+    """Which picture of a message an answer is about: by its place, never by its file name."""
+    return f"**Your {ordinal(position)} picture (of {count}):**"
+
+
+def pictures_not_checked(positions: list[int], count: int, seconds: float) -> str:
+    """Pictures of one message left unchecked by the per-person limit (they were not downloaded)."""
+    nouns = "picture" if len(positions) == 1 else "pictures"
+    places = _listed([ordinal(position) for position in positions])
+    return (
+        f"I did not check your {places} {nouns} (of {count}): you have checked several pictures in a "
+        f"short time. Please send {'it' if len(positions) == 1 else 'them'} again in {_duration(seconds)}."
+    )
+
+
 def requests_slow_down(seconds: float) -> str:
     return f"You have made several requests in a short time. Please try again in {_duration(seconds)}."
 
@@ -139,10 +191,35 @@ def check_expired() -> str:
     )
 
 
+def request_form_expired(note: str | None) -> str:
+    """A request form submitted after its check was forgotten (the bot restarted meanwhile)."""
+    text = (
+        "I could not file this request: I restarted while you were writing, and the result it "
+        "belongs to is gone (results are kept only briefly, and only as fingerprints). Nothing was "
+        "saved. Please check the picture again to make a request."
+    )
+    if note:
+        quoted = "\n".join(f"> {line}" for line in note.splitlines())
+        text += f"\nWhat you wrote, to paste again:\n{quoted}"
+    return text
+
+
+def already_requested(ticket_id: str) -> str:
+    """Request removal pressed again for a check that already became a ticket."""
+    return (
+        f"You already asked for this: your request is **{ticket_id}**. In the server, `/mytickets` "
+        "shows where it stands."
+    )
+
+
+# The commands are registered in the server only (they appear there at once, and nowhere else):
+# a direct message with the bot does not offer them, so every mention says where they work.
+_COMMANDS_HINT = "In the server, `/mytickets` shows your requests and `/withdraw` takes one back."
+
 _CREATED = {
     TicketState.LINKED: (
         "Your request is **{id}**. Someone already asked to remove the same picture, so your "
-        "request joins theirs; you will get a message when a maintainer decides."
+        "request joins theirs; I will send you a private message when a maintainer decides. " + _COMMANDS_HINT
     ),
     TicketState.APPROVED: (
         "Your request is **{id}**. This picture has already been removed from the dataset list."
@@ -150,8 +227,7 @@ _CREATED = {
 }
 _CREATED_DEFAULT = (
     "Your request is **{id}**. A maintainer will review it; they see only the dataset's own "
-    "entries, never your picture. You will get a message here when they decide. "
-    "`/mytickets` shows your requests, `/withdraw` takes one back."
+    "entries, never your picture. I will send you a private message when they decide. " + _COMMANDS_HINT
 )
 
 
@@ -166,17 +242,21 @@ _DECIDED = {
         "collections.\nNote from the maintainer: {reason}"
     ),
     TicketState.REJECTED: (
-        "About request **{id}**: a maintainer decided not to remove these entries.\n"
-        "Their reason: {reason}\n"
-        "If you think this is wrong, you can write to a maintainer."
+        "About request **{id}**: a maintainer decided not to remove these entries.\nTheir reason: {reason}"
     ),
 }
 _DECIDED_DEFAULT = "Your request **{id}** is now {state}."
 
 
-def decision(ticket: Ticket) -> str:
+def decision(ticket: Ticket, contact: str = "") -> str:
+    """The requester's message about a decision. ``contact`` (``[discord] contact``) says how to
+    reach a maintainer; without it a rejection says nothing about writing to one, since the person
+    would not know how."""
     template = _DECIDED.get(ticket.state, _DECIDED_DEFAULT)
-    return template.format(id=ticket.id, reason=ticket.decision_reason, state=ticket.state)
+    text = template.format(id=ticket.id, reason=ticket.decision_reason, state=ticket.state)
+    if ticket.state is TicketState.REJECTED and contact:
+        text += f"\nIf you think this is wrong, a maintainer can look at it again: {contact}"
+    return text
 
 
 def dm_failed_notice(user_mention: str) -> str:
@@ -204,7 +284,9 @@ def forget_confirm() -> str:
 
 
 def forgotten(count: int) -> str:
-    return f"Done. Your data was erased from {count} request(s)."
+    if not count:
+        return "Done. I had no request of yours, so there was nothing to erase."
+    return f"Done. Your data was erased from {count_of(count, 'request')}."
 
 
 PANEL = (
@@ -220,9 +302,8 @@ PANEL = (
 def _duration(seconds: float) -> str:
     seconds = max(1, round(seconds))
     if seconds < 90:
-        return f"{seconds} seconds"
-    minutes = round(seconds / 60)
-    return f"{minutes} minutes"
+        return count_of(seconds, "second")
+    return count_of(round(seconds / 60), "minute")
 
 
 # -- labels on the requester's buttons and forms ----------------------------------------------------
@@ -230,6 +311,7 @@ def _duration(seconds: float) -> str:
 REQUEST_REMOVAL_LABEL = "Request removal"
 CHECK_PRIVATELY_LABEL = "Check privately"
 ERASE_MY_DATA_LABEL = "Erase my data"
+CANCEL_LABEL = "Cancel"
 NOTE_LABEL = "Anything the reviewers should know?"
 CHECK_IMAGE_HELP = "The picture to check (only you see it and the answer)"
 TICKET_ID_HELP = "The request's id, e.g. K7M2QX"
@@ -250,7 +332,10 @@ def found_more(count: int) -> str:
 
 # -- to maintainers ---------------------------------------------------------------------------------
 
-CARD_GUIDANCE = "Judge the dataset's entries below by their URLs; the requester's picture is never kept."
+CARD_GUIDANCE = (
+    "Judge the dataset's entries below by their URL, or by their key in the dataset for an entry "
+    "without one; the requester's picture is never kept."
+)
 FLAGGED_FIELD = "Flagged"
 REQUESTERS_NOTE_FIELD = "Requester's note"
 CLAIMED_BY_FIELD = "Claimed by"
@@ -270,8 +355,9 @@ def card_title(ticket_id: str, state: str) -> str:
     return f"Removal request {ticket_id}: {state}"
 
 
-def card_filed(created_at: str, source: str) -> str:
-    return f"Filed {created_at} via {source}. {CARD_GUIDANCE}"
+def card_filed(when: str, source: str) -> str:
+    """``when``: the filing time as shown (Discord's timestamp markup on a card)."""
+    return f"Filed {when} via {source}. {CARD_GUIDANCE}"
 
 
 def decided_by(state: str) -> str:
@@ -279,7 +365,11 @@ def decided_by(state: str) -> str:
 
 
 def more_entries(count: int) -> str:
-    return f"and {count} more entries (tickets show ID)"
+    return f"and {count_of(count, 'more entry', 'more entries')} (`/tickets show` lists them all)"
+
+
+def entries(count: int) -> str:
+    return count_of(count, "entry", "entries")
 
 
 def ticket_now(ticket_id: str, state: str) -> str:
@@ -287,11 +377,14 @@ def ticket_now(ticket_id: str, state: str) -> str:
 
 
 def commands_synced(count: int) -> str:
-    return f"Synced {count} commands."
+    return f"Synced {count_of(count, 'command')}."
 
 
 def removal_list_sent(version: int, entries: int, pictures: int) -> str:
-    return f"Removal list version {version}: {entries} entries, {pictures} picture hashes."
+    return (
+        f"Removal list version {version}: {count_of(entries, 'entry', 'entries')}, "
+        f"{count_of(pictures, 'picture hash', 'picture hashes')}."
+    )
 
 
 CHANNEL_NOT_FOUND = "The channel is gone or the bot cannot see it."
@@ -321,5 +414,5 @@ NOT_DELIVERED_HEADING = "**Not delivered** (given up after retries; the tickets 
 
 def undelivered_line(kind: str, ticket_id: str | None, attempts: int, reason: str | None) -> str:
     about = f" of `{ticket_id}`" if ticket_id else ""
-    tries = "1 try" if attempts == 1 else f"{attempts} tries"
+    tries = count_of(attempts, "try", "tries")
     return f"{_WHAT_WAS_NOT_DELIVERED[kind]}{about} ({tries}): {reason or 'no reason given'}"

@@ -21,7 +21,7 @@ from bot.desk import Desk
 from bot.index.search import HashIndex
 from bot.tickets.store import TicketStore
 from cogs.host import DeskBot, intents_for, point_at
-from cogs.intake import Intake, PanelButton, RequestRemovalButton
+from cogs.intake import ForgetButton, Intake, PanelButton, RequestRemovalButton
 from cogs.relay import Relay
 from cogs.review import Review, TicketButton
 
@@ -44,7 +44,7 @@ class RemovalDeskBot(DeskBot):
         await self.relay.bookkeeping.migrate()
         await self.add_cog(Intake(self))
         await self.add_cog(Review(self))
-        self.add_dynamic_items(RequestRemovalButton, PanelButton, TicketButton)
+        self.add_dynamic_items(RequestRemovalButton, PanelButton, ForgetButton, TicketButton)
         if self.sync_on_start:
             await self.sync_commands()
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import Any, Protocol
 
 import discord
@@ -134,6 +135,54 @@ class DeskBot(commands.Bot):
         for task in self._background:
             task.cancel()
         await super().close()
+
+
+_LIVE_MODAL = "removal-desk: a live modal answers this submit"
+
+
+class DeskModal(discord.ui.Modal):
+    """A form the running bot knows. It marks the submit it receives, so :func:`lost_form` can tell
+    a submit nobody will answer: discord.py drops a submit whose modal it does not know (one shown
+    before a restart, or after the modal's timeout), and the person sees "interaction failed"."""
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        # discord.py starts the modal's task before the ``on_interaction`` listeners' (both from
+        # the same INTERACTION_CREATE, in that order), and this runs in its first step.
+        interaction.extras[_LIVE_MODAL] = True
+        return True
+
+
+async def lost_form(interaction: discord.Interaction, pattern: re.Pattern[str]) -> re.Match[str] | None:
+    """For an ``on_interaction`` listener: the match of ``pattern`` on a modal submit's custom_id if
+    no live :class:`DeskModal` took it (the bot restarted while the person was typing), else None."""
+    if interaction.type is not discord.InteractionType.modal_submit:
+        return None
+    data: Any = interaction.data or {}
+    custom_id = str(data.get("custom_id", ""))
+    match = pattern.fullmatch(custom_id)
+    if match is None:
+        return None
+    await asyncio.sleep(0)  # let a live modal's task take its first step
+    if interaction.extras.get(_LIVE_MODAL) or interaction.response.is_done():
+        return None
+    return match
+
+
+def submitted_texts(interaction: discord.Interaction) -> list[str]:
+    """The values of a submitted form's text inputs, in order (what the payload itself carries)."""
+    found: list[str] = []
+
+    def walk(components: Any) -> None:
+        for component in components or ():
+            if component.get("type") == 4:
+                found.append(str(component.get("value") or ""))
+            walk(component.get("components"))
+            if isinstance(component.get("component"), dict):
+                walk([component["component"]])
+
+    data: Any = interaction.data or {}
+    walk(data.get("components"))
+    return found
 
 
 def desk_bot(interaction: discord.Interaction) -> DeskBot:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import time
 from typing import Any
 
 import discord
@@ -19,13 +21,15 @@ from bot.decoding import ImageRejectedError
 from bot.desk import TryAgainError
 from bot.tickets.lifecycle import TicketError
 from cogs import render
-from cogs.host import DeskBot, desk_bot
+from cogs.host import DeskBot, DeskModal, desk_bot, lost_form, submitted_texts
 
 log = logging.getLogger(__name__)
 
 IMAGE_TYPES = ("image/",)
-# Pictures checked per message; a person with more sends another message (or uses /check).
-MAX_ATTACHMENTS = 4
+# Pictures checked per message: Discord's own limit (ten attachments), so every picture a person can
+# post in one message is checked. Each costs one use of the per-person check limit; pictures past it
+# are named in a last answer, with when to send them again.
+MAX_ATTACHMENTS = 10
 # What a person posts: a plain message or a reply (a picture posted as a reply is just as visible).
 # Pauses between tries of an answer DM that Discord failed (5xx): the person is waiting for it.
 DM_RETRY_PAUSES = (0.5, 1.5)
@@ -56,20 +60,26 @@ class RequestRemovalButton(
     async def callback(self, interaction: discord.Interaction) -> None:
         bot = desk_bot(interaction)
         if bot.desk.recall(self.token, interaction.user.id) is None:
-            await interaction.response.send_message(messages.check_expired(), ephemeral=True)
+            filed = bot.desk.filed_ticket(self.token, interaction.user.id)
+            text = messages.already_requested(filed) if filed else messages.check_expired()
+            await interaction.response.send_message(text, ephemeral=True)
             return
         await interaction.response.send_modal(
             RequestModal(self.token, timeout=bot.desk.settings.discord.pending_check_seconds)
         )
 
 
-class RequestModal(discord.ui.Modal, title=messages.REQUEST_REMOVAL_LABEL):
+REQUEST_FORM = re.compile(r"rd:request-modal:(?P<token>[\w-]+)")
+
+
+class RequestModal(DeskModal, title=messages.REQUEST_REMOVAL_LABEL):
     note: discord.ui.TextInput[RequestModal] = discord.ui.TextInput(
         label=messages.NOTE_LABEL,
         style=discord.TextStyle.paragraph,
         required=False,
         max_length=1000,
         placeholder=messages.NOTE_WARNING[:100],
+        custom_id="rd:note",
     )
 
     def __init__(self, token: str, timeout: float) -> None:
@@ -78,25 +88,38 @@ class RequestModal(discord.ui.Modal, title=messages.REQUEST_REMOVAL_LABEL):
         self.token = token
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
-        bot = desk_bot(interaction)
-        wait = bot.desk.request_cooldown.try_acquire(interaction.user.id)
-        if wait:
-            await interaction.response.send_message(messages.requests_slow_down(wait), ephemeral=True)
-            return
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        try:
-            ticket = await bot.desk.request_removal(self.token, interaction.user.id, self.note.value or None)
-        except TicketError as refused:
-            await interaction.followup.send(str(refused), ephemeral=True)
-            return
-        if ticket is None:
-            await interaction.followup.send(messages.check_expired(), ephemeral=True)
-            return
-        await interaction.followup.send(messages.ticket_created(ticket), ephemeral=True)
-        await bot.relay.run_once()  # its review card appears now, not at the next relay tick
+        await submit_request(interaction, self.token, self.note.value or None, messages.check_expired())
 
 
-class PanelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"rd:panel:dm"):
+async def submit_request(
+    interaction: discord.Interaction, token: str, note: str | None, expired: str
+) -> None:
+    """File the request behind a submitted form (the live modal, or one from before a restart)."""
+    bot = desk_bot(interaction)
+    wait = bot.desk.request_cooldown.try_acquire(interaction.user.id)
+    if wait:
+        await interaction.response.send_message(messages.requests_slow_down(wait), ephemeral=True)
+        return
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    try:
+        ticket = await bot.desk.request_removal(token, interaction.user.id, note)
+    except TicketError as refused:
+        await interaction.followup.send(str(refused), ephemeral=True)
+        return
+    if ticket is None:
+        filed = bot.desk.filed_ticket(token, interaction.user.id)  # the form sent twice
+        await interaction.followup.send(
+            messages.already_requested(filed) if filed else expired, ephemeral=True
+        )
+        return
+    await interaction.followup.send(messages.ticket_created(ticket), ephemeral=True)
+    await bot.relay.run_once()  # its review card appears now, not at the next relay tick
+
+
+PANEL_CUSTOM_ID = "rd:panel:dm"
+
+
+class PanelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=PANEL_CUSTOM_ID):
     """The privacy channel's pinned panel: opens a direct message with the bot."""
 
     def __init__(self) -> None:
@@ -104,7 +127,7 @@ class PanelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"rd:
             discord.ui.Button(
                 label=messages.CHECK_PRIVATELY_LABEL,
                 style=discord.ButtonStyle.primary,
-                custom_id="rd:panel:dm",
+                custom_id=PANEL_CUSTOM_ID,
             )
         )
 
@@ -130,25 +153,63 @@ def panel_view() -> discord.ui.View:
     return view
 
 
-class ForgetConfirm(discord.ui.View):
-    def __init__(self, owner: int) -> None:
-        super().__init__(timeout=120)
-        self.owner = owner
+# How long the /forget-me question may be answered. The deadline travels in the buttons' custom_id,
+# so a press after a restart (or from a client still showing the buttons) is answered too.
+FORGET_CONFIRM_SECONDS: float = 120
 
-    @discord.ui.button(label=messages.ERASE_MY_DATA_LABEL, style=discord.ButtonStyle.danger)
-    async def confirm(self, interaction: discord.Interaction, _: discord.ui.Button[ForgetConfirm]) -> None:
+
+def wall_clock() -> float:
+    """Seconds since the epoch: a deadline that must hold across restarts (not the monotonic clock)."""
+    return time.time()
+
+
+class ForgetButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=r"rd:forget:(?P<choice>erase|keep):(?P<owner>\d+):(?P<until>\d+)",
+):
+    """Erase my data / Cancel under the /forget-me question: stateless, so it answers after a
+    restart as before it (and says the question expired once its deadline passed)."""
+
+    def __init__(self, choice: str, owner: int, until: int) -> None:
+        erase = choice == "erase"
+        super().__init__(
+            discord.ui.Button(
+                label=messages.ERASE_MY_DATA_LABEL if erase else messages.CANCEL_LABEL,
+                style=discord.ButtonStyle.danger if erase else discord.ButtonStyle.secondary,
+                custom_id=f"rd:forget:{choice}:{owner}:{until}",
+            )
+        )
+        self.choice, self.owner, self.until = choice, owner, until
+
+    @classmethod
+    async def from_custom_id(
+        cls, _interaction: discord.Interaction, _item: discord.ui.Item[Any], match: Any
+    ) -> ForgetButton:
+        return cls(match["choice"], int(match["owner"]), int(match["until"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
         bot = desk_bot(interaction)
         if interaction.user.id != self.owner:
             await interaction.response.send_message(messages.NOT_YOUR_BUTTON, ephemeral=True)
             return
+        intake = bot.get_cog("Intake")
+        if isinstance(intake, Intake) and interaction.message is not None:
+            intake.answered(interaction.message)
+        if wall_clock() > self.until:
+            await interaction.response.edit_message(content=messages.FORGET_EXPIRED, view=None)
+            return
+        if self.choice != "erase":
+            await interaction.response.edit_message(content=messages.NOTHING_ERASED, view=None)
+            return
         count = await bot.desk.store.forget(str(self.owner))
-        self.stop()
         await interaction.response.edit_message(content=messages.forgotten(count), view=None)
 
-    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
-    async def cancel(self, interaction: discord.Interaction, _: discord.ui.Button[ForgetConfirm]) -> None:
-        self.stop()
-        await interaction.response.edit_message(content=messages.NOTHING_ERASED, view=None)
+
+def forget_view(owner: int, until: int) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(ForgetButton("erase", owner, until))
+    view.add_item(ForgetButton("keep", owner, until))
+    return view
 
 
 class ResultView(discord.ui.View):
@@ -164,6 +225,7 @@ class Intake(commands.Cog):
     def __init__(self, bot: DeskBot) -> None:
         self.bot = bot
         self.desk = bot.desk
+        self._questions: dict[int, asyncio.Task[None]] = {}  # /forget-me questions still open
 
     # -- checking ------------------------------------------------------------------------------
 
@@ -214,7 +276,7 @@ class Intake(commands.Cog):
             del data
         if not result.found:
             no_match = messages.no_match(
-                len(self.desk.index), self.desk.settings.discord.contact, result.unjudged
+                len(self.desk.index), self.desk.settings.discord.contact, result.unjudged, result.removed
             )
             return no_match, None, None
         view = ResultView(self.desk.remember(owner, result))
@@ -241,38 +303,66 @@ class Intake(commands.Cog):
         if message.author.bot or message.type not in PERSON_MESSAGES:
             return
         in_dm = message.guild is None
-        in_privacy_channel = message.channel.id == self.desk.settings.discord.privacy_channel_id
+        in_privacy_channel = not in_dm and await self._in_privacy_channel(message.channel)
         if not (in_dm or in_privacy_channel):
             return
         await self.handle_submission(message, delete=in_privacy_channel)
+
+    async def _in_privacy_channel(self, channel: Any) -> bool:
+        """The privacy channel or a thread under it (a picture there is just as visible)."""
+        privacy = self.desk.settings.discord.privacy_channel_id
+        if not privacy:
+            return False
+        if channel.id == privacy:
+            return True
+        if isinstance(channel, discord.PartialMessageable):  # a thread the cache has not seen
+            try:
+                channel = await self.bot.fetch_channel(channel.id)
+            except discord.HTTPException:
+                return False
+        return isinstance(channel, discord.Thread) and channel.parent_id == privacy
 
     async def handle_submission(self, message: discord.Message, *, delete: bool) -> None:
         """Read the pictures, delete the message at once, then check and answer privately.
 
         The bytes are read before the delete because a deleted message's attachments may stop
-        being served; reading takes a moment, hashing (after the delete) takes longer."""
-        attachments = list(message.attachments)[:MAX_ATTACHMENTS]
+        being served; reading takes a moment, hashing (after the delete) takes longer. Each picture
+        of a message gets its own answer, which says which picture it is about (by its place: the
+        file name is the person's and is never echoed, logged or stored)."""
+        attachments = list(message.attachments)
         author = message.author
         channel = message.channel
-        wait = self.desk.check_cooldown.try_acquire(author.id) if attachments else 0.0
-        downloads = [] if wait else [await self._download(attachment) for attachment in attachments]
+        checked = attachments[:MAX_ATTACHMENTS]
+        allowed, wait = 0, 0.0
+        for _ in checked:
+            wait = self.desk.check_cooldown.try_acquire(author.id)
+            if wait:
+                break
+            allowed += 1
+        downloads = [await self._download(attachment) for attachment in checked[:allowed]]
         deleted = await self._delete(message) if delete else False
         if not attachments:
             if delete or not message.content.startswith("/"):
                 await self._tell(author, channel, messages.SEND_A_PICTURE, delete)
             return
-        if wait:
+        if not allowed:
             await self._tell(author, channel, messages.slow_down(wait), delete)
             return
-        while downloads:
-            text, embed, view = await self._answer(downloads.pop(0), author.id)
-            if delete:
+        count = len(attachments)
+        for position, data in enumerate(downloads, 1):
+            text, embed, view = await self._answer(data, author.id)
+            downloads[position - 1] = b""  # the picture is dropped as soon as it is checked
+            if count > 1:
+                text = f"{messages.which_picture(position, count)}\n{text}"
+            if delete and position == 1:
                 text = f"{messages.PICTURE_DELETED if deleted else messages.PICTURE_NOT_DELETED}\n{text}"
             if not await self._tell(author, channel, text, delete, embed=embed, view=view):
                 if isinstance(view, ResultView):
                     self.desk.drop(view.token)  # nobody can ever press its button
-                downloads.clear()
                 return
+        if allowed < count:
+            left = list(range(allowed + 1, count + 1))
+            await self._tell(author, channel, messages.pictures_not_checked(left, count, wait), delete)
 
     async def _delete(self, message: discord.Message) -> bool:
         """Delete a submission; if Discord refuses, still answer the person (and log why)."""
@@ -325,8 +415,11 @@ class Intake(commands.Cog):
         if not isinstance(channel, discord.TextChannel):
             return 0
         handled = 0
+        panel: discord.Message | None = None  # the bot's panel from an earlier start, pinned or not
         try:  # never let a missing permission here stop the rest of the start-up (the relay)
             async for message in channel.history(limit=None, oldest_first=True):
+                if self._is_panel(message):
+                    panel = message
                 if message.author.bot or message.pinned or message.type not in PERSON_MESSAGES:
                     continue
                 try:
@@ -335,22 +428,42 @@ class Intake(commands.Cog):
                     log.warning("could not handle message %s in the privacy channel: %s", message.id, failed)
                     continue
                 handled += 1
-            await self._ensure_panel(channel)
+            await self._ensure_panel(channel, panel)
         except discord.HTTPException as failed:
             log.warning(
-                "privacy channel backlog or panel failed (the bot needs Read Message History and "
-                "Manage Messages there): %s",
+                "privacy channel backlog or panel failed (the bot needs View Channel, Read Message "
+                "History, Send Messages and Manage Messages there): %s",
                 failed,
             )
         return handled
 
-    async def _ensure_panel(self, channel: discord.TextChannel) -> None:
+    def _is_panel(self, message: discord.Message) -> bool:
+        """The bot's own panel: its message with the Check privately button (``rd:panel:dm``)."""
         me = self.bot.user
-        async for pinned in channel.pins(limit=None):  # ``await channel.pins()`` is deprecated
-            if me is not None and pinned.author.id == me.id:
-                return
-        panel = await channel.send(messages.PANEL, view=panel_view())
-        await panel.pin(reason="removal-desk: how to check a picture privately")
+        if me is None or message.author.id != me.id:
+            return False
+        return any(
+            getattr(child, "custom_id", None) == PANEL_CUSTOM_ID
+            for row in message.components
+            for child in getattr(row, "children", ())
+        )
+
+    async def _ensure_panel(self, channel: discord.TextChannel, panel: discord.Message | None) -> None:
+        """One panel, pinned if the bot may: an earlier start's panel is reused (and pinned again if
+        it is not), so a bot that cannot pin does not post another panel at every start."""
+        if panel is not None and panel.pinned:
+            return
+        if panel is None:
+            panel = await channel.send(messages.PANEL, view=panel_view())
+        try:
+            await panel.pin(reason="removal-desk: how to check a picture privately")
+        except discord.Forbidden as refused:
+            log.warning(
+                "could not pin the panel in the privacy channel: the bot needs the Pin Messages "
+                "permission there (since 2026-02-23 Discord no longer lets Manage Messages pin); "
+                "the panel stays unpinned: %s",
+                refused,
+            )
 
     # -- one's own requests and data -----------------------------------------------------------
 
@@ -377,6 +490,40 @@ class Intake(commands.Cog):
         name="forget-me", description="Erase your Discord id and data from all your requests"
     )
     async def forget_me(self, interaction: discord.Interaction) -> None:
+        until = int(wall_clock() + FORGET_CONFIRM_SECONDS)
         await interaction.response.send_message(
-            messages.forget_confirm(), view=ForgetConfirm(interaction.user.id), ephemeral=True
+            messages.forget_confirm(), view=forget_view(interaction.user.id, until), ephemeral=True
         )
+        # Once the time is up the question says so, rather than leaving buttons that only refuse.
+        self._questions[interaction.id] = asyncio.create_task(self._expire(interaction))
+
+    async def _expire(self, question: discord.Interaction) -> None:
+        await asyncio.sleep(FORGET_CONFIRM_SECONDS)
+        if self._questions.pop(question.id, None) is None:
+            return
+        try:
+            await question.edit_original_response(content=messages.FORGET_EXPIRED, view=None)
+        except discord.HTTPException as failed:  # dismissed by the person, or Discord is down
+            log.info("could not mark a /forget-me question as expired: %s", failed)
+
+    def answered(self, question: discord.Message) -> None:
+        """A button of the /forget-me question was pressed: it no longer needs to expire."""
+        metadata = question.interaction_metadata
+        task = self._questions.pop(metadata.id, None) if metadata is not None else None
+        if task is not None:
+            task.cancel()
+
+    @commands.Cog.listener()
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        """A request form submitted after a restart: discord.py no longer knows it, so it is
+        answered here from what the submit carries (filed if the check is still known)."""
+        match = await lost_form(interaction, REQUEST_FORM)
+        if match is None:
+            return
+        note = next((text for text in submitted_texts(interaction) if text), None)
+        await submit_request(interaction, match["token"], note, messages.request_form_expired(note))
+
+    async def cog_unload(self) -> None:
+        for task in self._questions.values():
+            task.cancel()
+        self._questions.clear()

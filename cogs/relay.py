@@ -185,6 +185,6 @@ class Relay:
             user = self.bot.get_user(int(ticket.requester)) or await self.bot.fetch_user(
                 int(ticket.requester)
             )
-            await user.send(messages.decision(ticket))
+            await user.send(messages.decision(ticket, self.settings.contact))
         except (discord.Forbidden, discord.NotFound) as refused:
             raise UndeliverableError(messages.requester_unreachable(refused.status)) from refused

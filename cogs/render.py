@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import discord
 
 from bot import messages
 from bot.index.search import FoundEntry
 from bot.tickets.lifecycle import TicketState
 from bot.tickets.models import AuditEvent, Ticket
+from bot.times import human_time
 
 MAX_LISTED = 10
 # Discord refuses (400) an embed whose title, description, field names and values and footer
@@ -21,6 +24,18 @@ _COLOURS = {
     TicketState.WITHDRAWN: discord.Colour.light_grey(),
     TicketState.LINKED: discord.Colour.blurple(),
 }
+
+
+def when(iso: str, style: str = "f") -> str:
+    """A stored UTC timestamp as Discord's timestamp markup (``<t:UNIX:f>``): each reader's client
+    shows it in their own time zone and language. Anything unparsable is shown as people read it."""
+    try:
+        moment = datetime.fromisoformat(iso)
+    except ValueError:
+        return human_time(iso)
+    if moment.tzinfo is None:  # stored timestamps are UTC
+        moment = moment.replace(tzinfo=UTC)
+    return f"<t:{int(moment.timestamp())}:{style}>"
 
 
 def _short(text: str | None, limit: int) -> str:
@@ -58,7 +73,7 @@ def ticket_embed(ticket: Ticket, overlapping: list[str] | None = None) -> discor
     embed = discord.Embed(
         title=messages.card_title(ticket.id, ticket.state),
         colour=_COLOURS[ticket.state],
-        description=messages.card_filed(ticket.created_at, ticket.source),
+        description=messages.card_filed(when(ticket.created_at), ticket.source),
     )
     if ticket.flagged:
         embed.add_field(name=messages.FLAGGED_FIELD, value=_short(ticket.flag_reason, 1000), inline=False)
@@ -93,9 +108,8 @@ def ticket_embed(ticket: Ticket, overlapping: list[str] | None = None) -> discor
 def ticket_line(ticket: Ticket) -> str:
     who = f" · claimed by <@{ticket.assignee}>" if ticket.state is TicketState.CLAIMED else ""
     flag = " · flagged" if ticket.flagged else ""
-    return (
-        f"`{ticket.id}` {ticket.state} · {len(ticket.entries)} entries · {ticket.created_at[:16]}{who}{flag}"
-    )
+    entries = messages.entries(len(ticket.entries))
+    return f"`{ticket.id}` {ticket.state} · {entries} · {when(ticket.created_at)}{who}{flag}"
 
 
 def event_line(event: AuditEvent) -> str:
@@ -103,4 +117,5 @@ def event_line(event: AuditEvent) -> str:
     states = f" {event.from_state or '-'} → {event.to_state}" if event.to_state else ""
     reason = f": {_short(event.reason, 300)}" if event.reason else ""
     ticket = f"`{event.ticket_id}` " if event.ticket_id else ""
-    return f"{event.at[:19]} {ticket}{who} {event.action}{states}{reason}"
+    # Date and time to the second: two decisions a moment apart must read apart.
+    return f"{when(event.at, 'd')} {when(event.at, 'T')} {ticket}{who} {event.action}{states}{reason}"

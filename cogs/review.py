@@ -29,7 +29,7 @@ from bot.tickets.lifecycle import (
 from bot.tickets.models import Ticket
 from cogs import render
 from cogs.bookkeeping import DiscordBookkeeping
-from cogs.host import DeskBot, desk_bot
+from cogs.host import DeskBot, DeskModal, desk_bot, lost_form, submitted_texts
 from cogs.permissions import MaintainerCommands, maintainers_only, require_maintainer
 
 _BUTTON_STYLES = {
@@ -40,6 +40,7 @@ _BUTTON_STYLES = {
     TicketAction.REOPEN: discord.ButtonStyle.secondary,
 }
 _DISCORD_ID = re.compile(r"\b(\d{15,21})\b")
+REASON_FORM = re.compile(r"rd:reason:(?P<action>approve|reject|reopen):(?P<ticket>[0-9A-Z]{6}):(?P<user>\d+)")
 
 
 def refusal_text(refused: TicketError) -> str:
@@ -96,7 +97,7 @@ class TicketButton(
         await act(interaction, self.action, self.ticket_id, None)
 
 
-class ReasonModal(discord.ui.Modal):
+class ReasonModal(DeskModal):
     reason: discord.ui.TextInput[ReasonModal] = discord.ui.TextInput(
         label=messages.REASON_LABEL, style=discord.TextStyle.paragraph, max_length=1000
     )
@@ -233,3 +234,19 @@ class Review(commands.Cog):
     async def cog_unload(self) -> None:
         self.bot.tree.remove_command("tickets")
         self.bot.tree.remove_command("removals")
+
+    @commands.Cog.listener()
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        """A reason typed in a form shown before a restart: discord.py no longer knows the form,
+        but the submit carries everything the decision needs (action, ticket, who, the reason), so
+        it is carried out as the live form would, with the same checks."""
+        match = await lost_form(interaction, REASON_FORM)
+        if match is None:
+            return
+        if int(match["user"]) != interaction.user.id:
+            await interaction.response.send_message(messages.NOT_YOUR_BUTTON, ephemeral=True)
+            return
+        if not await require_maintainer(interaction):
+            return
+        reason = next((text for text in submitted_texts(interaction) if text.strip()), None)
+        await act(interaction, TicketAction(match["action"]), match["ticket"], reason)

@@ -63,6 +63,9 @@ class LookUp:
 
     found: list[FoundEntry]
     unjudged: int = 0
+    # Copies found whose removal was already approved: left out of ``found``, counted so the
+    # person is told "already removed" rather than "no copy".
+    removed: int = 0
 
 
 class HashIndex:
@@ -375,13 +378,14 @@ class HashIndex:
         a ticket for) a picture that is already gone from the dataset.
         """
         found: list[FoundEntry] = []
-        unjudged = 0
+        unjudged = already_removed = 0
         for match in self.search(query, rule, views, unjudged=True):
             entry = self.describe(match)
             if (entry.key, entry.url or "") in removed:
+                already_removed += match.judged
                 continue
             if match.judged:
                 found.append(FoundEntry(match=match, entry=entry, part=self.part_box(match)))
             else:
                 unjudged += 1
-        return LookUp(found=found, unjudged=unjudged)
+        return LookUp(found=found, unjudged=unjudged, removed=already_removed)

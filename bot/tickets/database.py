@@ -176,6 +176,9 @@ class TicketDatabase:
         ``BEGIN`` (the bot's background work, at shutdown) leaves it open: aiosqlite runs the
         statement on its thread all the same. Under the write lock no one else can be inside one,
         so without this the connection would refuse every later write."""
+        # The abandoned BEGIN may still be queued for aiosqlite's thread: a statement queued
+        # behind it returns only once it has run, so ``in_transaction`` is then up to date.
+        await self._writer.execute("SELECT 1")
         if self._writer.in_transaction:
             await self._writer.execute("ROLLBACK")
 

@@ -19,6 +19,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from bot.errors import RemovalDeskError
+from bot.times import human_time
 
 
 class TicketState(StrEnum):
@@ -138,9 +139,8 @@ class DecisionConflictError(TicketError):
 
     def __init__(self, ticket: Held) -> None:
         self.ticket = ticket
-        super().__init__(
-            f"Ticket {ticket.id} was already {ticket.state} by {ticket.decided_by} at {ticket.closed_at}."
-        )
+        when = human_time(ticket.closed_at) if ticket.closed_at else "an earlier moment"
+        super().__init__(f"Ticket {ticket.id} was already {ticket.state} by {ticket.decided_by} at {when}.")
 
 
 def check_action(ticket: Held, action: TicketAction, by: str) -> TicketState:

@@ -114,7 +114,7 @@ def test_too_many_bytes_message_names_the_limit(settings: Settings) -> None:
     ],
 )
 def test_not_an_image(settings: Settings, data: bytes) -> None:
-    reject(data, settings.decoding, "not_an_image", "not a picture we can read")
+    reject(data, settings.decoding, "not_an_image", "not a picture I can read")
 
 
 @pytest.mark.parametrize(
@@ -125,7 +125,7 @@ def test_format_outside_allow_list_is_not_an_image(settings: Settings, fmt: str,
     data = encode(textured(64, 64), fmt, **params)
     with Image.open(io.BytesIO(data)) as readable:  # Pillow itself would happily read it
         assert readable.format == fmt
-    error = reject(data, settings.decoding, "not_an_image", "not a picture we can read")
+    error = reject(data, settings.decoding, "not_an_image", "not a picture I can read")
     assert "JPEG, PNG" in error.message
 
 

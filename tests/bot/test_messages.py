@@ -7,7 +7,9 @@ import inspect
 import pytest
 
 from bot import messages
-from bot.tickets.lifecycle import MAINTAINER_ACTIONS
+from bot.tickets.lifecycle import MAINTAINER_ACTIONS, TicketState
+from bot.tickets.models import Ticket
+from bot.times import human_time
 
 
 def test_telling_a_person_where_to_send_the_picture_says_it_is_not_kept():
@@ -90,3 +92,94 @@ def test_fit_leaves_a_short_list_alone_and_cuts_a_single_overlong_line(newest_la
     assert messages.fit([], newest_last=newest_last) == ""
     long = messages.fit(["z" * 5000], newest_last=newest_last)
     assert long == "z" * (messages.MESSAGE_LIMIT - 40)
+
+
+def test_ordinals_and_which_picture_name_a_picture_by_its_place():
+    assert [messages.ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 101, 111)] == [
+        "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st", "111th",
+    ]  # fmt: skip
+    assert messages.which_picture(2, 5) == "**Your 2nd picture (of 5):**"
+
+
+def test_pictures_not_checked_lists_them_and_says_when_to_send_them_again():
+    one = messages.pictures_not_checked([6], 6, 30)
+    assert one == (
+        "I did not check your 6th picture (of 6): you have checked several pictures in a short time. "
+        "Please send it again in 30 seconds."
+    )
+    many = messages.pictures_not_checked([6, 7, 8], 8, 60)
+    assert "your 6th, 7th and 8th pictures (of 8)" in many
+    assert many.endswith("send them again in 60 seconds.")
+
+
+def test_an_expired_forget_me_question_says_nothing_was_erased_and_how_to_ask_again():
+    assert "nothing was erased" in messages.FORGET_EXPIRED
+    assert "`/forget-me`" in messages.FORGET_EXPIRED
+
+
+def test_a_request_form_lost_to_a_restart_gives_the_note_back_to_paste():
+    text = messages.request_form_expired("line one\nline two")
+    assert "Nothing was saved" in text
+    assert text.endswith("to paste again:\n> line one\n> line two")
+    assert "paste" not in messages.request_form_expired(None)
+
+
+def test_counts_take_the_right_noun_everywhere():
+    assert messages.count_of(1, "copy", "copies") == "1 copy"
+    assert messages.count_of(1204, "entry", "entries") == "1,204 entries"
+    assert "I found 1 copy of it" in messages.matches_found(1)
+    assert "If you want it removed" in messages.matches_found(1)
+    assert "I found 2 copies of it" in messages.matches_found(2)
+    assert "If you want them removed" in messages.matches_found(2)
+    assert messages.entries(1) == "1 entry"
+    assert messages.more_entries(1).startswith("and 1 more entry ")
+    assert messages.more_entries(3).startswith("and 3 more entries ")
+    assert messages.removal_list_sent(1, 1, 1) == "Removal list version 1: 1 entry, 1 picture hash."
+    assert messages.commands_synced(1) == "Synced 1 command."
+    assert messages.forgotten(1) == "Done. Your data was erased from 1 request."
+    assert messages.forgotten(2) == "Done. Your data was erased from 2 requests."
+    assert "(s)" not in messages.forgotten(0)
+    assert messages.slow_down(1).endswith("in 1 second.")
+    assert messages.slow_down(30).endswith("in 30 seconds.")
+    assert "the one picture in the dataset" in messages.no_match(1)
+    one_plain = messages.no_match(1_000, "", unjudged=1)
+    assert "1 picture in it looks close to yours but is too plain" in one_plain
+
+
+def test_a_picture_whose_copies_were_removed_is_told_so_not_no_copy():
+    one = messages.no_match(3, "", removed=1)
+    assert "found 1 copy of it, but it was already removed" in one
+    assert "no copy" not in one
+    assert "2 copies of it, but they were already removed" in messages.no_match(3, "", removed=2)
+
+
+def test_people_read_times_in_a_human_form_never_raw_iso():
+    assert human_time("2026-12-04T02:49:08.486407Z") == "2026-12-04 02:49 UTC"
+    assert human_time("2026-12-04T03:49:08+01:00") == "2026-12-04 02:49 UTC"
+    assert human_time("not a time") == "not a time"
+
+
+def test_a_rejection_says_how_to_reach_a_maintainer_only_with_a_contact():
+    fields = dict.fromkeys(Ticket.__dataclass_fields__)
+    ticket = Ticket(**{**fields, "id": "K7M2QX", "state": TicketState.REJECTED, "decision_reason": "No."})
+    assert "write to" not in messages.decision(ticket)
+    assert messages.decision(ticket).endswith("Their reason: No.")
+    assert messages.decision(ticket, "ask in #help.").endswith("can look at it again: ask in #help.")
+
+
+def test_the_person_is_told_where_the_commands_work_and_which_request_they_already_made():
+    assert "In the server, `/mytickets`" in messages.already_requested("K7M2QX")
+    assert "**K7M2QX**" in messages.already_requested("K7M2QX")
+
+
+def test_the_bot_speaks_as_i_never_we():
+    sentences = [v for n, v in inspect.getmembers(messages) if n.isupper() and isinstance(v, str)]
+    sentences += [messages.no_match(3), messages.matches_found(2), messages.forget_confirm()]
+    for text in sentences:
+        words = text.lower().replace(",", " ").replace(".", " ").split()
+        assert not {"we", "our", "us"} & set(words), text
+
+
+def test_the_card_guidance_covers_entries_without_a_url():
+    assert "without one" in messages.CARD_GUIDANCE
+    assert "key" in messages.CARD_GUIDANCE

@@ -226,7 +226,7 @@ def test_open_for_a_file_that_is_not_a_picture_is_refused(index_dir, capsys, tmp
 
     assert code == 1
     assert out == ""
-    assert "not a picture we can read" in err
+    assert "not a picture I can read" in err
     assert "JPEG" in err
     assert "Traceback" not in err
     code, out, err = run(

@@ -547,7 +547,7 @@ def picture_data(value: object, path: str = "result", seen: set[int] | None = No
 
 def assert_only_hashes(result: CheckResult) -> None:
     assert picture_data(result) == []
-    assert set(vars(result)) == {"query", "found", "unjudged"}
+    assert set(vars(result)) == {"query", "found", "unjudged", "removed"}
     assert set(vars(result.query)) == {"signals", "variants", "quality", "guesses"}
     assert list(result.query.signals) == ["phash", "pdq"]  # one array of hashes per kind, no other key
     assert result.query.guesses is not None
@@ -565,7 +565,12 @@ def test_query_hashes_has_no_field_for_picture_data():
     # signals: one array of hashes per kind of hash, its keys held to the registry's kinds
     with pytest.raises(TypeError, match="unknown: thumbnail"):
         QueryHashes(signals={"thumbnail": np.zeros((1, 16, 16))}, variants=("a",), quality=0)
-    assert [field.name for field in dataclasses.fields(CheckResult)] == ["query", "found", "unjudged"]
+    assert [field.name for field in dataclasses.fields(CheckResult)] == [
+        "query",
+        "found",
+        "unjudged",
+        "removed",
+    ]
 
 
 def test_the_privacy_walk_finds_views_and_thumbnails():

@@ -35,7 +35,8 @@ What is where
   :meth:`World.component_interaction`, :meth:`World.modal_submit_interaction`,
   :meth:`World.modal_submit_from_callback`.
 * Low-level builders for anything else: :func:`user_payload`, :func:`member_payload`, :func:`role_payload`,
-  :func:`text_channel_payload`, :func:`dm_channel_payload`, :func:`message_payload`,
+  :func:`text_channel_payload`, :func:`thread_channel_payload`, :func:`dm_channel_payload`,
+  :func:`message_payload`,
   :func:`command_data`, :func:`interaction_payload`, :class:`RawOption`.
 * :class:`FakeDiscord` - the server. Records every request (:class:`RecordedRequest`: method, path without
   ``/api/v10``, query, headers, parsed JSON or multipart ``payload_json``, attached files), answers the
@@ -79,6 +80,9 @@ Fidelity notes (what Discord does that the fake copies, so cogs meet it in tests
 * Without the message_content intent (``running_bot(intents=...)``), ``dispatch_message`` strips
   content, embeds, attachments and components from guild messages that neither come from nor mention the
   bot, as Discord does.
+* Pinning a message in a guild channel needs ``PIN_MESSAGES`` (``1 << 51``) in the bot's permissions
+  there (``World.bot_permissions``, through ``World.permissions_in``), as on Discord since 2026-02-23
+  (Manage Messages no longer suffices): without it 403 ``50013``.
 * Ephemeral messages never appear in channel history. Empty messages are 400 ``50006``; content over
   2000 characters is 400 ``50035``; editing someone else's message is 403 ``50005``; unknown channels
   and messages are 404 ``10003`` / ``10008``.
@@ -294,6 +298,34 @@ def text_channel_payload(
         "last_message_id": None,
         "rate_limit_per_user": 0,
         "flags": 0,
+    }
+
+
+def thread_channel_payload(
+    thread_id: int, name: str, *, guild_id: int, parent_id: int, owner_id: int, private: bool = False
+) -> JSON:
+    """A thread (type 11 public, 12 private) under the text channel ``parent_id``: what THREAD_CREATE
+    carries (feed it to ``harness.state.parse_thread_create``) and ``GET /channels/{id}`` answers
+    (register it with :meth:`FakeDiscord.add_channel`)."""
+    return {
+        "id": str(thread_id),
+        "type": 12 if private else 11,
+        "guild_id": str(guild_id),
+        "parent_id": str(parent_id),
+        "owner_id": str(owner_id),
+        "name": name,
+        "last_message_id": None,
+        "rate_limit_per_user": 0,
+        "message_count": 0,
+        "member_count": 1,
+        "total_message_sent": 0,
+        "flags": 0,
+        "thread_metadata": {
+            "archived": False,
+            "auto_archive_duration": 1440,
+            "archive_timestamp": "2026-01-01T00:00:00+00:00",
+            "locked": False,
+        },
     }
 
 
@@ -561,15 +593,21 @@ EVERYONE_PERMISSIONS: Final = discord.Permissions(
     send_messages_in_threads=True,
 ).value
 MAINTAINER_PERMISSIONS: Final = discord.Permissions(manage_messages=True, manage_threads=True).value
-# What the README's invite link grants (permissions integer 125952).
-BOT_PERMISSIONS: Final = discord.Permissions(
-    view_channel=True,
-    send_messages=True,
-    embed_links=True,
-    attach_files=True,
-    read_message_history=True,
-    manage_messages=True,
-).value
+# Since 2026-02-23 pinning needs its own permission; Manage Messages no longer allows it.
+PIN_MESSAGES: Final = 1 << 51
+# What the README's invite link grants: 125952 | PIN_MESSAGES = 2251799813811200.
+BOT_PERMISSIONS: Final = (
+    discord.Permissions(
+        view_channel=True,
+        send_messages=True,
+        embed_links=True,
+        attach_files=True,
+        read_message_history=True,
+        manage_messages=True,
+    ).value
+    | PIN_MESSAGES
+)
+assert BOT_PERMISSIONS == 2251799813811200
 VIEW_CHANNEL: Final = discord.Permissions(view_channel=True).value
 
 
@@ -627,6 +665,7 @@ class World:
     review_channel_id: int = REVIEW_CHANNEL_ID
     log_channel_id: int = LOG_CHANNEL_ID
     owner_id: int = OWNER_ID
+    bot_permissions: int = BOT_PERMISSIONS  # the bot role's: what the invite link granted
     bot: Person = BOT
     maintainer: Person = MAINTAINER
     member: Person = MEMBER
@@ -650,7 +689,7 @@ class World:
             role_payload(
                 self.maintainer_role_id, "Maintainer", permissions=MAINTAINER_PERMISSIONS, position=1
             ),
-            role_payload(self.bot_role_id, "Removal Desk", permissions=BOT_PERMISSIONS, position=2),
+            role_payload(self.bot_role_id, "Removal Desk", permissions=self.bot_permissions, position=2),
         ]
 
     def _overwrites(self, channel_id: int) -> list[JSON]:
@@ -1058,6 +1097,9 @@ class FakeDiscord:
         self._routes: list[_Route] = self._builtin_routes()
         self._waiters: list[asyncio.Future[None]] = []
         self._server: TestServer | None = None
+        self.bot_permissions_in: Callable[[int], int | None] = lambda _channel_id: None
+        """The bot's permissions in a channel (``None``: not a guild channel, nothing enforced);
+        :func:`running_bot` sets it from the world. Pinning checks it."""
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -1576,6 +1618,9 @@ class FakeDiscord:
         message = self._stored(match)
         if message is None:
             return 404, UNKNOWN_MESSAGE
+        permissions = self.bot_permissions_in(int(match["channel"]))
+        if permissions is not None and not permissions & PIN_MESSAGES:
+            return 403, MISSING_PERMISSIONS  # Manage Messages alone no longer pins (2026-02-23)
         message["pinned"] = request.method == "PUT"
         return 204, None
 
@@ -1866,6 +1911,12 @@ async def running_bot(
             fake.add_channel(channel)
     for member in world.member_payloads():
         fake.add_member(world.guild_id, member)
+    bot_world = world
+    fake.bot_permissions_in = lambda channel_id: (
+        bot_world.permissions_in(bot_world.bot, channel_id)
+        if bot_world.is_guild_channel(channel_id)
+        else None
+    )
 
     collector = _ErrorCollector()
     discord_logger = logging.getLogger("discord")

@@ -163,9 +163,12 @@ async def test_a_removal_request_from_check_to_removal_list(desk_harness: BotHar
     rows = list(csv.DictReader(io.StringIO(removal_list)))
     assert [(row["key"], row["ticket_id"]) for row in rows] == [("coffee.jpg", ticket_id)]
 
-    # 9. The same picture checked again: no match any more.
+    # 9. The same picture checked again: no match to request any more, and the person is told the
+    # copy was removed (not that there was "no copy").
     image = fake.add_attachment(picture, "IMG_2041.jpg", "image/jpeg")
     _, [again] = await send(desk_harness, world.command_interaction("check", options={"image": image}))
-    assert again.json["content"] == messages.no_match(len(desk.index))
+    assert again.json["content"] == messages.no_match(len(desk.index), removed=1)
+    assert "already removed" in again.json["content"]
+    assert "no copy" not in again.json["content"]
     assert not again.json.get("embeds")
     assert not again.json.get("components")

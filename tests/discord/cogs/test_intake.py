@@ -21,6 +21,7 @@ Time is a :class:`FakeClock` given to the :class:`~bot.desk.Desk` (pending check
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import io
 import json
@@ -52,16 +53,19 @@ from bot.tickets.lifecycle import TicketState
 from bot.tickets.store import TicketStore
 from tests.discord.cogs.conftest import bookkeeping, bot_of, query_bytes, settle
 from tests.discord.fake_discord import (
+    BOT_PERMISSIONS,
     CANNOT_DM,
     EPHEMERAL,
     JSON,
     MISSING_PERMISSIONS,
+    PIN_MESSAGES,
     BotHarness,
     FakeDiscord,
     Person,
     RecordedRequest,
     World,
     running_bot,
+    thread_channel_payload,
 )
 
 CALLBACK = r"/interactions/\d+/[^/]+/callback"
@@ -362,7 +366,7 @@ BAD_FILES = {
     "not-an-image": BadFile(
         b"this is not a picture at all" * 8,
         "image/png",
-        "I could not check this file. This file is not a picture we can read.",
+        "I could not check this file. This file is not a picture I can read.",
         True,
     ),
     "truncated-jpeg": BadFile(
@@ -438,6 +442,50 @@ async def test_request_removal_files_a_ticket_with_only_the_note_and_posts_a_rev
     }
     assert FILENAME not in json.dumps(card.json)
     assert_picture_private(fake, attachment)
+
+
+async def test_pressing_request_removal_again_names_the_request_already_filed(
+    desk_harness: BotHarness, desk: Desk
+) -> None:
+    """Not "this result has expired, check again" (which then says "you already asked")."""
+    fake = desk_harness.fake
+    result = await checked_result(desk_harness, "coffee__mirrored.jpg")
+    assert "I found 1 copy of it" in result["content"]
+    assert "If you want it removed" in result["content"]  # one copy: "it", not "them"
+    modal = await open_modal(desk_harness, result)
+    since = await submit(desk_harness, modal, "")
+    filed = followup(fake, since).json["content"]
+    (ticket,) = await desk.store.list_tickets()
+    assert ticket.id in filed
+
+    since = await click(desk_harness, request_button(result), result)
+    answer = only_callback(fake, since)
+    assert answer["type"] == 4
+    assert answer["data"]["flags"] == EPHEMERAL
+    assert answer["data"]["content"] == messages.already_requested(ticket.id)
+    assert "expired" not in answer["data"]["content"]
+
+    since = await submit(desk_harness, modal, "")  # the same form sent twice
+    assert followup(fake, since).json["content"] == messages.already_requested(ticket.id)
+    assert len(await desk.store.list_tickets()) == 1
+
+
+async def test_a_request_filed_in_a_dm_says_the_commands_are_used_in_the_server(
+    desk_harness: BotHarness, desk: Desk
+) -> None:
+    """The commands are registered in the server only: a DM does not offer ``/mytickets``."""
+    fake, world = desk_harness.fake, desk_harness.world
+    dm = world.member.dm_channel_id
+    attachment = picture_in(desk_harness, query_bytes("coffee__mirrored.jpg"), dm)
+    since = post_message(desk_harness, world.message_create(attachments=[attachment], dm=True))
+    await settle(desk_harness)
+    (answer,) = fake.find("POST", rf"/channels/{dm}/messages", since=since)
+    modal = await open_modal(desk_harness, answer.response)
+    since = await submit(desk_harness, modal, "")
+    filed = followup(fake, since).json["content"]
+    assert "In the server, `/mytickets` shows your requests" in filed
+    assert "message here" not in filed  # the decision comes by DM, wherever the request was made
+    assert set(fake.commands) == {world.guild_id}  # registered for the server only
 
 
 async def test_someone_elses_click_on_the_button_files_nothing(desk_harness: BotHarness, desk: Desk) -> None:
@@ -699,6 +747,111 @@ async def test_a_picture_sent_by_dm_is_answered_there_without_a_delete(
     assert_picture_private(fake, attachment)
 
 
+FIVE_PICTURES = (
+    "coffee__mirrored.jpg",
+    "unrelated_gravel.jpg",
+    "astronaut__cropped.jpg",
+    "unrelated_retina.jpg",
+    "chelsea__gray.jpg",
+)
+
+
+async def test_every_picture_of_a_message_is_answered_and_each_answer_says_which_picture(
+    desk_harness: BotHarness, desk: Desk
+) -> None:
+    """Five pictures in one message (Discord allows ten): five answers, the deletion said once, and
+    each answer names the picture by its place in the message (never by its file name)."""
+    fake, world = desk_harness.fake, desk_harness.world
+    privacy, dm = world.privacy_channel_id, world.member.dm_channel_id
+    attachments = [picture_in(desk_harness, query_bytes(name), privacy) for name in FIVE_PICTURES]
+    posted = world.message_create("are these me?", attachments=attachments)
+    since = post_message(desk_harness, posted)
+    await settle(desk_harness)
+
+    assert len(fake.find("GET", DOWNLOAD, since=since)) == 5
+    answers = [r.json["content"] for r in fake.find("POST", rf"/channels/{dm}/messages", since=since)]
+    assert len(answers) == 5, answers
+    assert [answer.count(messages.PICTURE_DELETED) for answer in answers] == [1, 0, 0, 0, 0]
+    for position, answer in enumerate(answers, 1):
+        assert messages.which_picture(position, 5) in answer, answer
+        assert FILENAME not in answer
+    assert "Your 2nd picture (of 5)" in answers[1]
+    assert messages.matches_found(1) in answers[0]
+    assert messages.matches_found(1) not in answers[1]  # gravel: no copy
+
+
+async def test_pictures_past_the_check_limit_are_named_and_the_person_is_told_when_to_resend(
+    desk_harness: BotHarness, desk: Desk
+) -> None:
+    fake, world = desk_harness.fake, desk_harness.world
+    privacy, dm = world.privacy_channel_id, world.member.dm_channel_id
+    uses = desk.settings.discord.check_uses
+    names = [FIVE_PICTURES[i % len(FIVE_PICTURES)] for i in range(uses + 2)]
+    attachments = [picture_in(desk_harness, query_bytes(name), privacy) for name in names]
+    since = post_message(desk_harness, world.message_create(attachments=attachments))
+    await settle(desk_harness)
+
+    assert len(fake.find("GET", DOWNLOAD, since=since)) == uses  # the others are not even downloaded
+    answers = [r.json["content"] for r in fake.find("POST", rf"/channels/{dm}/messages", since=since)]
+    assert len(answers) == uses + 1
+    last = answers[-1]
+    assert last == messages.pictures_not_checked(
+        [uses + 1, uses + 2], uses + 2, desk.settings.discord.check_per_seconds
+    )
+    assert f"{uses + 1}th and {uses + 2}th pictures (of {uses + 2})" in last
+    assert "again in" in last
+
+
+@pytest.mark.parametrize("cached", [True, False], ids=["thread-cached", "thread-fetched"])
+async def test_a_picture_in_a_thread_of_the_privacy_channel_is_deleted_and_answered_by_dm(
+    desk_harness: BotHarness, desk: Desk, cached: bool
+) -> None:
+    fake, world = desk_harness.fake, desk_harness.world
+    privacy, dm = world.privacy_channel_id, world.member.dm_channel_id
+    thread = thread_channel_payload(
+        1_200_000_000_000_000_555,
+        "help",
+        guild_id=world.guild_id,
+        parent_id=privacy,
+        owner_id=world.member.id,
+    )
+    fake.add_channel(thread)
+    if cached:  # what the gateway sends when a thread the bot can see is created
+        desk_harness.state.parse_thread_create({**thread, "newly_created": True})
+    attachment = picture_in(desk_harness, query_bytes("coffee__mirrored.jpg"), int(thread["id"]))
+    posted = world.message_create("me?", channel_id=int(thread["id"]), attachments=[attachment])
+    since = post_message(desk_harness, posted)
+    await settle(desk_harness)
+
+    assert fake.find("DELETE", rf"/channels/{thread['id']}/messages/{posted['id']}", since=since)
+    assert int(posted["id"]) not in fake.messages[int(thread["id"])]
+    answer = fake.last("POST", rf"/channels/{dm}/messages")
+    assert answer.json["content"] == f"{messages.PICTURE_DELETED}\n{messages.matches_found(1)}"
+    assert fake.find("POST", rf"/channels/{thread['id']}/messages", since=since) == []
+    assert_picture_private(fake, attachment)
+
+
+async def test_a_thread_elsewhere_is_left_alone(desk_harness: BotHarness, desk: Desk) -> None:
+    fake, world = desk_harness.fake, desk_harness.world
+    thread = thread_channel_payload(
+        1_200_000_000_000_000_556,
+        "chat",
+        guild_id=world.guild_id,
+        parent_id=world.review_channel_id,
+        owner_id=world.maintainer.id,
+    )
+    fake.add_channel(thread)
+    desk_harness.state.parse_thread_create(thread)
+    attachment = picture_in(desk_harness, query_bytes("coffee__mirrored.jpg"), int(thread["id"]))
+    posted = world.message_create(
+        "look", author=world.maintainer, channel_id=int(thread["id"]), attachments=[attachment]
+    )
+    since = post_message(desk_harness, posted)
+    await settle(desk_harness)
+    assert fake.requests[since:] == []
+    await assert_nothing_stored(desk)
+
+
 # --------------------------------------------------------------------------------------------------
 # The offline backlog and the pinned panel
 # --------------------------------------------------------------------------------------------------
@@ -770,6 +923,46 @@ async def test_without_manage_messages_in_the_privacy_channel_start_up_still_rel
     card = fake.last("POST", rf"/channels/{world.review_channel_id}/messages")
     assert f"rd:ticket:claim:{offline.id}" in {button["custom_id"] for button in buttons(card.json)}
     assert await bookkeeping(desk).review_card(offline.id) is not None
+
+
+async def test_without_pin_messages_restarts_reuse_one_panel_and_the_warning_names_pin_messages(
+    fake: FakeDiscord, world: World, desk: Desk, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Since 2026-02-23 pinning needs Pin Messages (1 << 51): with only the old invite's permissions
+    (Manage Messages) the pin fails, the log says which permission is missing, and each start finds
+    the panel it posted before (unpinned, in the channel's history) instead of posting another."""
+    privacy = world.privacy_channel_id
+    old_invite = dataclasses.replace(world, bot_permissions=BOT_PERMISSIONS & ~PIN_MESSAGES)
+    assert (
+        old_invite.permissions_in(old_invite.bot, privacy) & discord.Permissions(manage_messages=True).value
+    )
+    for _start in range(3):
+        async with running_bot(fake, world=old_invite, bot_factory=bot_of(desk)) as harness:
+            await settle(harness)
+            harness.assert_no_errors()
+
+    posted = fake.find("POST", rf"/channels/{privacy}/messages")
+    assert len(posted) == 1, fake.describe()
+    (panel,) = fake.channel_messages(privacy)
+    assert not panel["pinned"]
+    pins = fake.find("PUT", rf"/channels/{privacy}/(messages/)?pins/{panel['id']}")
+    assert [pin.status for pin in pins] == [403, 403, 403]  # tried again at each start
+    warnings = [
+        r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "pin" in r.getMessage()
+    ]
+    assert len(warnings) == 3
+    assert all("needs the Pin Messages permission" in warning for warning in warnings), warnings
+
+    since = fake.mark()  # the permission granted: the same panel is pinned, once
+    for _start in range(2):
+        async with running_bot(fake, world=world, bot_factory=bot_of(desk)) as harness:
+            await settle(harness)
+            harness.assert_no_errors()
+    assert fake.find("POST", rf"/channels/{privacy}/messages", since=since) == []
+    (pinned,) = fake.find("PUT", r".*/pins/.*", since=since)
+    assert pinned.status == 204
+    assert fake.channel_messages(privacy) == [panel]
+    assert panel["pinned"]
 
 
 @pytest.mark.parametrize("dms_open", [True, False], ids=["dms-open", "dms-closed"])
@@ -936,6 +1129,97 @@ async def test_forget_me_asks_first_and_erase_removes_every_trace_of_the_person(
     stored = database_bytes(desk)
     assert member_id not in stored
     assert b"NOTE-7731" not in stored
+
+
+async def ask_to_forget(harness: BotHarness) -> JSON:
+    """Run /forget-me; return the ephemeral prompt with its two buttons."""
+    since = await slash(harness, "forget-me")
+    (shown,) = callbacks(harness.fake, since)
+    assert shown.json["data"]["content"] == messages.forget_confirm()
+    message: JSON = copy.deepcopy(shown.response["resource"]["message"])  # as the person's client shows it
+    return message
+
+
+def erase_button(prompt: JSON) -> str:
+    return next(b["custom_id"] for b in buttons(prompt) if b["label"] == messages.ERASE_MY_DATA_LABEL)
+
+
+async def test_the_forget_me_confirmation_says_it_expired_when_its_time_runs_out(
+    desk_harness: BotHarness, desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake, world = desk_harness.fake, desk_harness.world
+    ticket_id = await file_request(desk_harness, "coffee__mirrored.jpg")
+    monkeypatch.setattr("cogs.intake.FORGET_CONFIRM_SECONDS", 0.2)
+    since = fake.mark()
+    prompt = await ask_to_forget(desk_harness)
+
+    expired = await fake.wait_for("PATCH", r"/webhooks/\d+/[^/]+/messages/@original", since=since)
+    assert expired.json["content"] == messages.FORGET_EXPIRED
+    assert expired.json["components"] == []
+    assert "/forget-me" in messages.FORGET_EXPIRED
+
+    since = await click(desk_harness, erase_button(prompt), prompt)  # a stale client still shows it
+    assert edited(fake, since) == (messages.FORGET_EXPIRED, [])
+    assert (await desk.store.get(ticket_id)).requester == str(world.member.id)
+
+
+async def test_the_forget_me_buttons_after_a_restart_say_expired_and_erase_nothing(
+    fake: FakeDiscord, world: World, desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with running_bot(fake, world=world, bot_factory=bot_of(desk)) as first:
+        await settle(first)
+        ticket_id = await file_request(first, "coffee__mirrored.jpg")
+        prompt = await ask_to_forget(first)
+        first.assert_no_errors()
+
+    later = time.time() + 3600  # the bot was down for an hour
+    monkeypatch.setattr("cogs.intake.wall_clock", lambda: later)
+    async with running_bot(fake, world=world, bot_factory=bot_of(desk)) as second:
+        await settle(second)
+        since = await click(second, erase_button(prompt), prompt)
+        assert edited(fake, since) == (messages.FORGET_EXPIRED, [])
+        cancel = next(b["custom_id"] for b in buttons(prompt) if b["label"] == "Cancel")
+        since = await click(second, cancel, prompt)
+        assert edited(fake, since) == (messages.FORGET_EXPIRED, [])
+        second.assert_no_errors()
+    assert (await desk.store.get(ticket_id)).requester == str(world.member.id)
+
+
+@pytest.mark.parametrize("check_kept", [True, False], ids=["check-still-fresh", "check-lost"])
+async def test_a_request_form_submitted_after_a_restart_is_answered(  # noqa: PLR0917
+    fake: FakeDiscord,
+    world: World,
+    desk: Desk,
+    hash_executor: ThreadPoolExecutor,
+    clock: FakeClock,
+    check_kept: bool,
+) -> None:
+    """The bot restarted while the person typed their note: discord.py no longer knows the form, so
+    the submit would fall on the floor ("interaction failed"). It is filed if the check is still
+    known, and otherwise answered with what to do and the note to paste again."""
+    async with running_bot(fake, world=world, bot_factory=bot_of(desk)) as first:
+        await settle(first)
+        result = await checked_result(first, "coffee__mirrored.jpg")
+        modal = await open_modal(first, result)
+        first.assert_no_errors()
+
+    restarted = desk if check_kept else make_desk(desk.settings, desk.store, hash_executor, clock)
+    async with running_bot(fake, world=world, bot_factory=bot_of(restarted)) as second:
+        await settle(second)
+        since = await submit(second, modal, "NOTE-4410 taken at a party")
+        second.assert_no_errors()
+
+    (answer,) = callbacks(fake, since)
+    assert answer.json == {"type": 5, "data": {"flags": EPHEMERAL}}  # within the 3 s, privately
+    content = followup(fake, since).json["content"]
+    if check_kept:  # filed as by the form itself
+        (ticket,) = await desk.store.list_tickets()
+        assert ticket.id in content
+        assert ticket.note == "NOTE-4410 taken at a party"
+    else:
+        assert content == messages.request_form_expired("NOTE-4410 taken at a party")
+        assert "> NOTE-4410 taken at a party" in content
+        assert await desk.store.list_tickets() == []
 
 
 # --------------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import sqlite3
 import threading
 from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -472,6 +473,49 @@ async def test_reject_straight_from_open_tells_the_requester_the_reason(
     assert "This is a public figure's press photo." in dm
     assert [line for line in log_lines(desk_bot, mark) if "reject open → rejected" in line]
     assert (await desk.store.removal_list())[1] == []
+
+
+@pytest.mark.parametrize("contact", ["", "ask in #dataset-help."], ids=["no-contact", "contact"])
+async def test_a_rejection_says_how_to_reach_a_maintainer_only_when_the_server_says_how(
+    fake: FakeDiscord, world: World, desk: Desk, contact: str
+) -> None:
+    configured = Desk(with_discord(desk.settings, contact=contact), desk.index, desk.store, None)
+    async with running_bot(fake, world=world, bot_factory=bot_of(configured)) as harness:
+        await harness.idle()
+        ticket = await file_entries(desk, str(world.member.id))
+        card = await card_of(harness, desk, ticket)
+        mark = fake.mark()
+        await decide(harness, "reject", ticket.id, world.maintainer, card, reason="A press photo.")
+        [dm] = direct_messages(harness, world.member, mark)
+        harness.assert_no_errors()
+    assert dm == messages.decision(await desk.store.get(ticket.id), contact)
+    if contact:
+        assert dm.endswith("a maintainer can look at it again: ask in #dataset-help.")
+    else:  # "you can write to a maintainer" without saying how would leave the person stuck
+        assert "write to" not in dm
+        assert dm.endswith("Their reason: A press photo.")
+
+
+async def test_cards_and_lists_show_times_as_discord_timestamps_and_count_entries_in_words(
+    desk_bot: BotHarness, desk: Desk
+) -> None:
+    world = desk_bot.world
+    one = await file_entries(desk, str(world.member.id), (1,))
+    card = await card_of(desk_bot, desk, one)
+    description = card["embeds"][0]["description"]
+    stamp = int(datetime.fromisoformat(one.created_at).timestamp())
+    assert description.startswith(f"Filed <t:{stamp}:f> via discord.")
+    assert one.created_at[:16] not in description
+    assert "without one" in description  # entries from a folder have no URL
+    await file_entries(desk, str(world.maintainer.id), (5, 6))
+
+    queue = await run_command(desk_bot, "tickets queue", world.maintainer)
+    lines = queue.json["data"]["content"].splitlines()
+    assert f"`{one.id}` open · 1 entry · <t:{stamp}:f>" in lines
+    assert any("· 2 entries ·" in line for line in lines)
+
+    log = await run_command(desk_bot, "tickets log", world.maintainer)
+    assert f"<t:{stamp}:d> <t:{stamp}:T> `{one.id}`" in log.json["data"]["content"]
 
 
 async def test_reopen_puts_an_approved_ticket_back_in_the_queue_without_telling_the_requester(
@@ -957,6 +1001,40 @@ async def test_buttons_of_a_card_posted_before_a_restart_still_work(
         ]
         assert relayed_again == []
         second.assert_no_errors()
+
+
+async def test_a_reason_typed_across_a_restart_still_decides_the_ticket(
+    fake: FakeDiscord,
+    world: World,
+    desk: Desk,
+    second_store: TicketStore,
+    hash_executor: ThreadPoolExecutor,
+) -> None:
+    """The form was opened before a restart and submitted after it: discord.py no longer knows the
+    form (it would drop the submit: "interaction failed"), but the submit names the action, the
+    ticket and the maintainer, and carries the reason."""
+    async with running_bot(fake, world=world, bot_factory=bot_of(desk)) as first:
+        await first.idle()
+        ticket = await file_entries(desk, str(world.member.id))
+        card = await card_of(first, desk, ticket)
+        await press(first, "claim", ticket.id, world.maintainer, card)
+        modal = await press(first, "approve", ticket.id, world.maintainer, card)
+        assert modal.json["type"] == MODAL
+        first.assert_no_errors()
+
+    restarted_desk = Desk(desk.settings, desk.index, second_store, hash_executor)
+    async with running_bot(fake, world=world, bot_factory=bot_of(restarted_desk)) as second:
+        await second.idle()
+        mark = fake.mark()
+        submitted = await submit_reason(second, modal, "typed across a restart", world.maintainer, card)
+        second.assert_no_errors()
+
+    assert submitted.json["type"] == UPDATE_MESSAGE
+    assert card["embeds"][0]["title"] == f"Removal request {ticket.id}: approved"
+    stored = await second_store.get(ticket.id)
+    assert (stored.state, stored.decision_reason) == (TicketState.APPROVED, "typed across a restart")
+    [dm] = direct_messages(second, world.member, mark)
+    assert "typed across a restart" in dm
 
 
 async def test_events_from_while_the_bot_was_offline_are_relayed_once_after_a_restart(
