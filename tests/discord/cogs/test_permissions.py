@@ -37,7 +37,12 @@ __all__ = ["desk_bot"]  # the fixture, imported so this module can use it
 # Commands for anyone: each checks who is asking itself (their own tickets, their own data).
 PERSON_COMMANDS = {"check", "mytickets", "withdraw", "forget-me"}
 # Buttons for anyone: Request removal (the check's owner only, by its token) and the panel's DM button.
-PERSON_BUTTONS = {"rd:request:token-of-someone-else", "rd:panel:dm"}
+# /forget-me's buttons carry their owner and deadline: pressed by anyone else they erase nothing.
+PERSON_BUTTONS = {
+    "rd:request:token-of-someone-else",
+    "rd:panel:dm",
+    "rd:forget:erase:1300000000000000001:4102444800",
+}
 # A sample custom_id for every maintainer button; {id} is a ticket id.
 MAINTAINER_BUTTONS = {
     f"rd:ticket:{name}:{{id}}" for name in ("claim", "release", "approve", "reject", "reopen")

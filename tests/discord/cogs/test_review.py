@@ -1029,7 +1029,7 @@ async def test_a_reason_typed_across_a_restart_still_decides_the_ticket(
         submitted = await submit_reason(second, modal, "typed across a restart", world.maintainer, card)
         second.assert_no_errors()
 
-    assert submitted.json["type"] == UPDATE_MESSAGE
+    assert submitted.kind == "card edit"
     assert card["embeds"][0]["title"] == f"Removal request {ticket.id}: approved"
     stored = await second_store.get(ticket.id)
     assert (stored.state, stored.decision_reason) == (TicketState.APPROVED, "typed across a restart")
