@@ -125,11 +125,12 @@ class Desk:
         return max(2.0, self._check_seconds * max(1, self.admitted) / workers)
 
     @contextlib.contextmanager
-    def admit(self) -> Iterator[None]:
+    def admit(self, *, another: bool = False) -> Iterator[None]:
         """Hold one of the ``max_checks_in_memory`` places for a picture, from before its download
         to the end of its check; raise :class:`DeskBusyError` at once if none is free. A
-        :meth:`check` inside it uses this place instead of taking another."""
-        if self._admission.get():
+        :meth:`check` inside it uses this place instead of taking another; ``another`` takes one
+        more all the same (the second picture of a message, held beside the first)."""
+        if self._admission.get() and not another:
             yield
             return
         if self.admitted >= self.settings.discord.max_checks_in_memory:

@@ -7,6 +7,7 @@ attachments, calls the desk and answers only to the person (ephemeral replies or
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -331,7 +332,6 @@ class Intake(commands.Cog):
         file name is the person's and is never echoed, logged or stored)."""
         attachments = list(message.attachments)
         author = message.author
-        channel = message.channel
         checked = attachments[:MAX_ATTACHMENTS]
         allowed, wait = 0, 0.0
         for _ in checked:
@@ -339,7 +339,33 @@ class Intake(commands.Cog):
             if wait:
                 break
             allowed += 1
-        downloads = [await self._download(attachment) for attachment in checked[:allowed]]
+        with contextlib.ExitStack() as places:  # each picture's place, from before its download
+            downloads = [
+                await self._download_in_place(attachment, places) for attachment in checked[:allowed]
+            ]
+            await self._answer_submission(message, attachments, downloads, allowed, wait, delete=delete)
+
+    async def _download_in_place(
+        self, attachment: discord.Attachment, places: contextlib.ExitStack
+    ) -> bytes | str:
+        """The picture's bytes once the desk has a place for it, or the sentence why not (busy)."""
+        try:
+            places.enter_context(self.desk.admit(another=True))
+        except TryAgainError as later:
+            return later.message
+        return await self._download(attachment)
+
+    async def _answer_submission(
+        self,
+        message: discord.Message,
+        attachments: list[discord.Attachment],
+        downloads: list[bytes | str],
+        allowed: int,
+        wait: float,
+        *,
+        delete: bool,
+    ) -> None:
+        author, channel = message.author, message.channel
         deleted = await self._delete(message) if delete else False
         if not attachments:
             if delete or not message.content.startswith("/"):

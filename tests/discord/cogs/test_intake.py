@@ -21,6 +21,7 @@ Time is a :class:`FakeClock` given to the :class:`~bot.desk.Desk` (pending check
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import dataclasses
 import io
@@ -778,6 +779,28 @@ async def test_every_picture_of_a_message_is_answered_and_each_answer_says_which
     assert "Your 2nd picture (of 5)" in answers[1]
     assert messages.matches_found(1) in answers[0]
     assert messages.matches_found(1) not in answers[1]  # gravel: no copy
+
+
+async def test_pictures_in_the_privacy_channel_take_their_place_in_the_desk_before_download(
+    desk_harness: BotHarness, desk: Desk
+) -> None:
+    """Posted pictures used to be downloaded with no place taken in the desk, so a crowd in the
+    privacy channel was not bounded; past the bound a picture is not downloaded and the person is
+    told the desk is busy, as with /check."""
+    fake, world = desk_harness.fake, desk_harness.world
+    privacy, dm = world.privacy_channel_id, world.member.dm_channel_id
+    with contextlib.ExitStack() as taken:  # everyone else's checks, all but one place
+        for _ in range(desk.settings.discord.max_checks_in_memory - 1):
+            taken.enter_context(desk.admit(another=True))
+        attachments = [picture_in(desk_harness, query_bytes(name), privacy) for name in FIVE_PICTURES[:2]]
+        since = post_message(desk_harness, world.message_create(attachments=attachments))
+        await settle(desk_harness)
+
+    assert len(fake.find("GET", DOWNLOAD, since=since)) == 1  # the second was never read
+    first, second = [r.json["content"] for r in fake.find("POST", rf"/channels/{dm}/messages", since=since)]
+    assert messages.matches_found(1) in first
+    assert "Many people are checking pictures right now" in second
+    assert desk.admitted == 0  # every place given back
 
 
 async def test_pictures_past_the_check_limit_are_named_and_the_person_is_told_when_to_resend(
