@@ -21,7 +21,8 @@ from bot.desk import Desk
 from bot.index.search import HashIndex
 from bot.tickets.store import TicketStore
 from cogs.host import DeskBot, intents_for, point_at
-from cogs.intake import ForgetButton, Intake, PanelButton, RequestRemovalButton
+from cogs.intake import Intake
+from cogs.intake_views import ForgetButton, PanelButton, RequestRemovalButton
 from cogs.relay import Relay
 from cogs.review import Review, TicketButton
 

@@ -163,19 +163,19 @@ class DiscordBookkeeping:
             await db.execute("DELETE FROM discord_deliveries WHERE id = ?", (delivery.id,))
 
     async def retry_later(self, delivery: Delivery, error: str, due_at: float) -> None:
-        async with self._database.write() as db:
-            await db.execute(
-                "UPDATE discord_deliveries SET attempts = attempts + 1, last_error = ?, due_at = ?"
-                " WHERE id = ?",
-                (error, due_at, delivery.id),
-            )
+        await self._failed(delivery, error, "due_at", due_at)
 
     async def give_up(self, delivery: Delivery, error: str, now: float) -> None:
+        await self._failed(delivery, error, "failed_at", now)
+
+    async def _failed(self, delivery: Delivery, error: str, column: str, moment: float) -> None:
+        """Count a failed try: due again at ``moment`` (``due_at``) or given up then (``failed_at``)."""
+        assert column in {"due_at", "failed_at"}
         async with self._database.write() as db:
             await db.execute(
-                "UPDATE discord_deliveries SET attempts = attempts + 1, last_error = ?, failed_at = ?"
+                f"UPDATE discord_deliveries SET attempts = attempts + 1, last_error = ?, {column} = ?"
                 " WHERE id = ?",
-                (error, now, delivery.id),
+                (error, moment, delivery.id),
             )
 
     async def undelivered(self, limit: int = 50) -> list[Delivery]:

@@ -1196,7 +1196,7 @@ async def test_the_forget_me_buttons_after_a_restart_say_expired_and_erase_nothi
         first.assert_no_errors()
 
     later = time.time() + 3600  # the bot was down for an hour
-    monkeypatch.setattr("cogs.intake.wall_clock", lambda: later)
+    monkeypatch.setattr("cogs.intake_views.wall_clock", lambda: later)
     async with running_bot(fake, world=world, bot_factory=bot_of(desk)) as second:
         await settle(second)
         since = await click(second, erase_button(prompt), prompt)
