@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import json
 import sys
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from bot import ticket_cli
 from bot.checking import check_picture
-from bot.config import Settings, load_settings
+from bot.config import Settings, config_file, load_settings
 from bot.decoding import ImageRejectedError
 from bot.errors import RemovalDeskError
 from bot.index.batches import HashingProcessDiedError
@@ -22,9 +23,22 @@ from bot.signals import ranked_kinds
 from bot.tickets.store import TicketStore
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("removal-desk")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
-    parser.add_argument("--config", type=Path, help="a TOML file overriding config/default.toml")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="a TOML file overriding config/default.toml (else $REMOVAL_DESK_CONFIG, else "
+        "./removal-desk.toml if there is one)",
+    )
+    parser.add_argument("--version", action="version", version=f"removal-desk {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     index = commands.add_parser("index", help="build or describe a dataset hash index")
@@ -267,7 +281,7 @@ def _print_check(record: dict[str, object]) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        settings = load_settings(args.config)
+        settings = load_settings(config_file(args.config))
         if args.command == "index" and args.index_command == "build":
             return _run_build(args, settings)
         if args.command == "index" and args.index_command == "tables":

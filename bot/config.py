@@ -293,6 +293,25 @@ def _read_override(path: Path, defaults: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+# Where a deployment's own settings are found when no --config is given: the environment, then a
+# file of this name in the current folder (so a maintainer's data folder can carry its own).
+CONFIG_ENV = "REMOVAL_DESK_CONFIG"
+LOCAL_CONFIG_NAME = "removal-desk.toml"
+
+
+def config_file(explicit: Path | None = None, *, cwd: Path | None = None) -> Path | None:
+    """The settings file to read over the defaults: ``--config``, else ``$REMOVAL_DESK_CONFIG``,
+    else ``removal-desk.toml`` in the current folder, else none. A file named but missing is an
+    error, not silently skipped: the bot would otherwise run without the settings meant for it."""
+    named = explicit or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
+    if named is not None:
+        if not named.is_file():
+            raise ConfigError(f"config file {named} does not exist")
+        return named
+    local = (cwd or Path.cwd()) / LOCAL_CONFIG_NAME
+    return local if local.is_file() else None
+
+
 def load_settings(extra_file: Path | None = None, *, with_deployment_files: bool = True) -> Settings:
     """Read the embedded defaults, then ``config/*.toml`` deployment files, then ``extra_file`` if
     given, then the environment (``REMOVAL_DESK_<SECTION>_<KEY>``, and ``DISCORD_TOKEN``).
