@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
             return _run_info(args)
         if args.command == "run":
             return _run_bot(args, settings)
-        if args.command in {"tickets", "removals"}:
+        if args.command in {"tickets", "removals", "db"}:
             return ticket_cli.run(args, settings)
         return _run_check(args, settings)
     except RemovalDeskError as exc:  # every error meant for the person running the command

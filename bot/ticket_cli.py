@@ -21,6 +21,7 @@ from bot.index.search import HashIndex
 from bot.index.storage import hashing_parameters
 from bot.removals.apply import apply_removal_list, load_removal_list
 from bot.removals.export import FORMATS, export_removal_list, format_for
+from bot.tickets.backup import backup_database, restore_database
 from bot.tickets.intake import file_removal_request
 from bot.tickets.lifecycle import TicketAction, TicketError, TicketState
 from bot.tickets.models import AuditEvent, Ticket
@@ -36,6 +37,16 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     common = [database, as_json]
     _add_ticket_commands(commands, common)
     _add_removal_commands(commands, common, as_json)
+    db = commands.add_parser("db", help="back up or restore the ticket database")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    backed = db_commands.add_parser(
+        "backup", parents=[database], help="a consistent copy, safe while the bot runs (SQLite's backup API)"
+    )
+    backed.add_argument("file", type=Path)
+    restored = db_commands.add_parser(
+        "restore", parents=[database], help="replace the database with a backup (stop the bot first)"
+    )
+    restored.add_argument("file", type=Path)
 
 
 def _add_ticket_commands(
@@ -275,6 +286,8 @@ def _apply(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run a ``tickets`` or ``removals`` command; a refused ticket action exits with 1."""
     try:
+        if args.command == "db":
+            return _database_copy(args, settings)
         if args.command == "tickets":
             return asyncio.run(_tickets(args, settings))
         if args.removals_command == "export":
@@ -283,3 +296,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except TicketError as refused:
         print(f"error: {refused}", file=sys.stderr)
         return 1
+
+
+def _database_copy(args: argparse.Namespace, settings: Settings) -> int:
+    database = _database(args, settings)
+    if args.db_command == "backup":
+        version = backup_database(database, args.file)
+        print(f"backed up {database} to {args.file} (schema version {version})")
+    else:
+        version = restore_database(args.file, database)
+        print(f"restored {database} from {args.file} (schema version {version})")
+    return 0
