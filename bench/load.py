@@ -153,20 +153,9 @@ async def run_crowd(harness: BotHarness, desk: Desk, people: list[Person], pictu
 def desk_settings(
     base: Settings, world: World, index: Path, folder: Path, *, bound: int, workers: int
 ) -> Settings:
-    discord_settings = dataclasses.replace(
-        base.discord,
-        token="fake-token",
-        guild_ids=(world.guild_id,),
-        privacy_channel_id=world.privacy_channel_id,
-        review_channel_id=world.review_channel_id,
-        log_channel_id=world.log_channel_id,
-        maintainer_role_id=world.maintainer_role_id,
-        index=str(index),
-        max_checks_in_memory=bound,
-        hash_workers=workers,
+    return world.bot_settings(
+        base, index, folder / "tickets.sqlite3", max_checks_in_memory=bound, hash_workers=workers
     )
-    tickets = dataclasses.replace(base.tickets, database=str(folder / "tickets.sqlite3"))
-    return dataclasses.replace(base, discord=discord_settings, tickets=tickets)
 
 
 async def one_run(

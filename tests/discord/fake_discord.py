@@ -120,6 +120,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import dataclasses
 import json
 import logging
 import re
@@ -128,6 +129,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote, unquote
 
@@ -137,6 +139,8 @@ from aiohttp import BodyPartReader, web
 from aiohttp.test_utils import TestServer
 from discord.ext import commands
 from multidict import CIMultiDict
+
+from bot.config import Settings
 
 JSON = dict[str, Any]
 
@@ -682,6 +686,23 @@ class World:
         raise KeyError(user_id)
 
     # --- guild state ----------------------------------------------------------------------------
+
+    def bot_settings(self, base: Settings, index: Path, database: Path, **discord: Any) -> Settings:
+        """``base`` with the bot pointed at this world (guild, channels, role), ``index`` and the
+        ticket ``database``; ``discord`` overrides more ``[discord]`` settings."""
+        discord_settings = dataclasses.replace(
+            base.discord,
+            token="fake-token",
+            guild_ids=(self.guild_id,),
+            privacy_channel_id=self.privacy_channel_id,
+            review_channel_id=self.review_channel_id,
+            log_channel_id=self.log_channel_id,
+            maintainer_role_id=self.maintainer_role_id,
+            index=str(index),
+            **discord,
+        )
+        tickets = dataclasses.replace(base.tickets, database=str(database))
+        return dataclasses.replace(base, discord=discord_settings, tickets=tickets)
 
     def role_payloads(self) -> list[JSON]:
         return [

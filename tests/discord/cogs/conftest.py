@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -47,18 +46,7 @@ def sample_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def desk_settings(settings: Settings, world: World, sample_index: Path, tmp_path: Path) -> Settings:
-    discord_settings = dataclasses.replace(
-        settings.discord,
-        token="fake-token",
-        guild_ids=(world.guild_id,),
-        privacy_channel_id=world.privacy_channel_id,
-        review_channel_id=world.review_channel_id,
-        log_channel_id=world.log_channel_id,
-        maintainer_role_id=world.maintainer_role_id,
-        index=str(sample_index),
-    )
-    tickets = dataclasses.replace(settings.tickets, database=str(tmp_path / "tickets.sqlite3"))
-    return dataclasses.replace(settings, discord=discord_settings, tickets=tickets)
+    return world.bot_settings(settings, sample_index, tmp_path / "tickets.sqlite3")
 
 
 @pytest.fixture
