@@ -175,10 +175,8 @@ class TicketDatabase:
         """Roll back a transaction nobody owns any more. A task cancelled while awaiting its
         ``BEGIN`` (the bot's background work, at shutdown) leaves it open: aiosqlite runs the
         statement on its thread all the same. Under the write lock no one else can be inside one,
-        so without this the connection would refuse every later write."""
-        # The abandoned BEGIN may still be queued for aiosqlite's thread: a statement queued
-        # behind it returns only once it has run, so ``in_transaction`` is then up to date.
-        await self._writer.execute("SELECT 1")
+        so without this the connection would refuse every later write. :meth:`_begin` undoes its
+        own; this catches any other statement left behind (a migration's, a cancelled COMMIT)."""
         if self._writer.in_transaction:
             await self._writer.execute("ROLLBACK")
 
