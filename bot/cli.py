@@ -35,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config",
         type=Path,
-        help="a TOML file overriding config/default.toml (else $REMOVAL_DESK_CONFIG, else "
+        help="a TOML file overriding bot/default.toml (else $REMOVAL_DESK_CONFIG, else "
         "./removal-desk.toml if there is one)",
     )
     parser.add_argument("--version", action="version", version=f"removal-desk {_version()}")

@@ -1,4 +1,4 @@
-"""Typed settings, read from ``config/default.toml`` with optional file and environment overrides.
+"""Typed settings, read from ``bot/default.toml`` with optional file and environment overrides.
 
 The TOML file is the single place where default values and the reasons for them live; these
 classes only give them types. Environment variables win over files so that secrets and
@@ -16,7 +16,12 @@ from typing import Any, TypeVar
 
 from bot.errors import RemovalDeskError
 
-DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "default.toml"
+# The defaults ship inside the package (package data), so an installed copy finds them from any
+# folder; a checkout's config/ folder holds deployment files and the commented example.
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent / "default.toml"
+CHECKOUT_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+# A template to copy, every setting commented out: never read as settings.
+EXAMPLE_CONFIG_NAME = "example.toml"
 ENV_PREFIX = "REMOVAL_DESK_"
 # Names that deployment tools and Discord's own guides use.
 _ENV_ALIASES = {"discord.token": "DISCORD_TOKEN"}
@@ -75,7 +80,7 @@ def _check_range(setting: str, value: Any) -> None:
     low, high = _RANGES.get(setting, (None, None))
     if (low is not None and value < low) or (high is not None and value > high):
         wanted = f"at least {low:g}" if high is None else f"between {low:g} and {high:g}"
-        raise ConfigError(f"setting {setting} = {value!r} must be {wanted} (see config/default.toml)")
+        raise ConfigError(f"setting {setting} = {value!r} must be {wanted} (see bot/default.toml)")
 
 
 @dataclass(frozen=True)
@@ -104,7 +109,7 @@ class MatchingSettings:
     verify_min_colour: float = -1.0
     # Smooth entries (less than this share of their thumbnail's variance in detail) must reach
     # verify_min_smooth in shape and detail: their copies barely change, unrelated ones alike in
-    # layout come close (see config/default.toml).
+    # layout come close (see bot/default.toml).
     verify_smooth_below: float = 0.0
     verify_min_smooth: float = -1.0
     # Sparse entries (contrast spread over fewer than this many of the thumbnail's 256 cells: a
@@ -259,7 +264,7 @@ def _section(cls: type[_Section], name: str, values: dict[str, Any], defaults: d
     for field in fields(cls):  # type: ignore[arg-type]
         setting = f"{name}.{field.name}"
         if field.name not in values:
-            raise ConfigError(f"missing setting {setting} (see config/default.toml)")
+            raise ConfigError(f"missing setting {setting} (see bot/default.toml)")
         value = values[field.name]
         env_name = f"{ENV_PREFIX}{name}_{field.name}".upper()
         alias = _ENV_ALIASES.get(setting)
@@ -272,9 +277,11 @@ def _section(cls: type[_Section], name: str, values: dict[str, Any], defaults: d
     return cls(**kwargs)
 
 
-def deployment_files(config_dir: Path = DEFAULT_CONFIG_PATH.parent) -> list[Path]:
-    """``config/*.toml`` besides the defaults (e.g. ``config/local.toml``), merged in name order."""
-    return sorted(path for path in config_dir.glob("*.toml") if path.name != DEFAULT_CONFIG_PATH.name)
+def deployment_files(config_dir: Path = CHECKOUT_CONFIG_DIR) -> list[Path]:
+    """A checkout's ``config/*.toml`` (e.g. ``config/local.toml``) merged in name order, the example
+    excepted. An installed copy has no such folder: it reads ``--config``, ``$REMOVAL_DESK_CONFIG``
+    or ``./removal-desk.toml`` instead."""
+    return sorted(path for path in config_dir.glob("*.toml") if path.name != EXAMPLE_CONFIG_NAME)
 
 
 def _read_override(path: Path, defaults: dict[str, Any]) -> dict[str, Any]:
@@ -284,11 +291,11 @@ def _read_override(path: Path, defaults: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"cannot read config file {path}: {exc}") from exc
     for section, entries in values.items():
         if section not in defaults:
-            raise ConfigError(f"{path}: unknown section [{section}] (see config/default.toml)")
+            raise ConfigError(f"{path}: unknown section [{section}] (see bot/default.toml)")
         unknown = sorted(set(entries) - set(defaults[section])) if isinstance(entries, dict) else []
         if unknown:
             raise ConfigError(
-                f"{path}: unknown setting {section}.{unknown[0]} (a typo? see config/default.toml)"
+                f"{path}: unknown setting {section}.{unknown[0]} (a typo? see bot/default.toml)"
             )
     return values
 

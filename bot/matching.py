@@ -130,7 +130,7 @@ def verification_order(
     for that kind of row within ``verify_near_*`` of it in every kind of hash, closest first.
 
     The hashes only nominate a candidate; the region that lines up best may be one they judged a
-    little too far (see ``[matching]`` in config/default.toml)."""
+    little too far (see ``[matching]`` in bot/default.toml)."""
     ranked = ranked_kinds()
     distances = [kind.distances(query.signals[kind.name], row[kind.name]) for kind in ranked]
     within = phash_limits(query, rule)[kind] >= 0

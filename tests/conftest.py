@@ -20,7 +20,7 @@ for _name in [name for name in os.environ if name.startswith(ENV_PREFIX) or name
 
 @pytest.fixture
 def settings() -> Settings:
-    """The settings from config/default.toml (no deployment files, no override file)."""
+    """The settings from bot/default.toml (no deployment files, no override file)."""
     return load_settings(with_deployment_files=False)
 
 

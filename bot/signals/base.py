@@ -55,7 +55,7 @@ class SignalKind:
         does not rate its hashes rates them all 100; a region's quality is the lowest rating."""
         return cls.compute(image), 100
 
-    # A kind's radii are settings named after it, in config/default.toml with the reasons for them.
+    # A kind's radii are settings named after it, in bot/default.toml with the reasons for them.
     @classmethod
     def max_distance(cls, rule: MatchingSettings) -> int:
         """``[matching] NAME_max_distance``: the radius within which a query variant's hash counts

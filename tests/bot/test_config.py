@@ -12,10 +12,11 @@ from bot.config import ConfigError, load_settings
 
 @pytest.fixture
 def config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A config folder holding a copy of the real defaults, standing in for config/."""
+    """A config folder standing in for a checkout's config/, and a copy of the real defaults."""
     folder = tmp_path / "config"
     folder.mkdir()
-    default = folder / "default.toml"
+    (tmp_path / "package").mkdir()
+    default = tmp_path / "package" / "default.toml"
     default.write_text(config.DEFAULT_CONFIG_PATH.read_text(encoding="utf-8"), encoding="utf-8")
     monkeypatch.setattr(config, "DEFAULT_CONFIG_PATH", default)
     monkeypatch.setattr(config.deployment_files, "__defaults__", (folder,))

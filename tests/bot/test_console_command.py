@@ -4,7 +4,9 @@ any folder, as ``python -m bot`` does from the project's."""
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -72,3 +74,47 @@ def test_settings_come_from_the_current_folder_then_the_environment_then_config(
     )
     assert missing.returncode == 2
     assert missing.stderr == f"error: config file {tmp_path / 'nope.toml'} does not exist\n"
+
+
+def test_a_wheel_install_builds_and_checks_from_a_data_folder(tmp_path: Path):
+    """``pip install .`` (not editable): the defaults travel inside the package, so an index build run
+    from a data folder far from the checkout works (it used to fail: "No module named bot", then the
+    defaults were looked for beside the package)."""
+    checkout = Path(__file__).resolve().parents[2]
+    target = tmp_path / "installed"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+         "--target", str(target), str(checkout)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    data = tmp_path / "data"
+    shutil.copytree(checkout / "samples" / "dataset", data / "pictures")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("REMOVAL_DESK_")}
+    env = {**clean, "PYTHONPATH": str(target)}
+
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(target / "bin" / "removal-desk"), *argv],
+            cwd=data,
+            capture_output=True,
+            text=True,
+            check=False,
+            env=env,
+        )
+
+    where = subprocess.run(
+        [sys.executable, "-c", "import bot.config as c; print(c.__file__); print(c.DEFAULT_CONFIG_PATH)"],
+        cwd=data,
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    ).stdout.split()
+    assert all(Path(path).is_relative_to(target) for path in where), where
+
+    built = run("index", "build", "pictures", "--out", "index", "--workers", "1", "--quiet")
+    assert built.returncode == 0, built.stderr
+    checked = run("check", "--index", "index", "--json", "pictures/coffee.jpg")
+    assert checked.returncode == 0, checked.stderr
+    assert json.loads(checked.stdout.splitlines()[0])["matches"], checked.stdout

@@ -9,7 +9,7 @@ from PIL import Image, ImageDraw
 from bot.panels import MAX_PANELS, find_panels
 from tests.made_up import photo
 
-ROW_SHARE, TOLERANCE = 0.90, 24  # config/default.toml [hashing] border_*
+ROW_SHARE, TOLERANCE = 0.90, 24  # bot/default.toml [hashing] border_*
 
 
 def paste_all(canvas: Image.Image, pieces: list[tuple[Image.Image, tuple[int, int]]]) -> list[tuple]:
