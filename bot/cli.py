@@ -19,6 +19,7 @@ from bot.index.batches import HashingProcessDiedError
 from bot.index.build import build_index
 from bot.index.mih import refresh_search_tables
 from bot.index.search import FoundEntry, HashIndex
+from bot.logs import configure_logging
 from bot.signals import ranked_kinds
 from bot.tickets.store import TicketStore
 
@@ -39,6 +40,11 @@ def _parser() -> argparse.ArgumentParser:
         "./removal-desk.toml if there is one)",
     )
     parser.add_argument("--version", action="version", version=f"removal-desk {_version()}")
+    parser.add_argument(
+        "--log-json",
+        action="store_true",
+        help="log JSON lines to stderr (for a log collector) instead of plain lines ([logging] format)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     index = commands.add_parser("index", help="build or describe a dataset hash index")
@@ -282,6 +288,11 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = load_settings(config_file(args.config))
+        configure_logging(
+            settings.logging.level,
+            json_lines=args.log_json or settings.logging.format == "json",
+            secrets=(settings.discord.token,),
+        )
         if args.command == "index" and args.index_command == "build":
             return _run_build(args, settings)
         if args.command == "index" and args.index_command == "tables":

@@ -211,6 +211,19 @@ class DiscordSettings:
 
 
 @dataclass(frozen=True)
+class LoggingSettings:
+    level: str
+    format: str
+
+    def __post_init__(self) -> None:
+        # bot.logs would refuse them too, but only once the command had started: name the key now.
+        if self.level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ConfigError(f"setting logging.level = {self.level!r} must be DEBUG, INFO, WARNING or ERROR")
+        if self.format not in {"plain", "json"}:
+            raise ConfigError(f"setting logging.format = {self.format!r} must be plain or json")
+
+
+@dataclass(frozen=True)
 class Settings:
     decoding: DecodingSettings
     matching: MatchingSettings
@@ -219,6 +232,7 @@ class Settings:
     tickets: TicketSettings
     discord: DiscordSettings
     download: DownloadSettings
+    logging: LoggingSettings
 
 
 _Section = TypeVar("_Section")

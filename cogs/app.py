@@ -92,9 +92,9 @@ async def run_bot(settings: Settings, *, sync_on_start: bool = True) -> None:
 def run(settings: Settings, *, sync_on_start: bool = True) -> int:
     """Run the bot until it is stopped; the exit code for ``python -m bot run``, with what to do
     about the two refusals Discord gives at login."""
-    # bot.start() (unlike bot.run()) installs no log handler: without one nothing below WARNING
-    # would show, neither discord.py's connection news nor the relay's retries.
-    discord.utils.setup_logging(level=logging.INFO, root=True)
+    # bot.start() (unlike bot.run()) installs no log handler: the command line has installed ours
+    # (bot.logs: [logging] level and format, discord.py's payload logging held back, the token
+    # scrubbed), or nothing below WARNING would show, neither connection news nor relay retries.
     try:
         asyncio.run(run_bot(settings, sync_on_start=sync_on_start))
     except discord.LoginFailure:
