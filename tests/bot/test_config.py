@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -133,3 +135,37 @@ def test_the_command_line_reports_a_setting_out_of_range_without_a_traceback(
     error = capsys.readouterr().err
     assert "index.shard_size = 0 must be at least 1" in error
     assert "Traceback" not in error
+
+
+def _uncommented(example: str) -> str:
+    """The example with every ``# key = value`` line (and an array's continuation lines) made live."""
+    lines, in_array = [], False
+    for line in example.splitlines():
+        body = line[2:] if line.startswith("# ") else None
+        if body is not None and (in_array or re.match(r"[a-z_]+ = ", body)):
+            lines.append(body)
+            in_array = (in_array or body.rstrip().endswith("[")) and body.strip() != "]"
+        else:
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def test_the_example_config_lists_every_setting_with_its_default(tmp_path: Path) -> None:
+    """config/example.toml is the operator's template: each setting there, commented, with the value
+    it would have anyway; a setting added to the defaults and not to the example fails here."""
+    checkout = Path(__file__).resolve().parents[2]
+    example = (checkout / "config" / "example.toml").read_text(encoding="utf-8")
+    assert tomllib.loads(example) == {section: {} for section in tomllib.loads(example)}  # all commented
+    live = tomllib.loads(_uncommented(example))
+    defaults = tomllib.loads(config.DEFAULT_CONFIG_PATH.read_text(encoding="utf-8"))
+    assert live == defaults
+    written = tmp_path / "example.toml"
+    written.write_text(_uncommented(example), encoding="utf-8")
+    assert load_settings(written, with_deployment_files=False) == load_settings(with_deployment_files=False)
+
+
+def test_the_example_in_a_config_folder_is_never_read_as_settings(config_dir: Path) -> None:
+    (config_dir / "example.toml").write_text("[discord]\nreview_channel_id = 9\n")
+    (config_dir / "local.toml").write_text("[discord]\nlog_channel_id = 4\n")
+    assert config.deployment_files() == [config_dir / "local.toml"]
+    assert load_settings().discord.review_channel_id == 0
