@@ -22,7 +22,7 @@ from typing import IO
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 FORMATS = ("plain", "json")
 # Libraries whose DEBUG output carries what people sent (payloads, bodies): never below INFO.
-_PAYLOAD_LOGGERS = ("discord", "aiohttp.client", "aiohttp.access")
+PAYLOAD_LOGGERS = ("discord", "aiohttp.client", "aiohttp.access")
 _PLAIN = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 _HANDLER_NAME = "removal-desk"
 REDACTED = "[redacted]"
@@ -106,6 +106,6 @@ def configure_logging(
     root.addHandler(handler)
     root.setLevel(level.upper())
     floor = max(logging.INFO, logging.getLevelNamesMapping()[level.upper()])
-    for name in _PAYLOAD_LOGGERS:
+    for name in PAYLOAD_LOGGERS:
         logging.getLogger(name).setLevel(floor)
     return handler

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import ENV_PREFIX, Settings, load_settings
+from bot.logs import PAYLOAD_LOGGERS
 from bot.tickets.store import TicketStore
 
 # Settings the environment could change (bot.config.load_settings): a developer's shell that
@@ -16,6 +18,17 @@ from bot.tickets.store import TicketStore
 # Removed before any test module is imported (some read the settings then).
 for _name in [name for name in os.environ if name.startswith(ENV_PREFIX) or name == "DISCORD_TOKEN"]:
     os.environ.pop(_name)
+
+
+@pytest.fixture(autouse=True)
+def _logging_put_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command line's main() sets up logging (bot.logs) for the process: a test calling it must
+    not change what later tests log (tests/discord/cogs/test_privacy.py reads every DEBUG line)."""
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", list(root.handlers))
+    monkeypatch.setattr(root, "level", root.level)
+    for name in PAYLOAD_LOGGERS:
+        monkeypatch.setattr(logging.getLogger(name), "level", logging.getLogger(name).level)
 
 
 @pytest.fixture

@@ -18,17 +18,7 @@ from bot.logs import REDACTED, configure_logging
 CHECKOUT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def restore_logging(monkeypatch: pytest.MonkeyPatch) -> None:
-    """configure_logging changes the root logger and discord.py's: put them back afterwards."""
-    root = logging.getLogger()
-    monkeypatch.setattr(root, "handlers", list(root.handlers))
-    monkeypatch.setattr(root, "level", root.level)
-    for name in ("discord", "aiohttp.client", "aiohttp.access"):
-        monkeypatch.setattr(logging.getLogger(name), "level", logging.getLogger(name).level)
-
-
-pytestmark = pytest.mark.usefixtures("restore_logging")
+# tests/conftest.py puts the root logger and discord.py's back after each test.
 
 
 def test_plain_lines_carry_time_level_logger_and_message() -> None:
