@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bot import ticket_cli
 from bot.checking import check_picture
-from bot.config import Settings, config_file, load_settings
+from bot.config import ConfigError, Settings, config_file, load_settings
 from bot.decoding import ImageRejectedError
 from bot.doctor import diagnose
 from bot.errors import RemovalDeskError
@@ -111,6 +111,12 @@ def _parser() -> argparse.ArgumentParser:
 def _run_doctor(args: argparse.Namespace) -> int:
     """Exit 0 only when the desk is ready; 1 when a finding is a problem (Discord unreachable is
     one, unless --offline skips those checks on purpose)."""
+    try:  # the log set-up `run` has (the token scrubbed); a settings error is one of the findings
+        settings = load_settings(config_file(args.config))
+        json_lines = args.log_json or settings.logging.format == "json"
+        configure_logging(settings.logging.level, json_lines=json_lines, secrets=(settings.discord.token,))
+    except ConfigError:
+        pass
     discord_check = None
     if not args.offline:
         from cogs.app import check_discord  # the composition root, as for `run`

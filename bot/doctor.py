@@ -34,6 +34,7 @@ from bot.config import (
     config_file,
     deployment_files,
     load_settings,
+    setting_errors,
 )
 from bot.index.search import HashIndex
 from bot.index.storage import IndexFormatError, hashing_parameters
@@ -141,9 +142,12 @@ def load_findings(explicit_config: Path | None) -> tuple[list[Finding], Settings
     except ConfigError as exc:
         fix = (
             f"correct or remove that setting (in {target}, or the {ENV_PREFIX}<SECTION>_<KEY> "
-            "environment variable that sets it); config/default.toml lists every setting and its range"
+            "environment variable that sets it); bot/default.toml lists every setting and its range"
         )
-        return [Finding("config", Status.PROBLEM, str(exc), fix)], None, target
+        refusals = setting_errors(named)  # every wrong setting, not only the first
+        if str(exc) not in refusals:
+            refusals.insert(0, str(exc))
+        return [Finding("config", Status.PROBLEM, refusal, fix) for refusal in refusals], None, target
     read = ", ".join(str(path) for path in files) or "no file (defaults and environment only)"
     return [Finding("config", Status.OK, f"settings load; read over the defaults: {read}")], settings, target
 
@@ -350,7 +354,10 @@ def database_findings(settings: Settings) -> list[Finding]:
 
 def _schema_findings(path: Path) -> list[Finding]:
     try:
-        uri = f"{path.resolve().as_uri()}?mode=ro"  # read-only: doctor never changes it
+        # Read-only. With no -wal or -shm file beside it, nobody has the database open and its file
+        # is whole: read it as immutable, or SQLite would leave those two files behind.
+        in_use = any(Path(f"{path}{suffix}").exists() for suffix in ("-wal", "-shm"))
+        uri = f"{path.resolve().as_uri()}?mode=ro{'' if in_use else '&immutable=1'}"
         with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
             version = int(db.execute("PRAGMA user_version").fetchone()[0])
             integrity = str(db.execute("PRAGMA quick_check").fetchone()[0])

@@ -4,6 +4,7 @@ through the command line as an operator runs it. The Discord side: tests/discord
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import shutil
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from bot.cli import main
-from bot.config import load_settings
+from bot.config import load_settings, setting_errors
 from bot.index.build import build_index
 from bot.tickets.migrations import LATEST_VERSION
 from bot.tickets.store import TicketStore
@@ -117,15 +118,26 @@ def test_a_setting_of_the_wrong_type_is_named_and_the_rest_is_not_checked(tmp_pa
     assert "fix: correct or remove that setting" in text
 
 
-def test_a_setting_out_of_range_or_misspelt_is_named(tmp_path, capsys, desk):
-    desk["discord"]["hash_workers"] = 0
-    _, out_of_range, _ = doctor(tmp_path, capsys, desk)
-    del desk["discord"]["hash_workers"]
-    desk["discord"]["reveiw_channel_id"] = 5
-    _, misspelt, _ = doctor(tmp_path, capsys, desk)
+def test_every_wrong_setting_is_named_at_once(tmp_path, capsys, desk, monkeypatch):
+    """Out of range, misspelt, of the wrong type, from the environment: one finding each, where
+    ``run`` would stop at the first."""
+    desk["discord"].update(hash_workers=0, reveiw_channel_id=5, review_channel_id="the review channel")
+    monkeypatch.setenv("REMOVAL_DESK_TICKETS_RETENTION_DAYS", "-1")
 
-    assert "discord.hash_workers = 0 must be at least 1" in problems(out_of_range)["config"]["message"]
-    assert "unknown setting discord.reveiw_channel_id" in problems(misspelt)["config"]["message"]
+    code, document, text = doctor(tmp_path, capsys, desk)
+
+    assert code == 1
+    refusals = [f["message"] for f in document["findings"] if f["check"] == "config"]
+    assert len(refusals) == 4, refusals
+    assert any("unknown setting discord.reveiw_channel_id" in refusal for refusal in refusals)
+    assert any("discord.hash_workers = 0 must be at least 1" in refusal for refusal in refusals)
+    assert any("discord.review_channel_id = 'the review channel'" in refusal for refusal in refusals)
+    assert any("tickets.retention_days = -1 must be at least 0" in refusal for refusal in refusals)
+    assert text.count("FAIL  config: ") == 4
+
+
+def test_settings_that_load_have_no_refusals():
+    assert setting_errors(None, with_deployment_files=False) == []
 
 
 def test_a_config_file_named_but_missing_is_a_problem(tmp_path, capsys, monkeypatch):
@@ -268,7 +280,8 @@ def test_a_database_not_there_yet_is_a_warning_and_doctor_does_not_create_it(tmp
 
 
 def _database_at(path: Path, version: int) -> Path:
-    with sqlite3.connect(path) as db:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("PRAGMA journal_mode = WAL")  # as the bot keeps it
         db.execute("CREATE TABLE IF NOT EXISTS t (x)")
         db.execute(f"PRAGMA user_version = {version:d}")
     return path
@@ -277,6 +290,7 @@ def _database_at(path: Path, version: int) -> Path:
 def test_a_database_not_migrated_is_a_warning_and_doctor_leaves_it_as_it_is(tmp_path, capsys, desk):
     old = _database_at(tmp_path / "old.sqlite3", LATEST_VERSION - 1)
     before = hashlib.sha256(old.read_bytes()).hexdigest()
+    files = sorted(tmp_path.iterdir())
     desk["tickets"]["database"] = str(old)
 
     code, document, _ = doctor(tmp_path, capsys, desk)
@@ -287,8 +301,23 @@ def test_a_database_not_migrated_is_a_warning_and_doctor_leaves_it_as_it_is(tmp_
     assert f"schema version {LATEST_VERSION - 1}" in schema["message"]
     assert "db backup" in schema["fix"]
     assert hashlib.sha256(old.read_bytes()).hexdigest() == before
+    assert sorted(tmp_path.iterdir()) == sorted([*files, tmp_path / "doctor.toml"])  # no -wal, no -shm
     with sqlite3.connect(old) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == LATEST_VERSION - 1
+
+
+def test_a_database_in_use_is_read_with_what_its_wal_holds(tmp_path, capsys, desk):
+    """Beside a running bot the last writes sit in the -wal file: doctor reads them too."""
+    busy = _database_at(tmp_path / "busy.sqlite3", LATEST_VERSION - 1)
+    desk["tickets"]["database"] = str(busy)
+    with contextlib.closing(sqlite3.connect(busy)) as running:
+        running.execute(f"PRAGMA user_version = {LATEST_VERSION:d}")  # in the WAL, not checkpointed
+        assert Path(f"{busy}-wal").stat().st_size > 0
+
+        code, document, _ = doctor(tmp_path, capsys, desk)
+
+    assert code == 0
+    assert f"at schema version {LATEST_VERSION}" in by_check(document)["database"]["message"]
 
 
 def test_a_database_from_a_newer_release_is_a_problem(tmp_path, capsys, desk):
