@@ -12,8 +12,9 @@ from pathlib import Path
 
 from bot import ticket_cli
 from bot.checking import check_picture
-from bot.config import Settings, config_file, load_settings
+from bot.config import ConfigError, Settings, config_file, load_settings
 from bot.decoding import ImageRejectedError
+from bot.doctor import diagnose
 from bot.errors import RemovalDeskError
 from bot.index.batches import HashingProcessDiedError
 from bot.index.build import build_index
@@ -94,7 +95,36 @@ def _parser() -> argparse.ArgumentParser:
         help="start without reading the whole index to compare its checksums (~1 s per GB); sizes "
         "are still compared",
     )
+    doctor = commands.add_parser(
+        "doctor", help="check that the desk is ready: settings, token, index, database, Discord"
+    )
+    doctor.add_argument("--json", action="store_true", help="one JSON object {ready, findings} for scripts")
+    doctor.add_argument(
+        "--quick", action="store_true", help="compare the index files' sizes only, not their checksums"
+    )
+    doctor.add_argument(
+        "--offline", action="store_true", help="skip the Discord checks (guild, channels, role, permissions)"
+    )
     return parser
+
+
+def _run_doctor(args: argparse.Namespace) -> int:
+    """Exit 0 only when the desk is ready; 1 when a finding is a problem (Discord unreachable is
+    one, unless --offline skips those checks on purpose)."""
+    try:  # the log set-up `run` has (the token scrubbed); a settings error is one of the findings
+        settings = load_settings(config_file(args.config))
+        json_lines = args.log_json or settings.logging.format == "json"
+        configure_logging(settings.logging.level, json_lines=json_lines, secrets=(settings.discord.token,))
+    except ConfigError:
+        pass
+    discord_check = None
+    if not args.offline:
+        from cogs.app import check_discord  # the composition root, as for `run`
+
+        discord_check = check_discord
+    report = asyncio.run(diagnose(args.config, quick=args.quick, discord_check=discord_check))
+    print(report.as_json() if args.json else report.as_text())
+    return 0 if report.ready else 1
 
 
 def _run_bot(args: argparse.Namespace, settings: Settings) -> int:
@@ -286,6 +316,8 @@ def _print_check(record: dict[str, object]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "doctor":  # loads the settings itself: a load error is one of its findings
+        return _run_doctor(args)
     try:
         settings = load_settings(config_file(args.config))
         configure_logging(

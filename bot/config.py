@@ -353,3 +353,45 @@ def load_settings(extra_file: Path | None = None, *, with_deployment_files: bool
             section_cls, field.name, values.get(field.name, {}), defaults.get(field.name, {})
         )
     return Settings(**sections)
+
+
+def setting_errors(extra_file: Path | None = None, *, with_deployment_files: bool = True) -> list[str]:
+    """Every refusal :func:`load_settings` would give for these files and this environment, not
+    only the first: ``removal-desk doctor`` names each wrong setting at once, so an operator fixes
+    them in one pass. Each setting is tried alone (the others at their defaults); an unknown or
+    unreadable file is one refusal, and the settings it does name are still tried."""
+    defaults = tomllib.loads(DEFAULT_CONFIG_PATH.read_text(encoding="utf-8"))
+    values = defaults
+    found: list[str] = []
+    overrides = deployment_files() if with_deployment_files else []
+    if extra_file is not None:
+        overrides.append(extra_file)
+    for path in overrides:
+        try:
+            values = _merge(values, _read_override(path, defaults))
+        except ConfigError as exc:
+            found.append(str(exc))
+            values = _merge(values, _known_part(path, defaults))
+    for field in fields(Settings):
+        section_cls = field.type if isinstance(field.type, type) else globals()[str(field.type)]
+        given, default = values.get(field.name, {}), defaults.get(field.name, {})
+        for name in given if isinstance(given, dict) else ():
+            try:
+                _section(section_cls, field.name, {**default, name: given[name]}, default)
+            except ConfigError as exc:
+                if str(exc) not in found:  # an environment variable is met on every try
+                    found.append(str(exc))
+    return found
+
+
+def _known_part(path: Path, defaults: dict[str, Any]) -> dict[str, Any]:
+    """The sections and settings of ``path`` that exist (nothing if it cannot be read)."""
+    try:
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+    return {
+        section: {key: value for key, value in entries.items() if key in defaults[section]}
+        for section, entries in values.items()
+        if section in defaults and isinstance(entries, dict)
+    }

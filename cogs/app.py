@@ -20,13 +20,14 @@ from bot.config import Settings
 from bot.desk import Desk
 from bot.index.search import HashIndex
 from bot.tickets.store import TicketStore
+from cogs.doctor_checks import check_discord
 from cogs.host import DeskBot, intents_for, point_at
 from cogs.intake import Intake
 from cogs.intake_views import ForgetButton, PanelButton, RequestRemovalButton
 from cogs.relay import Relay
 from cogs.review import Review, TicketButton
 
-__all__ = ["RemovalDeskBot", "intents_for", "point_at", "run", "run_bot"]
+__all__ = ["RemovalDeskBot", "check_discord", "intents_for", "point_at", "run", "run_bot"]
 
 log = logging.getLogger(__name__)
 
