@@ -134,12 +134,15 @@ class Desk:
         # Checks that became a ticket: token -> (owner, ticket id, until when it is remembered), so
         # Request removal pressed again names the request instead of "expired". Ids only.
         self._filed: dict[str, tuple[int, str, float]] = {}
-        discord = settings.discord
-        self.check_cooldown = Cooldown(discord.check_uses, discord.check_per_seconds, clock)
-        self.request_cooldown = Cooldown(discord.request_uses, discord.request_per_seconds, clock)
         #: Counted here and by the cogs (refusals before a download); served by bot.health_server.
         self.metrics = DeskMetrics()
         self.metrics.pictures_in_desk.set_function(lambda: self.admitted)
+        discord = settings.discord
+        self.check_cooldown = Cooldown(
+            discord.check_uses, discord.check_per_seconds, clock,
+            on_refused=lambda: self.metrics.refused("rate_limited"),
+        )  # fmt: skip
+        self.request_cooldown = Cooldown(discord.request_uses, discord.request_per_seconds, clock)
 
     @property
     def executor(self) -> Executor | None:

@@ -36,8 +36,9 @@ PREFIX = "removal_desk"
 # else (the command line does not count here).
 CHECK_SOURCES = ("command", "channel", "dm", "other")
 # Why a picture was not checked: bot.decoding's and bot.checking's reason codes, the cog's two
-# refusals before a download (Discord's size and content type) and a failed download, and the
-# desk's two "try again"s. Nothing from the person: a reason not listed is counted as "other".
+# refusals before a download (Discord's size and content type) and a failed download, the
+# per-person check limit, and the desk's two "try again"s. Nothing from the person: a reason not
+# listed is counted as "other".
 REFUSAL_REASONS = (
     "empty",
     "too_many_bytes",
@@ -50,6 +51,7 @@ REFUSAL_REASONS = (
     "too_plain",
     "download_failed",
     "busy",
+    "rate_limited",
     "worker_died",
     "other",
 )

@@ -4,6 +4,7 @@ counts what the desk did and reads the tickets from the database, and nothing pe
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot.config import HealthSettings, Settings
 from bot.decoding import ImageRejectedError
-from bot.desk import Desk
+from bot.desk import Desk, DeskBusyError
 from bot.health_server import HealthServer, desk_checks, serving_health
 from bot.index.search import HashIndex
 from bot.tickets.store import TicketStore
@@ -218,3 +219,23 @@ async def test_port_0_serves_nothing_and_a_port_serves_on_the_host_given(
         assert served is not None
         assert served.port == free
         assert (await health(served))[0] == 200
+
+
+async def test_refusals_by_the_per_person_limit_and_a_full_desk_are_counted(
+    server: HealthServer, desk: Desk, settings: Settings
+) -> None:
+    person = 31337
+    waits = [desk.check_cooldown.try_acquire(person) for _ in range(settings.discord.check_uses + 2)]
+    assert [wait > 0 for wait in waits].count(True) == 2
+    with contextlib.ExitStack() as places:
+        for _ in range(settings.discord.max_checks_in_memory):
+            places.enter_context(desk.admit(another=True))
+        assert (await scrape(server))[
+            ("removal_desk_pictures_in_desk", ())
+        ] == settings.discord.max_checks_in_memory
+        with pytest.raises(DeskBusyError), desk.admit(another=True):
+            pass
+    counted = await scrape(server)
+    assert counted[("removal_desk_refusals_total", (("reason", "rate_limited"),))] == 2
+    assert counted[("removal_desk_refusals_total", (("reason", "busy"),))] == 1
+    assert counted[("removal_desk_pictures_in_desk", ())] == 0
