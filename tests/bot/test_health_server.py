@@ -180,6 +180,11 @@ async def test_metrics_count_checks_matches_refusals_latency_and_read_tickets_fr
     assert decided[("removal_desk_decision_seconds_count", ())] == 1
     assert decided[("removal_desk_decision_seconds_bucket", (("le", "3600.0"),))] == 1
 
+    await desk.store.reopen(ticket.id, "alice", "approved by mistake")
+    reopened = await scrape(server)  # read again, not the figures of the last scrape
+    assert reopened[("removal_desk_decision_seconds_count", ())] == 0
+    assert reopened[("removal_desk_tickets", (("state", "approved"),))] == 0
+
 
 async def test_metrics_carry_nothing_personal(server: HealthServer, desk: Desk) -> None:
     copy = await desk.check(jpeg(photo(SEEDS[0], SIZE), quality=80), source="command")
