@@ -73,6 +73,7 @@ _RANGES: dict[str, tuple[float | None, float | None]] = {
     "discord.pending_check_seconds": (1, None),
     "discord.hash_workers": (1, None),
     "discord.max_checks_in_memory": (1, 1000),
+    "health.port": (0, 65535),
 }
 
 
@@ -224,6 +225,14 @@ class LoggingSettings:
 
 
 @dataclass(frozen=True)
+class HealthSettings:
+    """The bot's /healthz and /metrics server (bot.health_server); port 0: none."""
+
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
 class Settings:
     decoding: DecodingSettings
     matching: MatchingSettings
@@ -233,6 +242,7 @@ class Settings:
     discord: DiscordSettings
     download: DownloadSettings
     logging: LoggingSettings
+    health: HealthSettings
 
 
 _Section = TypeVar("_Section")

@@ -12,12 +12,21 @@ from collections.abc import Callable, Hashable
 
 
 class Cooldown:
-    def __init__(self, uses: int, per_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        uses: int,
+        per_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        on_refused: Callable[[], None] | None = None,
+    ) -> None:
+        """``on_refused`` is called for every refused action (the desk counts them in its metrics)."""
         if uses < 1 or per_seconds <= 0:
             raise ValueError("a cooldown needs at least one use per positive window")
         self.uses = uses
         self.per_seconds = per_seconds
         self._clock = clock
+        self._on_refused = on_refused
         self._recent: dict[Hashable, deque[float]] = {}
 
     def retry_after(self, key: Hashable) -> float:
@@ -37,6 +46,8 @@ class Cooldown:
         """Record an action for ``key`` if allowed and return 0; else the seconds to wait."""
         wait = self.retry_after(key)
         if wait > 0:
+            if self._on_refused is not None:
+                self._on_refused()
             return wait
         self._recent.setdefault(key, deque()).append(self._clock())
         return 0.0

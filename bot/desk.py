@@ -34,11 +34,15 @@ from bot import messages
 from bot.checking import CheckResult, hash_submitted_picture
 from bot.config import Settings
 from bot.cooldowns import Cooldown
+from bot.decoding import ImageRejectedError
 from bot.errors import RemovalDeskError
-from bot.index.search import HashIndex
+from bot.hashing import QueryHashes
+from bot.index.search import HashIndex, LookUp
+from bot.metrics import DeskMetrics
 from bot.tickets.intake import file_removal_request
 from bot.tickets.models import Ticket
 from bot.tickets.store import TicketStore
+from bot.verification import QueryViews
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +75,26 @@ class HashingWorkerDiedError(TryAgainError):
 
 
 FILED_KEPT_SECONDS = 24 * 3600
+
+
+def hash_submitted_picture_timed(data: bytes, settings: Settings) -> tuple[QueryHashes, QueryViews, float]:
+    """:func:`hash_submitted_picture` timed in the worker itself, so the figure is the hashing
+    alone, not the wait for a free worker."""
+    started = time.perf_counter()
+    query, views = hash_submitted_picture(data, settings)
+    return query, views, time.perf_counter() - started
+
+
+def _timed_look_up(
+    index: HashIndex,
+    query: QueryHashes,
+    settings: Settings,
+    removed: frozenset[tuple[str, str]],
+    views: QueryViews,
+) -> tuple[LookUp, float]:
+    started = time.perf_counter()
+    looked_up = index.look_up(query, settings.matching, removed, views=views)
+    return looked_up, time.perf_counter() - started
 
 
 @dataclass(frozen=True)
@@ -110,8 +134,14 @@ class Desk:
         # Checks that became a ticket: token -> (owner, ticket id, until when it is remembered), so
         # Request removal pressed again names the request instead of "expired". Ids only.
         self._filed: dict[str, tuple[int, str, float]] = {}
+        #: Counted here and by the cogs (refusals before a download); served by bot.health_server.
+        self.metrics = DeskMetrics()
+        self.metrics.pictures_in_desk.set_function(lambda: self.admitted)
         discord = settings.discord
-        self.check_cooldown = Cooldown(discord.check_uses, discord.check_per_seconds, clock)
+        self.check_cooldown = Cooldown(
+            discord.check_uses, discord.check_per_seconds, clock,
+            on_refused=lambda: self.metrics.refused("rate_limited"),
+        )  # fmt: skip
         self.request_cooldown = Cooldown(discord.request_uses, discord.request_per_seconds, clock)
 
     @property
@@ -135,6 +165,7 @@ class Desk:
             return
         if self.admitted >= self.settings.discord.max_checks_in_memory:
             self.refused_busy += 1
+            self.metrics.refused("busy")
             raise DeskBusyError(self.busy_for())
         self.admitted += 1
         self.peak_admitted = max(self.peak_admitted, self.admitted)
@@ -149,26 +180,37 @@ class Desk:
             if took > 0:
                 self._check_seconds = 0.8 * self._check_seconds + 0.2 * took
 
-    async def check(self, data: bytes) -> CheckResult:
+    async def check(self, data: bytes, *, source: str = "other") -> CheckResult:
         """Hash ``data`` in a worker and search the index; raise ImageRejectedError for bad input,
-        TryAgainError (busy, or the hashing process died) when the desk cannot check it now."""
+        TryAgainError (busy, or the hashing process died) when the desk cannot check it now.
+        ``source`` says where the picture came from, for the metrics (bot.metrics.CHECK_SOURCES)."""
         with self.admit():
+            self.metrics.checked(source)
             return await self._check(data)
 
     async def _check(self, data: bytes) -> CheckResult:
         loop = asyncio.get_running_loop()
         executor = self._executor
         try:
-            query, views = await loop.run_in_executor(executor, hash_submitted_picture, data, self.settings)
+            query, views, hashing = await loop.run_in_executor(
+                executor, hash_submitted_picture_timed, data, self.settings
+            )
+        except ImageRejectedError as rejected:
+            self.metrics.refused(rejected.reason)
+            raise
         except BrokenProcessPool as broken:
             self._replace_broken(executor)
+            self.metrics.refused("worker_died")
             raise HashingWorkerDiedError() from broken
         del data
+        self.metrics.hashing_seconds.observe(hashing)
         removed = await self.store.removed_entries()
-        looked_up = await asyncio.to_thread(
-            self.index.look_up, query, self.settings.matching, removed, views=views
+        looked_up, searching = await asyncio.to_thread(
+            _timed_look_up, self.index, query, self.settings, removed, views
         )
         del views  # the small grey copies of the picture: only the hashes outlive the check
+        self.metrics.search_seconds.observe(searching)
+        self.metrics.found(len(looked_up.found))
         return CheckResult(
             query=query, found=looked_up.found, unjudged=looked_up.unjudged, removed=looked_up.removed
         )

@@ -18,6 +18,7 @@ import discord
 
 from bot.config import Settings
 from bot.desk import Desk
+from bot.health_server import serving_health
 from bot.index.search import HashIndex
 from bot.tickets.store import TicketStore
 from cogs.doctor_checks import check_discord
@@ -41,6 +42,7 @@ class RemovalDeskBot(DeskBot):
     def __init__(self, settings: Settings, desk: Desk, *, sync_on_start: bool = True, **options: Any) -> None:
         super().__init__(settings, desk, sync_on_start=sync_on_start, **options)
         self.relay = Relay(self)
+        desk.metrics.delivery_queue = self.relay.bookkeeping.queue_depth
 
     async def setup_hook(self) -> None:
         await self.relay.bookkeeping.migrate()
@@ -82,7 +84,10 @@ async def run_bot(settings: Settings, *, sync_on_start: bool = True) -> None:
 
     desk = Desk(settings, index, store, None, executor_factory=hashing_pool)
     try:
-        async with RemovalDeskBot(settings, desk, sync_on_start=sync_on_start) as bot:
+        async with (
+            RemovalDeskBot(settings, desk, sync_on_start=sync_on_start) as bot,
+            serving_health(settings.health, desk, lambda: bot.is_ready() and not bot.is_closed()),
+        ):
             await bot.start(settings.discord.token)
     finally:
         await warming

@@ -178,6 +178,15 @@ class DiscordBookkeeping:
                 (error, moment, delivery.id),
             )
 
+    async def queue_depth(self) -> tuple[int, int]:
+        """(deliveries waiting or to be retried, deliveries given up on): for bot.metrics."""
+        async with self._database.reader.execute(
+            "SELECT COALESCE(SUM(failed_at IS NULL), 0), COALESCE(SUM(failed_at IS NOT NULL), 0)"
+            " FROM discord_deliveries"
+        ) as cursor:
+            row = await cursor.fetchone()
+        return (int(row[0]), int(row[1])) if row else (0, 0)
+
     async def undelivered(self, limit: int = 50) -> list[Delivery]:
         """What the relay gave up on, newest first: shown to maintainers in ``/tickets queue``."""
         async with self._database.reader.execute(

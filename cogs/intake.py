@@ -57,8 +57,10 @@ class Intake(commands.Cog):
         """Refuse before downloading: the size and type Discord reports."""
         limit = self.desk.settings.decoding.max_bytes
         if attachment.size > limit:
+            self.desk.metrics.refused("too_big")
             return messages.too_big(attachment.size, limit)
         if attachment.content_type and not attachment.content_type.startswith(IMAGE_TYPES):
+            self.desk.metrics.refused("not_a_picture")
             return messages.not_a_picture(attachment.content_type)
         return None
 
@@ -71,6 +73,7 @@ class Intake(commands.Cog):
         try:
             return await attachment.read()
         except discord.HTTPException:
+            self.desk.metrics.refused("download_failed")
             return messages.DOWNLOAD_FAILED
 
     async def _check_attachment(
@@ -80,18 +83,19 @@ class Intake(commands.Cog):
         download, so the pictures in memory stay bounded."""
         try:
             with self.desk.admit():
-                return await self._answer(await self._download(attachment), owner)
+                return await self._answer(await self._download(attachment), owner, "command")
         except TryAgainError as later:
             return later.message, None, None
 
     async def _answer(
-        self, data: bytes | str, owner: int
+        self, data: bytes | str, owner: int, source: str
     ) -> tuple[str, discord.Embed | None, discord.ui.View | None]:
-        """(text, embed, view) for downloaded bytes (or the sentence why there are none)."""
+        """(text, embed, view) for downloaded bytes (or the sentence why there are none); ``source``
+        (command, channel, dm) is counted in the desk's metrics."""
         if isinstance(data, str):
             return data, None, None
         try:
-            result = await self.desk.check(data)
+            result = await self.desk.check(data, source=source)
         except ImageRejectedError as rejected:
             return messages.refused_picture(rejected.message), None, None
         except TryAgainError as later:  # busy, or the hashing process died
@@ -199,7 +203,7 @@ class Intake(commands.Cog):
             return
         count = len(attachments)
         for position, data in enumerate(downloads, 1):
-            text, embed, view = await self._answer(data, author.id)
+            text, embed, view = await self._answer(data, author.id, "channel" if delete else "dm")
             downloads[position - 1] = b""  # the picture is dropped as soon as it is checked
             if count > 1:
                 text = f"{messages.which_picture(position, count)}\n{text}"

@@ -115,6 +115,9 @@ def test_a_list_of_regions_set_where_the_default_is_empty_hashes_a_query(
         ("REMOVAL_DESK_DISCORD_HASH_WORKERS", "0", "discord.hash_workers = 0 must be at least 1"),
         ("REMOVAL_DESK_MATCHING_PHASH_MAX_DISTANCE", "65", "between 0 and 64"),
         ("REMOVAL_DESK_HASHING_CORE_MARGIN", "0.5", "hashing.core_margin = 0.5 must be between 0 and 0.45"),
+        ("REMOVAL_DESK_HEALTH_PORT", "65536", "health.port = 65536 must be between 0 and 65535"),
+        ("REMOVAL_DESK_HEALTH_PORT", "-1", "health.port = -1 must be between 0 and 65535"),
+        ("REMOVAL_DESK_HEALTH_PORT", "http", "health.port = 'http' is not a valid int"),
     ],
 )
 def test_a_setting_out_of_its_range_is_a_config_error_naming_it(

@@ -83,7 +83,7 @@ async def test_a_check_is_hashed_in_the_given_executor_and_finds_the_copy(desk: 
     result = await desk.check(jpeg(photo(SEEDS[1], SIZE), quality=80))
 
     assert found_keys(result) == ["photo1"]
-    assert executor.submitted == ["hash_submitted_picture"]
+    assert executor.submitted == ["hash_submitted_picture_timed"]
 
 
 async def test_a_check_leaves_out_entries_whose_removal_was_approved(desk: Desk, store: TicketStore):
