@@ -4,8 +4,12 @@ counts what the desk did and reads the tickets from the database, and nothing pe
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
+import re
 import shutil
+import sys
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -244,3 +248,28 @@ async def test_refusals_by_the_per_person_limit_and_a_full_desk_are_counted(
     assert counted[("removal_desk_refusals_total", (("reason", "rate_limited"),))] == 2
     assert counted[("removal_desk_refusals_total", (("reason", "busy"),))] == 1
     assert counted[("removal_desk_pictures_in_desk", ())] == 0
+
+
+async def test_the_images_health_check_passes_only_when_healthz_says_healthy(
+    server: HealthServer, gateway: Gateway
+) -> None:
+    """The Dockerfile's HEALTHCHECK command, run as Docker runs it, against this server (its port
+    put in for the image's): exit 0 when healthy, not 0 on a 503 or with nothing listening."""
+    dockerfile = (Path(__file__).resolve().parents[2] / "Dockerfile").read_text()
+    found = re.search(r"^HEALTHCHECK .*\n\s+CMD (\[.*\])$", dockerfile, re.MULTILINE)
+    assert found
+    command = json.loads(found.group(1).replace("127.0.0.1:8080", f"127.0.0.1:{server.port}"))
+    assert command[0] == "python"
+
+    async def exit_code() -> int:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, *command[1:], stderr=asyncio.subprocess.DEVNULL
+        )
+        return await process.wait()
+
+    assert await exit_code() == 0
+    gateway.connected = False
+    assert await exit_code() != 0
+    gateway.connected = True
+    await server.stop()
+    assert await exit_code() != 0
