@@ -24,7 +24,7 @@ FORMATS = ("plain", "json")
 # Libraries whose DEBUG output carries what people sent (payloads, bodies): never below INFO.
 PAYLOAD_LOGGERS = ("discord", "aiohttp.client", "aiohttp.access")
 _PLAIN = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-_HANDLER_NAME = "removal-desk"
+HANDLER_NAME = "removal-desk"
 REDACTED = "[redacted]"
 
 
@@ -97,10 +97,10 @@ def configure_logging(
     if level.upper() not in LEVELS:
         raise ValueError(f"log level {level!r} is not one of {', '.join(LEVELS)}")
     root = logging.getLogger()
-    for old in [handler for handler in root.handlers if handler.get_name() == _HANDLER_NAME]:
+    for old in [handler for handler in root.handlers if handler.get_name() == HANDLER_NAME]:
         root.removeHandler(old)
     handler: logging.Handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
-    handler.set_name(_HANDLER_NAME)
+    handler.set_name(HANDLER_NAME)
     handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(_PLAIN))
     handler.addFilter(_ScrubSecrets([secret for secret in secrets if secret]))
     root.addHandler(handler)
