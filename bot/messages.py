@@ -73,6 +73,8 @@ def error_text(error: Exception, locale: Locale = None) -> str:
     params = dict(getattr(error, "message_params", {}))
     if isinstance(params.get("state"), TicketState):
         params["state"] = state_name(params["state"], locale)
+    if "seconds" in params:  # a wait, said in the reader's words ("in 30 Sekunden")
+        params["duration"] = _duration(float(str(params.pop("seconds"))), locale)
     return text(key, locale, **params)
 
 
