@@ -109,6 +109,23 @@ async def test_a_picture_posted_in_a_german_server_is_answered_by_dm_in_german(
     assert button_labels(panel) == ["Privat prüfen"]
 
 
+async def test_a_picture_sent_by_dm_is_answered_in_the_language_of_the_bots_server(
+    desk_harness: BotHarness,
+) -> None:
+    """A DM has no server of its own: the configured server's language, not the person's (unknown)."""
+    fake, world = desk_harness.fake, desk_harness.world
+    dm = world.member.dm_channel_id
+    attachment = fake.add_attachment(
+        query_bytes("unrelated_gravel.jpg"), "x.jpg", "image/jpeg", channel_id=dm
+    )
+    since = fake.mark()
+    desk_harness.dispatch_message(world.message_create(attachments=[attachment], dm=True))
+    await settle(desk_harness)
+    (answer,) = fake.find("POST", rf"/channels/{dm}/messages", since=since)
+    contact = desk_harness.bot.settings.discord.contact
+    assert answer.json["content"] == messages.no_match(3, contact, locale="de")
+
+
 async def test_the_synced_commands_carry_german_names_and_descriptions(desk_harness: BotHarness) -> None:
     world = desk_harness.world
     synced = {command["name"]: command for command in desk_harness.fake.commands[world.guild_id]}
