@@ -10,7 +10,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from bot.config import Settings
-from bot.decoding import ImageRejectedError, decode_picture
+from bot.decoding import decode_picture, rejected
 from bot.hashing import QueryHashes, hash_query_with_views
 from bot.index.search import FoundEntry, HashIndex
 from bot.verification import QueryViews
@@ -37,11 +37,7 @@ def hash_submitted_picture(data: bytes, settings: Settings) -> tuple[QueryHashes
     picture = decode_picture(data, settings.decoding)
     query, views = hash_query_with_views(picture.image, settings.hashing)
     if query.quality < settings.matching.pdq_min_quality:
-        raise ImageRejectedError(
-            "too_plain",
-            "This picture is too plain (nearly one colour, or a smooth gradient) to be compared "
-            "reliably. If it is the picture you mean, a maintainer can still look at your request.",
-        )
+        raise rejected("too_plain", "checking.too_plain")
     return query, views
 
 

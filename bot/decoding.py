@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps
 
+from bot import i18n
 from bot.config import DecodingSettings
 from bot.errors import RemovalDeskError
 
@@ -36,9 +37,15 @@ class ImageRejectedError(RemovalDeskError, ValueError):
         self.reason = reason
         self.message = message
 
-    def __reduce__(self) -> tuple[type[ImageRejectedError], tuple[str, str]]:
-        # Hashing runs in a worker process; the refusal must cross back intact.
-        return (type(self), (self.reason, self.message))
+    def __reduce__(self) -> tuple[type[ImageRejectedError], tuple[str, str], dict[str, object]]:
+        # Hashing runs in a worker process; the refusal must cross back intact (its message id too).
+        return (type(self), (self.reason, self.message), self.__dict__)
+
+
+def rejected(reason: str, key: str, **params: object) -> ImageRejectedError:
+    """A refusal with reason code ``reason``, its sentence the catalogue's message ``key``
+    (:mod:`bot.i18n`): English in ``str()``, translatable for a requester."""
+    return ImageRejectedError(reason, i18n.text(key, None, **params)).translatable(key, **params)
 
 
 @dataclass(frozen=True)
@@ -71,22 +78,21 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 def decode_picture(data: bytes, settings: DecodingSettings) -> DecodedPicture:
     """Decode ``data`` safely; raise :class:`ImageRejectedError` for anything we will not hash."""
     if not data:
-        raise ImageRejectedError("empty", "The file is empty (0 bytes). Please send the picture itself.")
+        raise rejected("empty", "decoding.empty")
     if len(data) > settings.max_bytes:
-        raise ImageRejectedError(
+        raise rejected(
             "too_many_bytes",
-            f"The file is {len(data):,} bytes; pictures up to {settings.max_bytes:,} bytes "
-            f"({settings.max_bytes / 1048576:.1f} MiB) can be checked. A smaller copy works just as well.",
+            "decoding.too_many_bytes",
+            size=len(data),
+            limit=settings.max_bytes,
+            limit_mib=settings.max_bytes / 1048576,
         )
     try:
         image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise _too_many_pixels(settings.max_pixels) from exc
     except Exception as exc:  # Pillow raises many types for garbage; all mean the same to a person.
-        raise ImageRejectedError(
-            "not_an_image",
-            "This file is not a picture I can read. JPEG, PNG, WebP, GIF and BMP pictures are supported.",
-        ) from exc
+        raise rejected("not_an_image", "decoding.not_an_image") from exc
     width, height = image.size
     # Our own cap, and Pillow's if it is lower: this holds even if something reset the warning
     # filters above (pytest does, and so may a host application).
@@ -94,18 +100,12 @@ def decode_picture(data: bytes, settings: DecodingSettings) -> DecodedPicture:
     if width * height > pixel_cap:
         raise _too_many_pixels(pixel_cap)
     if min(width, height) < settings.min_side:
-        raise ImageRejectedError(
-            "too_small",
-            f"The picture is only {width}x{height} pixels; at least {settings.min_side} pixels a side "
-            "are needed to compare it reliably.",
+        raise rejected(
+            "too_small", "decoding.too_small", width=width, height=height, min_side=settings.min_side
         )
     if min(width, height) * settings.work_side < settings.min_side * max(width, height):
         # Scaled to the work size, such a strip would be under min_side across: nothing to compare.
-        raise ImageRejectedError(
-            "too_small",
-            f"The picture is {width}x{height} pixels, too long and thin to compare. A copy that "
-            "shows the picture at its usual proportions works.",
-        )
+        raise rejected("too_small", "decoding.too_thin", width=width, height=height)
     source_format = image.format or "unknown"
     try:
         # Counting frames walks the whole file: a truncated animated GIF fails here (IndexError).
@@ -127,18 +127,11 @@ def decode_picture(data: bytes, settings: DecodingSettings) -> DecodedPicture:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise _too_many_pixels(settings.max_pixels) from exc
     except Exception as exc:  # truncated data, corrupt chunks, bad EXIF, ... all end here
-        raise ImageRejectedError(
-            "corrupt",
-            "This picture seems damaged or incomplete and cannot be read. Please try another copy of it.",
-        ) from exc
+        raise rejected("corrupt", "decoding.corrupt") from exc
     finally:
         image.close()
     return DecodedPicture(image=rgb, source_format=source_format, source_size=(width, height), frames=frames)
 
 
 def _too_many_pixels(limit: int) -> ImageRejectedError:
-    return ImageRejectedError(
-        "too_many_pixels",
-        f"The picture has more than {limit:,} pixels, more than can be checked safely. "
-        "A smaller copy (for example a screenshot) works just as well.",
-    )
+    return rejected("too_many_pixels", "decoding.too_many_pixels", limit=limit)

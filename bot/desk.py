@@ -65,6 +65,7 @@ class DeskBusyError(TryAgainError):
     def __init__(self, retry_after: float) -> None:
         super().__init__(messages.busy(retry_after))
         self.retry_after = retry_after
+        self.translatable("busy", seconds=retry_after)
 
 
 class HashingWorkerDiedError(TryAgainError):
@@ -72,6 +73,7 @@ class HashingWorkerDiedError(TryAgainError):
 
     def __init__(self) -> None:
         super().__init__(messages.HASHING_WORKER_DIED)
+        self.translatable("hashing_worker_died")
 
 
 FILED_KEPT_SECONDS = 24 * 3600

@@ -11,6 +11,19 @@ that caught those keeps working.
 
 from __future__ import annotations
 
+from typing import Self
+
 
 class RemovalDeskError(Exception):
     """An error whose message is meant for the person running the command or the bot."""
+
+    # The message's id in the requester's language catalogue (:mod:`bot.i18n`) and its
+    # placeholders, for an error a requester may read: a front end that knows the reader's language
+    # says it in that language (:func:`bot.messages.error_text`); ``str(error)`` stays English.
+    message_key: str | None = None
+    message_params: dict[str, object]
+
+    def translatable(self, key: str, **params: object) -> Self:
+        """This error, marked with catalogue message ``key`` and its ``params``."""
+        self.message_key, self.message_params = key, params
+        return self

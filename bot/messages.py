@@ -3,42 +3,59 @@ first, then to the maintainers who review.
 
 The people writing in may be distressed (a leaked medical photo): each message is short and
 plain, says what was done with their picture (hashed, not kept) and what happens next. Kept free
-of Discord types so the wording can be reviewed and tested on its own (and translated).
+of Discord types so the wording can be reviewed and tested on its own.
+
+What a requester reads is translated: its wording lives in the language catalogues
+(:mod:`bot.i18n`, English and German), and each function here takes the reader's ``locale``
+(English when it is None). What maintainers read (review cards, ``/tickets``, ``/removals``, the
+log channel, the operator's notices) stays English and is written here: the team shares one
+working language, and a card or log line must read the same to every maintainer.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from bot import i18n
 from bot.tickets.lifecycle import TicketState
 from bot.tickets.models import Ticket
 
-PICTURE_HANDLED = "Your picture was turned into a fingerprint (a hash) and then discarded: it was not saved."
-PICTURE_DELETED = "I deleted your message so nobody else sees the picture."
-PICTURE_NOT_DELETED = "I could not delete your message: please delete it yourself, others can see it."
-NOTE_WARNING = "Optional. Please do not write names, contact details or anything else that identifies you."
-SEND_PICTURE_HERE = (
-    "Send me the picture here, in this private conversation, and I will check it. It will be turned "
-    "into a fingerprint (a hash) and then discarded: it is not saved."
-)
-CANNOT_DM = (
-    "I cannot send you a private message. Use `/check` with the picture attached: only you see the answer."
-)
-DM_SENT = "I sent you a private message."
-SEND_A_PICTURE = "Send me a picture to check it (as an attachment)."
-DOWNLOAD_FAILED = "I could not download the file from Discord. Please try again."
-NOT_YOUR_BUTTON = "This button is not for you."
-NOTHING_ERASED = "Nothing was erased."
-FORGET_EXPIRED = (
-    "This question expired and nothing was erased. Run `/forget-me` again (in the server) to erase your data."
-)
-NO_REQUESTS = "You have no removal requests."
-SOMETHING_WENT_WRONG = "Something went wrong on my side; nothing was saved. Please try again later."
+Locale = object  # a Discord locale (``discord.Locale`` or its value, "de", "en-US"); None: English
+
+
+def text(key: str, locale: Locale = None, /, **placeholders: Any) -> str:
+    """A requester's message ``key`` from the language catalogue (:mod:`bot.i18n`), in ``locale``'s
+    language (English when there is no catalogue for it)."""
+    return i18n.text(key, locale, **placeholders)
+
+
+# The requester's fixed sentences in English, for callers (and tests) that have no locale to go by.
+PICTURE_HANDLED = text("picture.handled")
+PICTURE_DELETED = text("picture.deleted")
+PICTURE_NOT_DELETED = text("picture.not_deleted")
+NOTE_WARNING = text("note_warning")
+SEND_PICTURE_HERE = text("send_picture_here")
+CANNOT_DM = text("cannot_dm")
+DM_SENT = text("dm_sent")
+SEND_A_PICTURE = text("send_a_picture")
+DOWNLOAD_FAILED = text("download_failed")
+NOT_YOUR_BUTTON = text("not_your_button")
+NOTHING_ERASED = text("nothing_erased")
+FORGET_EXPIRED = text("forget_expired")
+NO_REQUESTS = text("no_requests")
+SOMETHING_WENT_WRONG = text("something_went_wrong")
+STORE_BUSY = text("store_busy")
+STORE_FULL = text("store_full")
+HASHING_WORKER_DIED = text("hashing_worker_died")
+PANEL = text("panel")
+# To maintainers only: English (see the module docstring).
 MAINTAINERS_ONLY = "Only maintainers can see or act on removal requests."
 QUEUE_EMPTY = "Nothing is waiting for review."
 NO_EVENTS = "No events."
 
 
 def count_of(number: int, singular: str, plural: str | None = None) -> str:
-    """ "1 copy", "2 copies", "1,204 entries": the number with the noun it takes."""
+    """ "1 copy", "2 copies", "1,204 entries": the number with the noun it takes (English)."""
     noun = singular if number == 1 else (plural or f"{singular}s")
     return f"{number:,} {noun}"
 
@@ -47,8 +64,27 @@ def count_of(number: int, singular: str, plural: str | None = None) -> str:
 MESSAGE_LIMIT = 1900
 
 
-def withdrawn(ticket_id: str) -> str:
-    return f"Request {ticket_id} is withdrawn."
+def error_text(error: Exception, locale: Locale = None) -> str:
+    """What an error the core raised says, in ``locale``'s language when it carries a message id
+    (:attr:`bot.errors.RemovalDeskError.message_key`), else its own (English) message."""
+    key = getattr(error, "message_key", None)
+    if key is None or i18n.language(locale) == i18n.DEFAULT:
+        return str(error)  # English: the error's own words, which may say more
+    params = dict(getattr(error, "message_params", {}))
+    if isinstance(params.get("state"), TicketState):
+        params["state"] = state_name(params["state"], locale)
+    if "seconds" in params:  # a wait, said in the reader's words ("in 30 Sekunden")
+        params["duration"] = _duration(float(str(params.pop("seconds"))), locale)
+    return text(key, locale, **params)
+
+
+def state_name(state: str, locale: Locale = None) -> str:
+    """A ticket state as a requester reads it ("open", in German "offen")."""
+    return text(f"state.{state}", locale)
+
+
+def withdrawn(ticket_id: str, *, locale: Locale = None) -> str:
+    return text("withdrawn", locale, id=ticket_id)
 
 
 def fit(lines: list[str], *, newest_last: bool = False) -> str:
@@ -73,261 +109,184 @@ def fit(lines: list[str], *, newest_last: bool = False) -> str:
     return "\n".join(kept)
 
 
-def _in_dataset(index_entries: int) -> str:
-    if index_entries == 1:
-        return "the one picture in the dataset"
-    return f"all {index_entries:,} pictures in the dataset"
-
-
-def no_match(index_entries: int, contact: str = "", unjudged: int = 0, removed: int = 0) -> str:
+def no_match(
+    index_entries: int, contact: str = "", unjudged: int = 0, removed: int = 0, *, locale: Locale = None
+) -> str:
     """``contact`` says how to reach a maintainer on this server (``[discord] contact``);
     ``unjudged`` counts entries near the picture too plain to compare (never "no copy" then);
     ``removed`` counts copies found whose removal was already approved (never "no copy" then)."""
-    reach = f" {contact}" if contact else " write to them."
-    compared = f"{PICTURE_HANDLED}\n\nI compared it with {_in_dataset(index_entries)}"
+    common = {
+        "handled": text("picture.handled", locale),
+        "dataset": text("dataset", locale, count=index_entries),
+        "reach": contact or text("write_to_them", locale),
+    }
     if removed:
-        were = "it was" if removed == 1 else "they were"
-        return (
-            f"{compared} and found {count_of(removed, 'copy', 'copies')} of it, but {were} already "
-            "removed: a maintainer approved an earlier request, so the dataset's removal list names "
-            f"{'it' if removed == 1 else 'them'} and nothing is left to ask for."
-        )
+        return text("no_match.removed", locale, count=removed, **common)
     if unjudged:
-        near = (
-            "1 picture in it looks close to yours but is too plain (nearly one colour, or a smooth "
-            "gradient) for me to tell whether it is a copy"
-            if unjudged == 1
-            else f"{unjudged:,} pictures in it look close to yours but are too plain (nearly one "
-            "colour, or a smooth gradient) for me to tell whether they are a copy"
-        )
-        return f"{compared}. {near}, so I cannot say either way. A maintainer can look into it;{reach}"
-    return (
-        f"{compared} and found no copy of it. Copies that were cropped or edited heavily can be "
-        f"missed: if you know the picture is in the dataset, a maintainer can still look into it;{reach}"
-    )
+        return text("no_match.unjudged", locale, count=unjudged, **common)
+    return text("no_match", locale, **common)
 
 
-def matches_found(count: int) -> str:
-    them = "it" if count == 1 else "them"
-    return (
-        f"{PICTURE_HANDLED}\n\nI found {count_of(count, 'copy', 'copies')} of it in the dataset (listed "
-        f"below). If you want {them} removed, press **Request removal**. You do not need to say who "
-        "you are."
-    )
+def matches_found(count: int, *, locale: Locale = None) -> str:
+    return text("matches_found", locale, count=count, handled=text("picture.handled", locale))
 
 
-def refused_picture(reason_sentence: str) -> str:
-    return f"I could not check this file. {reason_sentence}\nNothing was saved."
+def refused_picture(reason_sentence: str, *, locale: Locale = None) -> str:
+    return text("refused_picture", locale, reason=reason_sentence)
 
 
-def too_big(size: int, limit: int) -> str:
-    return (
-        f"This file is {size / 2**20:.1f} MiB; I can check files up to {limit / 2**20:.0f} MiB. "
-        "A smaller copy or a screenshot of the picture works just as well. Nothing was saved."
-    )
+def too_big(size: int, limit: int, *, locale: Locale = None) -> str:
+    return text("too_big", locale, size=size / 2**20, limit=limit / 2**20)
 
 
-def not_a_picture(content_type: str | None) -> str:
-    kind = f" ({content_type})" if content_type else ""
-    return f"This file{kind} is not a picture I can check: please send a JPEG, PNG, WebP, GIF or BMP."
+def not_a_picture(content_type: str | None, *, locale: Locale = None) -> str:
+    if content_type:
+        return text("not_a_picture.typed", locale, content_type=content_type)
+    return text("not_a_picture", locale)
 
 
-STORE_BUSY = "The ticket database is busy right now and nothing was saved. Please try again in a moment."
-STORE_FULL = (
-    "I could not save your request: the ticket database has no room left, and nothing was saved. "
-    "Please try again later."
-)
-HASHING_WORKER_DIED = (
-    "Something went wrong while I was checking this picture, and it was not saved. "
-    "Please send it again; if the same picture fails twice, it may be a file I cannot read."
-)
+def busy(seconds: float, *, locale: Locale = None) -> str:
+    return text("busy", locale, duration=_duration(seconds, locale))
 
 
-def busy(seconds: float) -> str:
-    return (
-        "Many people are checking pictures right now and I could not take yours; it was not saved. "
-        f"Please try again in {_duration(seconds)}."
-    )
+def slow_down(seconds: float, *, locale: Locale = None) -> str:
+    return text("slow_down", locale, duration=_duration(seconds, locale))
 
 
-def slow_down(seconds: float) -> str:
-    return f"You have checked several pictures in a short time. Please try again in {_duration(seconds)}."
+def ordinal(number: int, *, locale: Locale = None) -> str:
+    """1st, 2nd, 3rd, 4th, ... 11th, 12th, 13th, ... 21st (in German 1., 2., 3.)."""
+    return i18n.ordinal(number, locale)
 
 
-def ordinal(number: int) -> str:
-    """1st, 2nd, 3rd, 4th, ... 11th, 12th, 13th, ... 21st."""
-    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
-    return f"{number}{suffix}"
-
-
-def _listed(items: list[str]) -> str:
-    """ "a", "a and b", "a, b and c"."""
-    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
-
-
-def which_picture(position: int, count: int) -> str:
+def which_picture(position: int, count: int, *, locale: Locale = None) -> str:
     """Which picture of a message an answer is about: by its place, never by its file name."""
-    return f"**Your {ordinal(position)} picture (of {count}):**"
+    return text("which_picture", locale, ordinal=ordinal(position, locale=locale), count=count)
 
 
-def pictures_not_checked(positions: list[int], count: int, seconds: float) -> str:
+def pictures_not_checked(positions: list[int], count: int, seconds: float, *, locale: Locale = None) -> str:
     """Pictures of one message left unchecked by the per-person limit (they were not downloaded)."""
-    nouns = "picture" if len(positions) == 1 else "pictures"
-    places = _listed([ordinal(position) for position in positions])
-    return (
-        f"I did not check your {places} {nouns} (of {count}): you have checked several pictures in a "
-        f"short time. Please send {'it' if len(positions) == 1 else 'them'} again in {_duration(seconds)}."
+    places = i18n.listed([ordinal(position, locale=locale) for position in positions], locale)
+    return text(
+        "pictures_not_checked",
+        locale,
+        count=len(positions),
+        places=places,
+        total=count,
+        duration=_duration(seconds, locale),
     )
 
 
-def requests_slow_down(seconds: float) -> str:
-    return f"You have made several requests in a short time. Please try again in {_duration(seconds)}."
+def requests_slow_down(seconds: float, *, locale: Locale = None) -> str:
+    return text("requests_slow_down", locale, duration=_duration(seconds, locale))
 
 
-def check_expired() -> str:
-    return (
-        "This result has expired (results are kept only briefly, and only as fingerprints). "
-        "Please check the picture again to make a request."
-    )
+def check_expired(*, locale: Locale = None) -> str:
+    return text("check_expired", locale)
 
 
-def request_form_expired(note: str | None) -> str:
+def request_form_expired(note: str | None, *, locale: Locale = None) -> str:
     """A request form submitted after its check was forgotten (the bot restarted meanwhile)."""
-    text = (
-        "I could not file this request: I restarted while you were writing, and the result it "
-        "belongs to is gone (results are kept only briefly, and only as fingerprints). Nothing was "
-        "saved. Please check the picture again to make a request."
-    )
+    answer = text("request_form_expired", locale)
     if note:
         quoted = "\n".join(f"> {line}" for line in note.splitlines())
-        text += f"\nWhat you wrote, to paste again:\n{quoted}"
-    return text
+        answer += f"\n{text('request_form_expired.note', locale)}\n{quoted}"
+    return answer
 
 
-def already_requested(ticket_id: str) -> str:
+def already_requested(ticket_id: str, *, locale: Locale = None) -> str:
     """Request removal pressed again for a check that already became a ticket."""
-    return (
-        f"You already asked for this: your request is **{ticket_id}**. In the server, `/mytickets` "
-        "shows where it stands."
-    )
+    return text("already_requested", locale, id=ticket_id)
 
 
 # The commands are registered in the server only (they appear there at once, and nowhere else):
 # a direct message with the bot does not offer them, so every mention says where they work.
-_COMMANDS_HINT = "In the server, `/mytickets` shows your requests and `/withdraw` takes one back."
-
-_CREATED = {
-    TicketState.LINKED: (
-        "Your request is **{id}**. Someone already asked to remove the same picture, so your "
-        "request joins theirs; I will send you a private message when a maintainer decides. " + _COMMANDS_HINT
-    ),
-    TicketState.APPROVED: (
-        "Your request is **{id}**. This picture has already been removed from the dataset list."
-    ),
-}
-_CREATED_DEFAULT = (
-    "Your request is **{id}**. A maintainer will review it; they see only the dataset's own "
-    "entries, never your picture. I will send you a private message when they decide. " + _COMMANDS_HINT
-)
+_CREATED = {TicketState.LINKED: "ticket_created.linked", TicketState.APPROVED: "ticket_created.approved"}
 
 
-def ticket_created(ticket: Ticket) -> str:
-    return _CREATED.get(ticket.state, _CREATED_DEFAULT).format(id=ticket.id)
+def ticket_created(ticket: Ticket, *, locale: Locale = None) -> str:
+    key = _CREATED.get(ticket.state, "ticket_created")
+    return text(key, locale, id=ticket.id, hint=text("commands_hint", locale))
 
 
-_DECIDED = {
-    TicketState.APPROVED: (
-        "Good news about request **{id}**: a maintainer approved it. The matching entries are "
-        "on the dataset's removal list, and the picture's fingerprint is blocked from future "
-        "collections.\nNote from the maintainer: {reason}"
-    ),
-    TicketState.REJECTED: (
-        "About request **{id}**: a maintainer decided not to remove these entries.\nTheir reason: {reason}"
-    ),
-}
-_DECIDED_DEFAULT = "Your request **{id}** is now {state}."
+_DECIDED = {TicketState.APPROVED: "decision.approved", TicketState.REJECTED: "decision.rejected"}
 
 
-def decision(ticket: Ticket, contact: str = "") -> str:
+def decision(ticket: Ticket, contact: str = "", *, locale: Locale = None) -> str:
     """The requester's message about a decision. ``contact`` (``[discord] contact``) says how to
     reach a maintainer; without it a rejection says nothing about writing to one, since the person
     would not know how."""
-    template = _DECIDED.get(ticket.state, _DECIDED_DEFAULT)
-    text = template.format(id=ticket.id, reason=ticket.decision_reason, state=ticket.state)
+    key = _DECIDED.get(ticket.state, "decision.other")
+    answer = text(
+        key, locale, id=ticket.id, reason=ticket.decision_reason, state=state_name(ticket.state, locale)
+    )
     if ticket.state is TicketState.REJECTED and contact:
-        text += f"\nIf you think this is wrong, a maintainer can look at it again: {contact}"
-    return text
+        answer += "\n" + text("decision.contact", locale, contact=contact)
+    return answer
 
 
-def dm_failed_notice(user_mention: str) -> str:
-    return (
-        f"{user_mention} I deleted your message so nobody else sees it, but Discord would not deliver my "
-        "answer to you just now. Use `/check` here (only you see the answer), or post the picture again "
-        "in a few minutes."
-    )
+def dm_failed_notice(user_mention: str, *, locale: Locale = None) -> str:
+    return text("dm_failed_notice", locale, mention=user_mention)
 
 
-def dm_closed_notice(user_mention: str) -> str:
-    return (
-        f"{user_mention} I deleted your message so nobody else sees it, but I cannot send you my answer in a "
-        "private message. Use `/check` here (only you see the answer), or allow direct messages from this "
-        "server."
-    )
+def dm_closed_notice(user_mention: str, *, locale: Locale = None) -> str:
+    return text("dm_closed_notice", locale, mention=user_mention)
 
 
-def forget_confirm() -> str:
-    return (
-        "This erases your Discord id, your notes and your pictures' fingerprints from all your requests. "
-        "Requests still waiting will still be decided, but nobody (not even you) can follow them any more. "
-        "Continue?"
-    )
+def forget_confirm(*, locale: Locale = None) -> str:
+    return text("forget_confirm", locale)
 
 
-def forgotten(count: int) -> str:
+def forgotten(count: int, *, locale: Locale = None) -> str:
     if not count:
-        return "Done. I had no request of yours, so there was nothing to erase."
-    return f"Done. Your data was erased from {count_of(count, 'request')}."
+        return text("forgotten.none", locale)
+    return text("forgotten", locale, count=count)
 
 
-PANEL = (
-    "**Ask for a picture of you to be removed from this dataset**\n"
-    "Post a picture here and I will delete it at once, check it against the dataset and answer you "
-    "privately. Until I delete it, others in this channel could see it. Fully private ways:\n"
-    "• `/check` with the picture attached: only you see it and the answer;\n"
-    "• send me the picture in a direct message.\n"
-    "Pictures are never saved: only a fingerprint is used to find copies."
-)
-
-
-def _duration(seconds: float) -> str:
+def _duration(seconds: float, locale: Locale = None) -> str:
     seconds = max(1, round(seconds))
     if seconds < 90:
-        return count_of(seconds, "second")
-    return count_of(round(seconds / 60), "minute")
+        return text("seconds", locale, count=seconds)
+    return text("minutes", locale, count=round(seconds / 60))
 
 
 # -- labels on the requester's buttons and forms ----------------------------------------------------
 
-REQUEST_REMOVAL_LABEL = "Request removal"
-CHECK_PRIVATELY_LABEL = "Check privately"
-ERASE_MY_DATA_LABEL = "Erase my data"
-CANCEL_LABEL = "Cancel"
-NOTE_LABEL = "Anything the reviewers should know?"
-CHECK_IMAGE_HELP = "The picture to check (only you see it and the answer)"
-TICKET_ID_HELP = "The request's id, e.g. K7M2QX"
+REQUEST_REMOVAL_LABEL = text("label.request_removal")
+CHECK_PRIVATELY_LABEL = text("label.check_privately")
+ERASE_MY_DATA_LABEL = text("label.erase_my_data")
+CANCEL_LABEL = text("label.cancel")
+NOTE_LABEL = text("label.note")
+CHECK_IMAGE_HELP = text("command.check.image.description")
+TICKET_ID_HELP = text("command.withdraw.ticket.description")
 
 
-def closeness(pdq_distance: int) -> str:
+def closeness(pdq_distance: int, *, locale: Locale = None) -> str:
     """PDQ bits that differ, as words a person understands."""
     if pdq_distance <= 16:
-        return "the same picture"
+        return text("closeness.same", locale)
     if pdq_distance <= 48:
-        return "a very close copy"
-    return "a close copy (edited or cropped)"
+        return text("closeness.very_close", locale)
+    return text("closeness.close", locale)
 
 
-def found_more(count: int) -> str:
-    return f"and {count} more; a request covers all of them"
+def found_entry(closeness_words: str, url: str, caption: str, *, locale: Locale = None) -> str:
+    """One entry of a check's answer, as the requester reads it."""
+    return text("found_entry", locale, closeness=closeness_words, url=url, caption=caption)
+
+
+def found_more(count: int, *, locale: Locale = None) -> str:
+    return text("found_more", locale, count=count)
+
+
+def entries_of(count: int, *, locale: Locale = None) -> str:
+    """ "1 entry", "3 entries" in the requester's language (``/mytickets``)."""
+    return text("entries", locale, count=count)
+
+
+def ticket_line_extras(claimed_by: str | None, flagged: bool, *, locale: Locale = None) -> str:
+    """What a ticket's line adds after its date: who claimed it, and whether it is flagged."""
+    extra = f" · {text('ticket_line.claimed_by', locale, who=claimed_by)}" if claimed_by else ""
+    return extra + (f" · {text('ticket_line.flagged', locale)}" if flagged else "")
 
 
 # -- to maintainers ---------------------------------------------------------------------------------

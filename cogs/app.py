@@ -25,6 +25,7 @@ from cogs.doctor_checks import check_discord
 from cogs.host import DeskBot, intents_for, point_at
 from cogs.intake import Intake
 from cogs.intake_views import ForgetButton, PanelButton, RequestRemovalButton
+from cogs.locales import Translator
 from cogs.relay import Relay
 from cogs.review import Review, TicketButton
 
@@ -49,6 +50,7 @@ class RemovalDeskBot(DeskBot):
         await self.add_cog(Intake(self))
         await self.add_cog(Review(self))
         self.add_dynamic_items(RequestRemovalButton, PanelButton, ForgetButton, TicketButton)
+        await self.tree.set_translator(Translator())  # the commands' names in German too
         if self.sync_on_start:
             await self.sync_commands()
 

@@ -105,7 +105,7 @@ class DeskBot(commands.Bot):
             return
         log.error("app command %s failed", interaction.command and interaction.command.qualified_name,
                   exc_info=error)  # fmt: skip
-        text = messages.SOMETHING_WENT_WRONG
+        text = messages.text("something_went_wrong", interaction.locale.value)
         if interaction.response.is_done():
             await interaction.followup.send(text, ephemeral=True)
         else:

@@ -31,6 +31,7 @@ from cogs.intake_views import (
     submit_request,
     wall_clock,
 )
+from cogs.locales import command_str, of_guild, of_interaction
 
 log = logging.getLogger(__name__)
 
@@ -53,72 +54,78 @@ class Intake(commands.Cog):
 
     # -- checking ------------------------------------------------------------------------------
 
-    def _attachment_problem(self, attachment: discord.Attachment) -> str | None:
+    def _attachment_problem(self, attachment: discord.Attachment, locale: str) -> str | None:
         """Refuse before downloading: the size and type Discord reports."""
         limit = self.desk.settings.decoding.max_bytes
         if attachment.size > limit:
             self.desk.metrics.refused("too_big")
-            return messages.too_big(attachment.size, limit)
+            return messages.too_big(attachment.size, limit, locale=locale)
         if attachment.content_type and not attachment.content_type.startswith(IMAGE_TYPES):
             self.desk.metrics.refused("not_a_picture")
-            return messages.not_a_picture(attachment.content_type)
+            return messages.not_a_picture(attachment.content_type, locale=locale)
         return None
 
-    async def _download(self, attachment: discord.Attachment) -> bytes | str:
+    async def _download(self, attachment: discord.Attachment, locale: str) -> bytes | str:
         """The attachment's bytes, or a sentence saying why not. Signed URLs expire: read at once,
         never keep the URL. The bytes stay in memory until they are hashed."""
-        problem = self._attachment_problem(attachment)
+        problem = self._attachment_problem(attachment, locale)
         if problem:
             return problem
         try:
             return await attachment.read()
         except discord.HTTPException:
             self.desk.metrics.refused("download_failed")
-            return messages.DOWNLOAD_FAILED
+            return messages.text("download_failed", locale)
 
     async def _check_attachment(
-        self, attachment: discord.Attachment, owner: int
+        self, attachment: discord.Attachment, owner: int, locale: str
     ) -> tuple[str, discord.Embed | None, discord.ui.View | None]:
         """(text, embed, view) answering one attachment; its place in the desk is taken before the
         download, so the pictures in memory stay bounded."""
         try:
             with self.desk.admit():
-                return await self._answer(await self._download(attachment), owner, "command")
+                return await self._answer(await self._download(attachment, locale), owner, "command", locale)
         except TryAgainError as later:
-            return later.message, None, None
+            return messages.error_text(later, locale), None, None
 
     async def _answer(
-        self, data: bytes | str, owner: int, source: str
+        self, data: bytes | str, owner: int, source: str, locale: str
     ) -> tuple[str, discord.Embed | None, discord.ui.View | None]:
-        """(text, embed, view) for downloaded bytes (or the sentence why there are none); ``source``
-        (command, channel, dm) is counted in the desk's metrics."""
+        """(text, embed, view) for downloaded bytes (or the sentence why there are none), in the
+        reader's language ``locale``; ``source`` (command, channel, dm) is counted in the metrics."""
         if isinstance(data, str):
             return data, None, None
         try:
             result = await self.desk.check(data, source=source)
         except ImageRejectedError as rejected:
-            return messages.refused_picture(rejected.message), None, None
+            return messages.refused_picture(messages.error_text(rejected, locale), locale=locale), None, None
         except TryAgainError as later:  # busy, or the hashing process died
-            return later.message, None, None
+            return messages.error_text(later, locale), None, None
         finally:
             del data
         if not result.found:
+            settings = self.desk.settings.discord
             no_match = messages.no_match(
-                len(self.desk.index), self.desk.settings.discord.contact, result.unjudged, result.removed
+                len(self.desk.index), settings.contact, result.unjudged, result.removed, locale=locale
             )
             return no_match, None, None
-        view = ResultView(self.desk.remember(owner, result))
-        return messages.matches_found(len(result.found)), render.check_result(result.found, ""), view
+        view = ResultView(self.desk.remember(owner, result), locale)
+        embed = render.check_result(result.found, "", locale=locale)
+        return messages.matches_found(len(result.found), locale=locale), embed, view
 
-    @app_commands.command(name="check", description="Check privately whether a picture is in the dataset")
-    @app_commands.describe(image=messages.CHECK_IMAGE_HELP)
+    @app_commands.command(
+        name=command_str("command.check"), description=command_str("command.check.description")
+    )
+    @app_commands.rename(image=command_str("command.check.image"))
+    @app_commands.describe(image=command_str("command.check.image.description"))
     async def check(self, interaction: discord.Interaction, image: discord.Attachment) -> None:
+        locale = of_interaction(interaction)
         wait = self.desk.check_cooldown.try_acquire(interaction.user.id)
         if wait:
-            await interaction.response.send_message(messages.slow_down(wait), ephemeral=True)
+            await interaction.response.send_message(messages.slow_down(wait, locale=locale), ephemeral=True)
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
-        text, embed, view = await self._check_attachment(image, interaction.user.id)
+        text, embed, view = await self._check_attachment(image, interaction.user.id, locale)
         kwargs: dict[str, Any] = {"ephemeral": True}
         if embed is not None:
             kwargs["embed"] = embed
@@ -166,56 +173,67 @@ class Intake(commands.Cog):
             if wait:
                 break
             allowed += 1
+        locale = self.server_locale(message.guild)
         with contextlib.ExitStack() as places:  # each picture's place, from before its download
             downloads = [
-                await self._download_in_place(attachment, places) for attachment in checked[:allowed]
+                await self._download_in_place(attachment, places, locale) for attachment in checked[:allowed]
             ]
-            await self._answer_submission(message, attachments, downloads, allowed, wait, delete=delete)
+            await self._answer_submission(
+                message, attachments, downloads, (allowed, wait), delete=delete, locale=locale
+            )
+
+    def server_locale(self, guild: discord.Guild | None) -> str:
+        """The language a message (not an interaction) is answered in: the server's."""
+        return of_guild(self.bot, guild, self.desk.settings.discord.guild_ids)
 
     async def _download_in_place(
-        self, attachment: discord.Attachment, places: contextlib.ExitStack
+        self, attachment: discord.Attachment, places: contextlib.ExitStack, locale: str
     ) -> bytes | str:
         """The picture's bytes once the desk has a place for it, or the sentence why not (busy)."""
         try:
             places.enter_context(self.desk.admit(another=True))
         except TryAgainError as later:
-            return later.message
-        return await self._download(attachment)
+            return messages.error_text(later, locale)
+        return await self._download(attachment, locale)
 
     async def _answer_submission(
         self,
         message: discord.Message,
         attachments: list[discord.Attachment],
         downloads: list[bytes | str],
-        allowed: int,
-        wait: float,
+        limit: tuple[int, float],
         *,
         delete: bool,
+        locale: str,
     ) -> None:
+        """``limit``: how many pictures the per-person limit allowed, and when the rest may come."""
         author, channel = message.author, message.channel
+        allowed, wait = limit
         deleted = await self._delete(message) if delete else False
         if not attachments:
             if delete or not message.content.startswith("/"):
-                await self._tell(author, channel, messages.SEND_A_PICTURE, delete)
+                await self._tell(author, channel, messages.text("send_a_picture", locale), delete, locale)
             return
         if not allowed:
-            await self._tell(author, channel, messages.slow_down(wait), delete)
+            await self._tell(author, channel, messages.slow_down(wait, locale=locale), delete, locale)
             return
         count = len(attachments)
         for position, data in enumerate(downloads, 1):
-            text, embed, view = await self._answer(data, author.id, "channel" if delete else "dm")
+            text, embed, view = await self._answer(data, author.id, "channel" if delete else "dm", locale)
             downloads[position - 1] = b""  # the picture is dropped as soon as it is checked
             if count > 1:
-                text = f"{messages.which_picture(position, count)}\n{text}"
+                text = f"{messages.which_picture(position, count, locale=locale)}\n{text}"
             if delete and position == 1:
-                text = f"{messages.PICTURE_DELETED if deleted else messages.PICTURE_NOT_DELETED}\n{text}"
-            if not await self._tell(author, channel, text, delete, embed=embed, view=view):
+                gone = messages.text("picture.deleted" if deleted else "picture.not_deleted", locale)
+                text = f"{gone}\n{text}"
+            if not await self._tell(author, channel, text, delete, locale, embed=embed, view=view):
                 if isinstance(view, ResultView):
                     self.desk.drop(view.token)  # nobody can ever press its button
                 return
         if allowed < count:
             left = list(range(allowed + 1, count + 1))
-            await self._tell(author, channel, messages.pictures_not_checked(left, count, wait), delete)
+            unchecked = messages.pictures_not_checked(left, count, wait, locale=locale)
+            await self._tell(author, channel, unchecked, delete, locale)
 
     async def _delete(self, message: discord.Message) -> bool:
         """Delete a submission; if Discord refuses, still answer the person (and log why)."""
@@ -234,6 +252,7 @@ class Intake(commands.Cog):
         channel: Any,
         text: str,
         public_channel: bool,
+        locale: str,
         **kwargs: Any,
     ) -> bool:
         """DM the person; in a public channel fall back to a short, self-deleting mention."""
@@ -255,7 +274,7 @@ class Intake(commands.Cog):
                 await asyncio.sleep(pause)
         if public_channel:
             await channel.send(
-                notice(author.mention),
+                notice(author.mention, locale=locale),
                 delete_after=60,
                 allowed_mentions=discord.AllowedMentions(users=[author], everyone=False, roles=False),
             )
@@ -307,7 +326,8 @@ class Intake(commands.Cog):
         if panel is not None and panel.pinned:
             return
         if panel is None:
-            panel = await channel.send(messages.PANEL, view=panel_view())
+            locale = self.server_locale(channel.guild)
+            panel = await channel.send(messages.text("panel", locale), view=panel_view(locale))
         try:
             await panel.pin(reason="removal-desk: how to check a picture privately")
         except discord.Forbidden as refused:
@@ -320,32 +340,43 @@ class Intake(commands.Cog):
 
     # -- one's own requests and data -----------------------------------------------------------
 
-    @app_commands.command(name="mytickets", description="Your removal requests and where they stand")
+    @app_commands.command(
+        name=command_str("command.mytickets"), description=command_str("command.mytickets.description")
+    )
     async def mytickets(self, interaction: discord.Interaction) -> None:
+        locale = of_interaction(interaction)
         tickets = await self.desk.store.list_tickets(requester=str(interaction.user.id))
         if not tickets:
-            await interaction.response.send_message(messages.NO_REQUESTS, ephemeral=True)
+            await interaction.response.send_message(messages.text("no_requests", locale), ephemeral=True)
             return
-        lines = [render.ticket_line(ticket) for ticket in tickets]
+        lines = [render.ticket_line(ticket, locale=locale) for ticket in tickets]
         await interaction.response.send_message(messages.fit(lines), ephemeral=True)
 
-    @app_commands.command(name="withdraw", description="Take back one of your removal requests")
-    @app_commands.describe(ticket=messages.TICKET_ID_HELP)
+    @app_commands.command(
+        name=command_str("command.withdraw"), description=command_str("command.withdraw.description")
+    )
+    @app_commands.rename(ticket=command_str("command.withdraw.ticket"))
+    @app_commands.describe(ticket=command_str("command.withdraw.ticket.description"))
     async def withdraw(self, interaction: discord.Interaction, ticket: str) -> None:
+        locale = of_interaction(interaction)
         try:
             result = await self.desk.store.withdraw(ticket, str(interaction.user.id))
         except TicketError as refused:
-            await interaction.response.send_message(str(refused), ephemeral=True)
+            await interaction.response.send_message(messages.error_text(refused, locale), ephemeral=True)
             return
-        await interaction.response.send_message(messages.withdrawn(result.ticket.id), ephemeral=True)
+        answer = messages.withdrawn(result.ticket.id, locale=locale)
+        await interaction.response.send_message(answer, ephemeral=True)
 
     @app_commands.command(
-        name="forget-me", description="Erase your Discord id and data from all your requests"
+        name=command_str("command.forget-me"), description=command_str("command.forget-me.description")
     )
     async def forget_me(self, interaction: discord.Interaction) -> None:
+        locale = of_interaction(interaction)
         until = int(wall_clock() + FORGET_CONFIRM_SECONDS)
         await interaction.response.send_message(
-            messages.forget_confirm(), view=forget_view(interaction.user.id, until), ephemeral=True
+            messages.forget_confirm(locale=locale),
+            view=forget_view(interaction.user.id, until, locale),
+            ephemeral=True,
         )
         # Once the time is up the question says so, rather than leaving buttons that only refuse.
         self._questions[interaction.id] = asyncio.create_task(self._expire(interaction))
@@ -355,7 +386,8 @@ class Intake(commands.Cog):
         if self._questions.pop(question.id, None) is None:
             return
         try:
-            await question.edit_original_response(content=messages.FORGET_EXPIRED, view=None)
+            expired = messages.text("forget_expired", of_interaction(question))
+            await question.edit_original_response(content=expired, view=None)
         except discord.HTTPException as failed:  # dismissed by the person, or Discord is down
             log.info("could not mark a /forget-me question as expired: %s", failed)
 
@@ -374,7 +406,8 @@ class Intake(commands.Cog):
         if match is None:
             return
         note = next((text for text in submitted_texts(interaction) if text), None)
-        await submit_request(interaction, match["token"], note, messages.request_form_expired(note))
+        expired = messages.request_form_expired(note, locale=of_interaction(interaction))
+        await submit_request(interaction, match["token"], note, expired)
 
     async def cog_unload(self) -> None:
         for task in self._questions.values():

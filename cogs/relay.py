@@ -25,6 +25,7 @@ from bot.tickets.models import AuditEvent, Ticket
 from cogs import render
 from cogs.bookkeeping import Delivery, DiscordBookkeeping
 from cogs.host import DeskBot
+from cogs.locales import of_guild
 from cogs.review import review_view
 
 log = logging.getLogger(__name__)
@@ -185,6 +186,8 @@ class Relay:
             user = self.bot.get_user(int(ticket.requester)) or await self.bot.fetch_user(
                 int(ticket.requester)
             )
-            await user.send(messages.decision(ticket, self.settings.contact))
+            # Not an interaction: the server's language (a ticket keeps nothing about its requester's).
+            locale = of_guild(self.bot, None, self.settings.guild_ids)
+            await user.send(messages.decision(ticket, self.settings.contact, locale=locale))
         except (discord.Forbidden, discord.NotFound) as refused:
             raise UndeliverableError(messages.requester_unreachable(refused.status)) from refused

@@ -52,19 +52,22 @@ def _add_listed(embed: discord.Embed, name: str, value: str) -> bool:
     return True
 
 
-def check_result(found: list[FoundEntry], intro: str) -> discord.Embed:
+def check_result(found: list[FoundEntry], intro: str, *, locale: str | None = None) -> discord.Embed:
+    """A check's matches as the requester reads them, in their language ``locale``."""
     embed = discord.Embed(description=intro, colour=discord.Colour.blurple())
     shown = 0
     for item in found[:MAX_LISTED]:
-        value = (
-            f"{messages.closeness(item.match.distance.pdq)}\n"
-            f"URL: {_short(item.entry.url, 300)}\nCaption: {_short(item.entry.caption, 200)}"
+        value = messages.found_entry(
+            messages.closeness(item.match.distance.pdq, locale=locale),
+            _short(item.entry.url, 300),
+            _short(item.entry.caption, 200),
+            locale=locale,
         )
         if not _add_listed(embed, _short(item.entry.key, 250), value):
             break
         shown += 1
     if len(found) > shown:
-        embed.set_footer(text=messages.found_more(len(found) - shown))
+        embed.set_footer(text=messages.found_more(len(found) - shown, locale=locale))
     return embed
 
 
@@ -105,11 +108,13 @@ def ticket_embed(ticket: Ticket, overlapping: list[str] | None = None) -> discor
     return embed
 
 
-def ticket_line(ticket: Ticket) -> str:
-    who = f" · claimed by <@{ticket.assignee}>" if ticket.state is TicketState.CLAIMED else ""
-    flag = " · flagged" if ticket.flagged else ""
-    entries = messages.entries(len(ticket.entries))
-    return f"`{ticket.id}` {ticket.state} · {entries} · {when(ticket.created_at)}{who}{flag}"
+def ticket_line(ticket: Ticket, *, locale: str | None = None) -> str:
+    """One ticket in a list: ``/tickets`` (English), or the requester's ``/mytickets`` (``locale``)."""
+    claimed_by = f"<@{ticket.assignee}>" if ticket.state is TicketState.CLAIMED else None
+    extras = messages.ticket_line_extras(claimed_by, ticket.flagged, locale=locale)
+    entries = messages.entries_of(len(ticket.entries), locale=locale)
+    state = messages.state_name(ticket.state, locale)
+    return f"`{ticket.id}` {state} · {entries} · {when(ticket.created_at)}{extras}"
 
 
 def event_line(event: AuditEvent) -> str:

@@ -57,6 +57,7 @@ class StoreBusyError(TicketError):
         from bot import messages  # bot.messages imports the ticket models, which import this module
 
         super().__init__(messages.STORE_BUSY)
+        self.translatable("store_busy")
 
 
 class StoreFullError(TicketError):
@@ -67,6 +68,7 @@ class StoreFullError(TicketError):
         from bot import messages
 
         super().__init__(messages.STORE_FULL)
+        self.translatable("store_full")
 
 
 def _refusal(exc: sqlite3.OperationalError) -> TicketError | None:

@@ -60,7 +60,7 @@ async def create_ticket(
     if note is not None and len(note) > database.settings.max_note_chars:
         raise RequestRefusedError(
             f"The note is {len(note)} characters long; at most {database.settings.max_note_chars} fit."
-        )
+        ).translatable("note_too_long", length=len(note), limit=database.settings.max_note_chars)
     stored = (
         query
         if isinstance(query, StoredQuery)
@@ -150,7 +150,7 @@ async def _check_limit(db: aiosqlite.Connection, requester: str, limit: int) -> 
         raise RequestRefusedError(
             f"You already have {row[0]} requests waiting for a decision (the most one person may "
             f"have at once is {limit}). You can file another once one of them is decided."
-        )
+        ).translatable("too_many_requests", count=row[0], limit=limit)
 
 
 async def _primary_for(
@@ -189,7 +189,7 @@ async def _refuse_repeat(db: aiosqlite.Connection, entries: Sequence[MatchedEntr
         ticket = (await load_tickets(db, "WHERE id = ?", (min(mine),)))[0]
         raise RequestRefusedError(
             f"You already asked for these entries to be removed: ticket {ticket.id} is {ticket.state}."
-        )
+        ).translatable("repeated_request", id=ticket.id, state=ticket.state)
 
 
 async def _unused_id(db: aiosqlite.Connection) -> str:

@@ -80,6 +80,8 @@ class IllegalTransitionError(TicketError):
     def __init__(self, ticket_id: str, action: TicketAction, state: TicketState) -> None:
         self.ticket_id, self.action, self.state = ticket_id, action, state
         super().__init__(f"Ticket {ticket_id} cannot be {_past(action)}: {_WHY_NOT[state]}.")
+        if action is TicketAction.WITHDRAW:  # the one refusal a requester reads
+            self.translatable("cannot_withdraw", id=ticket_id, state=state)
 
 
 def _past(action: TicketAction) -> str:

@@ -21,6 +21,7 @@ ENTRY_COLUMNS = "key, url, caption, entry_id, phash, pdq, quality, pdq_distance,
 class TicketNotFoundError(TicketError):
     def __init__(self, ticket_id: str) -> None:
         super().__init__(f"There is no ticket {ticket_id}.")
+        self.translatable("no_such_ticket", id=ticket_id)
 
 
 async def load_tickets(db: aiosqlite.Connection, where: str, params: Iterable[Any]) -> list[Ticket]:

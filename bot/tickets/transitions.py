@@ -49,7 +49,9 @@ async def withdraw(database: TicketDatabase, ticket_id: str, requester: str) -> 
     async with database.write() as db:
         ticket = await load_ticket(db, ticket_id)
         if ticket.requester is None or ticket.requester != requester.strip():
-            raise NotYoursError(f"Ticket {ticket.id} was not filed by you, so you cannot withdraw it.")
+            raise NotYoursError(
+                f"Ticket {ticket.id} was not filed by you, so you cannot withdraw it."
+            ).translatable("not_yours", id=ticket.id)
         new_state = next_state(ticket.id, ticket.state, TicketAction.WITHDRAW)
         now = database.now()
         await db.execute(

@@ -6,7 +6,7 @@ import inspect
 
 import pytest
 
-from bot import messages
+from bot import i18n, messages
 from bot.tickets.lifecycle import MAINTAINER_ACTIONS, TicketState
 from bot.tickets.models import Ticket
 from bot.times import human_time
@@ -183,3 +183,40 @@ def test_the_bot_speaks_as_i_never_we():
 def test_the_card_guidance_covers_entries_without_a_url():
     assert "without one" in messages.CARD_GUIDANCE
     assert "key" in messages.CARD_GUIDANCE
+
+
+@pytest.mark.parametrize("locale", sorted(i18n.CATALOGUES))
+def test_every_requester_message_fits_discord_in_every_language_even_at_its_longest(locale):
+    """The longest each composed message gets (a 1,000-character note, a long contact, ten
+    pictures, large numbers) still fits one Discord message, and its labels fit their places."""
+    contact = "write to #removal-help or mail removals@example.org (" + "x" * 150 + ")"
+    fields = dict.fromkeys(Ticket.__dataclass_fields__)
+    reason = "r" * 1000  # the reason form's limit
+    longest = [
+        messages.request_form_expired("n" * 1000, locale=locale),
+        messages.no_match(123_456_789, contact, unjudged=9_999, locale=locale),
+        messages.no_match(123_456_789, contact, removed=9_999, locale=locale),
+        messages.no_match(123_456_789, contact, locale=locale),
+        messages.matches_found(10_000, locale=locale),
+        messages.pictures_not_checked(list(range(2, 11)), 10, 3600, locale=locale),
+        messages.too_big(2**31, 10 * 2**20, locale=locale),
+        messages.refused_picture(
+            i18n.text("decoding.too_many_bytes", locale, size=2**31, limit=10 * 2**20, limit_mib=10.0),
+            locale=locale,
+        ),
+        messages.dm_closed_notice("<@123456789012345678>", locale=locale),
+        messages.forget_confirm(locale=locale),
+    ]
+    for state in TicketState:
+        ticket = Ticket(**{**fields, "id": "K7M2QX", "state": state, "decision_reason": reason})
+        longest += [
+            messages.ticket_created(ticket, locale=locale),
+            messages.decision(ticket, contact, locale=locale),
+        ]
+    for text in longest:
+        assert 0 < len(text) <= messages.MESSAGE_LIMIT, text[:80]
+    labels = [messages.text(key, locale) for key in i18n.CATALOGUES[locale] if key.startswith("label.")]
+    for label in labels:  # a form's title and a text input's label: 45 characters
+        assert 0 < len(label) <= 45, label
+    assert len(messages.found_more(10_000, locale=locale)) <= 2048  # an embed's footer
+    assert len(messages.found_entry("x" * 60, "u" * 300, "c" * 200, locale=locale)) <= 1024  # a field's value

@@ -492,6 +492,7 @@ def interaction_payload(
     locale: str = "en-US",
     interaction_id: int | None = None,
     token: str | None = None,
+    guild_locale: str | None = None,
 ) -> JSON:
     """An INTERACTION_CREATE payload. In a guild pass ``guild_id`` and ``member`` (with ``user`` and
     ``permissions``); in a DM pass ``user``. Types: 2 application command, 3 message component, 4
@@ -519,8 +520,8 @@ def interaction_payload(
         payload["message"] = dict(message)
     if guild_id is not None and member is not None:
         payload["guild_id"] = str(guild_id)
-        payload["guild"] = {"id": str(guild_id), "locale": locale, "features": []}
-        payload["guild_locale"] = locale
+        payload["guild"] = {"id": str(guild_id), "locale": guild_locale or locale, "features": []}
+        payload["guild_locale"] = guild_locale or locale
         payload["member"] = dict(member)
         payload["context"] = 0
         payload["authorizing_integration_owners"] = {"0": str(guild_id)}
@@ -670,6 +671,10 @@ class World:
     log_channel_id: int = LOG_CHANNEL_ID
     owner_id: int = OWNER_ID
     bot_permissions: int = BOT_PERMISSIONS  # the bot role's: what the invite link granted
+    # The language of the person's Discord client (every interaction's ``locale``), and the
+    # server's (``preferred_locale``, and an interaction's ``guild_locale``): Discord locale values.
+    locale: str = "en-US"
+    preferred_locale: str = "en-US"
     bot: Person = BOT
     maintainer: Person = MAINTAINER
     member: Person = MEMBER
@@ -775,7 +780,7 @@ class World:
             "nsfw_level": 0,
             "premium_tier": 0,
             "premium_subscription_count": 0,
-            "preferred_locale": "en-US",
+            "preferred_locale": self.preferred_locale,
             "system_channel_id": None,
             "system_channel_flags": 0,
             "rules_channel_id": None,
@@ -869,6 +874,7 @@ class World:
                 user=invoker.user_payload(),
                 message=message,
                 app_permissions=EVERYONE_PERMISSIONS,
+                locale=self.locale,
             )
         if not invoker.in_guild:
             raise ValueError(f"{invoker.name} is not in the guild; use dm=True")
@@ -882,6 +888,8 @@ class World:
             member=invoker.member_payload(permissions=self.permissions_in(invoker, channel_id)),
             message=message,
             app_permissions=self.permissions_in(self.bot, channel_id),
+            locale=self.locale,
+            guild_locale=self.preferred_locale,
         )
 
     def command_interaction(
