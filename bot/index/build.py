@@ -25,7 +25,7 @@ from tqdm import tqdm
 from bot.config import Settings
 from bot.index.batches import BatchResult, BatchRunner, local_runner
 from bot.index.mih import refresh_search_tables
-from bot.index.storage import IndexFormatError, Manifest, ShardWriter, hashing_parameters
+from bot.index.storage import IndexFormatError, Manifest, ShardWriter, hashing_parameters, manifest_time
 from bot.index.units import ReadTask, UnitLedger, WorkUnit, plan_units
 
 
@@ -72,7 +72,7 @@ def _open_index(out: Path, settings: Settings) -> tuple[Manifest, bool]:
     parameters = hashing_parameters(settings)
     if not (out / "manifest.json").exists():
         out.mkdir(parents=True, exist_ok=True)
-        manifest = Manifest(hashing=parameters)
+        manifest = Manifest(hashing=parameters, built_at=manifest_time())
         manifest.write(out)
         return manifest, False
     manifest = Manifest.read(out)
@@ -261,6 +261,7 @@ def _hash_units(
                 ledger.record(unit, writer.name)
                 manifest.shards.append(writer.name)
                 manifest.files[writer.name] = writer.files
+                manifest.last_added_at = manifest_time()
                 manifest.write(out)
                 report.shards.append(writer.name)
                 report.entries += len(writer)

@@ -6,7 +6,8 @@ composite (:mod:`bot.panels`), which is a row of its own pointing at its entry. 
 of hash (:mod:`bot.signals`: ``NAME.npy``, one word a row for a 64-bit kind, ``bits // 64`` for a
 wider one, first hash bit = MSB)::
 
-    DIR/manifest.json                 format, version, how entries were hashed, list of shards
+    DIR/manifest.json                 format, version, how entries were hashed, list of shards,
+                                      when first built and when a shard was last added
     DIR/shards/NNNNN/phash.npy        uint64 (R,)    pHash of each row
     DIR/shards/NNNNN/pdq.npy          uint64 (R, 4)  PDQ, 256 bits as 4 words
     DIR/shards/NNNNN/quality.npy      uint8  (R,)    the lowest rating of the row's hashes (PDQ's
@@ -46,6 +47,7 @@ import logging
 import shutil
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +95,11 @@ class DatasetEntry:
     caption: str | None = None
 
 
+def manifest_time() -> str:
+    """Now, UTC, as the manifest records it ("2026-12-07T20:41:00Z": to the second is plenty)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _write_json_atomically(path: Path, document: dict[str, Any]) -> None:
     write_text_durably(path, json.dumps(document, indent=1, sort_keys=True))
 
@@ -130,6 +137,11 @@ class Manifest:
     hashing: dict[str, Any]
     shards: list[str] = field(default_factory=list)
     files: dict[str, ShardFiles] = field(default_factory=dict)
+    # When the index was first built and when a shard was last added (UTC, as manifest_time() gives):
+    # what a maintainer asks of an index (``index info``). None in a manifest written before they
+    # were kept. The only values in an index that differ between two builds of the same sources.
+    built_at: str | None = None
+    last_added_at: str | None = None
 
     def check_shard(self, folder: Path, name: str, *, checksums: bool = False) -> None:
         """Raise IndexFormatError unless shard ``name``'s files are those the manifest lists: each
@@ -178,7 +190,14 @@ class Manifest:
                 for name, listed in dict(document.get("files", {})).items()
             }
             shards = [str(name) for name in document["shards"]]
-            return cls(hashing=dict(document["hashing"]), shards=shards, files=files)
+            built_at, last_added_at = document.get("built_at"), document.get("last_added_at")
+            return cls(
+                hashing=dict(document["hashing"]),
+                shards=shards,
+                files=files,
+                built_at=None if built_at is None else str(built_at),
+                last_added_at=None if last_added_at is None else str(last_added_at),
+            )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise IndexFormatError(
                 f"{path} is not a whole manifest ({exc!r}): restore it or rebuild"
@@ -192,6 +211,9 @@ class Manifest:
             "shards": self.shards,
             "files": {name: self.files[name] for name in self.shards if name in self.files},
         }
+        for key, value in (("built_at", self.built_at), ("last_added_at", self.last_added_at)):
+            if value is not None:
+                document[key] = value
         _write_json_atomically(folder / "manifest.json", document)
 
 
