@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from bot import ticket_cli
+from bot import messages, ticket_cli
 from bot.checking import check_picture
 from bot.config import ConfigError, Settings, config_file, load_settings
 from bot.decoding import ImageRejectedError
@@ -244,40 +244,28 @@ def _run_info(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _info_lines(described: IndexDescription) -> list[str]:
-    """``index info`` as a maintainer reads it in a terminal."""
+    """``index info`` as a maintainer reads it in a terminal (the first line as it always was)."""
     removed = "" if described.removed is None else f"; {described.removed} removal(s) approved, never matched"
     lines = [
         f"index {described.folder}: {described.entries} entries in {len(described.shards)} shard(s)"
         f" ({described.rows} rows searched){removed}",
         f"format {described.format} version {described.format_version}; "
-        f"{described.size_bytes / 2**20:,.1f} MiB on disk",
+        + messages.size_on_disk(described.size_bytes),
         f"built {_when(described.built_at)}; last shard added {_when(described.last_added_at)}",
         "sources:",
         *(
-            f"  {source.source}: {source.entries} entries in {source.shards} shard(s), "
-            f"{source.failures} failed"
+            "  " + messages.index_source(source.source, source.entries, source.shards, source.failures)
             for source in described.sources
         ),
         "signal kinds: "
         + ", ".join(
-            f"{kind.name} ({kind.bits} bits, "
-            + ("keys the search tables" if kind.searched else "checked on candidates")
-            + ("" if kind.in_index else ", NOT in this index")
-            + ")"
+            messages.signal_kind(kind.name, kind.bits, kind.searched, kind.in_index)
             for kind in described.signal_kinds
         ),
+        "thresholds:",
+        *("  " + line for line in messages.thresholds_lines(**described.thresholds)),
+        f"hashing: {json.dumps(described.hashing, sort_keys=True)}",
     ]
-    rule = described.thresholds
-    lines.append(
-        "thresholds: "
-        + ", ".join(f"{name} <= {radius}" for name, radius in rule["max_distance"].items())
-        + f", PDQ quality >= {rule['pdq_min_quality']}; pHash radii "
-        + ", ".join(f"{name} {radius}" for name, radius in rule["phash_radii"].items())
-        + "; verify near "
-        + ", ".join(f"{name} {radius}" for name, radius in rule["verify_near"].items())
-    )
-    lines.append("verification: " + ", ".join(f"{k} {v}" for k, v in rule["verification"].items()))
-    lines.append(f"hashing: {json.dumps(described.hashing, sort_keys=True)}")
     tables = described.search_tables
     if not tables["covered_shards"]:
         lines.append("search tables: none (every query scans every shard; `index tables DIR` builds them)")
@@ -294,7 +282,7 @@ def _info_lines(described: IndexDescription) -> list[str]:
 
 
 def _when(stamp: str | None) -> str:
-    return "unknown (an index built before this was recorded)" if stamp is None else human_time(stamp)
+    return messages.UNKNOWN_TIME if stamp is None else human_time(stamp)
 
 
 async def _approved_removals(settings: Settings) -> frozenset[tuple[str, str]]:
