@@ -526,3 +526,11 @@ def decisions_summary(count: int, by_outcome: dict[str, int], median_seconds: fl
     if median_seconds is None:
         return f"{count:,} ({outcomes}); no decision to take a median of yet"
     return f"{count:,} ({outcomes}); median time from filing to decision {duration(median_seconds)}"
+
+
+def index_built(built: str, last_added: str) -> str:
+    return f"{built} · last shard added {last_added}"
+
+
+def index_format(name: str, version: int, size: int) -> str:
+    return f"{name} version {version} · {size_on_disk(size)}"
