@@ -1,10 +1,11 @@
 """What a maintainer asks of an index: how big, when built, from what, hashed how, matched how.
 
 One description for every front end (``python -m bot index info``, the bot's ``/index info``), so
-both say the same. Everything comes from the index itself (the manifest, each shard's summary, the
-files on disk) and from the settings in force: the radii shown are those the running program
-applies, derived through the match rule's own code (:func:`bot.matching.phash_limits`), not
-restated here. Nothing about a person is in it: sources are the dataset paths the build was given.
+both say the same. Everything comes from the index itself (the manifest, its history, each
+shard's summary, the files on disk) and from the settings in force: the radii shown are those the
+running program applies, derived through the match rule's own code
+(:func:`bot.matching.phash_limits`), not restated here. Nothing about a person is in it: sources
+are the dataset paths the build was given.
 
 Reading it opens every shard's ``shard.json`` and stats every file of the folder: ~1 ms a shard,
 so a thread's work for a large index, never the event loop's.
@@ -24,7 +25,7 @@ import numpy as np
 from bot.config import MatchingSettings, Settings
 from bot.hashing import Guess, QueryHashes, RowKind
 from bot.index.search import HashIndex
-from bot.index.storage import FORMAT_NAME, FORMAT_VERSION
+from bot.index.storage import FORMAT_NAME, FORMAT_VERSION, IndexHistory
 from bot.matching import phash_limits
 from bot.signals import signal_kinds
 from bot.signals.registry import SEARCHED
@@ -155,6 +156,7 @@ def describe_index(index: HashIndex, settings: Settings, removed: int | None = N
         for kind in signal_kinds()
     ]
     tables = index.tables
+    history = IndexHistory.read(index.folder)
     return IndexDescription(
         folder=str(index.folder),
         format=FORMAT_NAME,
@@ -162,8 +164,8 @@ def describe_index(index: HashIndex, settings: Settings, removed: int | None = N
         entries=len(index),
         rows=index.rows,
         removed=removed,
-        built_at=index.manifest.built_at,
-        last_added_at=index.manifest.last_added_at,
+        built_at=history.built_at,
+        last_added_at=history.last_added_at,
         hashing=index.manifest.hashing,
         shards=shards,
         sources=[

@@ -6,8 +6,8 @@ composite (:mod:`bot.panels`), which is a row of its own pointing at its entry. 
 of hash (:mod:`bot.signals`: ``NAME.npy``, one word a row for a 64-bit kind, ``bits // 64`` for a
 wider one, first hash bit = MSB)::
 
-    DIR/manifest.json                 format, version, how entries were hashed, list of shards,
-                                      when first built and when a shard was last added
+    DIR/manifest.json                 format, version, how entries were hashed, list of shards
+    DIR/history.json                  when the index was first built and a shard last added
     DIR/shards/NNNNN/phash.npy        uint64 (R,)    pHash of each row
     DIR/shards/NNNNN/pdq.npy          uint64 (R, 4)  PDQ, 256 bits as 4 words
     DIR/shards/NNNNN/quality.npy      uint8  (R,)    the lowest rating of the row's hashes (PDQ's
@@ -41,6 +41,7 @@ never touches the existing ones.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -95,11 +96,6 @@ class DatasetEntry:
     caption: str | None = None
 
 
-def manifest_time() -> str:
-    """Now, UTC, as the manifest records it ("2026-12-07T20:41:00Z": to the second is plenty)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _write_json_atomically(path: Path, document: dict[str, Any]) -> None:
     write_text_durably(path, json.dumps(document, indent=1, sort_keys=True))
 
@@ -137,11 +133,6 @@ class Manifest:
     hashing: dict[str, Any]
     shards: list[str] = field(default_factory=list)
     files: dict[str, ShardFiles] = field(default_factory=dict)
-    # When the index was first built and when a shard was last added (UTC, as manifest_time() gives):
-    # what a maintainer asks of an index (``index info``). None in a manifest written before they
-    # were kept. The only values in an index that differ between two builds of the same sources.
-    built_at: str | None = None
-    last_added_at: str | None = None
 
     def check_shard(self, folder: Path, name: str, *, checksums: bool = False) -> None:
         """Raise IndexFormatError unless shard ``name``'s files are those the manifest lists: each
@@ -190,14 +181,7 @@ class Manifest:
                 for name, listed in dict(document.get("files", {})).items()
             }
             shards = [str(name) for name in document["shards"]]
-            built_at, last_added_at = document.get("built_at"), document.get("last_added_at")
-            return cls(
-                hashing=dict(document["hashing"]),
-                shards=shards,
-                files=files,
-                built_at=None if built_at is None else str(built_at),
-                last_added_at=None if last_added_at is None else str(last_added_at),
-            )
+            return cls(hashing=dict(document["hashing"]), shards=shards, files=files)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise IndexFormatError(
                 f"{path} is not a whole manifest ({exc!r}): restore it or rebuild"
@@ -211,10 +195,43 @@ class Manifest:
             "shards": self.shards,
             "files": {name: self.files[name] for name in self.shards if name in self.files},
         }
-        for key, value in (("built_at", self.built_at), ("last_added_at", self.last_added_at)):
-            if value is not None:
-                document[key] = value
         _write_json_atomically(folder / "manifest.json", document)
+
+
+HISTORY_NAME = "history.json"
+
+
+@dataclass(frozen=True)
+class IndexHistory:
+    """When the index was first built and when a shard was last added (UTC, to the second), for a
+    maintainer asking (``index info``). Kept apart from the manifest, which stays a function of
+    the sources alone: the same sources give the same index, byte for byte, whenever built. None:
+    an index built before this was recorded. Informational only: a missing or unreadable file is
+    "unknown", never a reason to refuse the index."""
+
+    built_at: str | None = None
+    last_added_at: str | None = None
+
+    @staticmethod
+    def now() -> str:
+        return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    @classmethod
+    def read(cls, folder: Path) -> IndexHistory:
+        try:
+            document = json.loads((folder / HISTORY_NAME).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return cls()
+        if not isinstance(document, dict):
+            return cls()
+        built, added = document.get("built_at"), document.get("last_added_at")
+        return cls(
+            built_at=built if isinstance(built, str) else None,
+            last_added_at=added if isinstance(added, str) else None,
+        )
+
+    def write(self, folder: Path) -> None:
+        _write_json_atomically(folder / HISTORY_NAME, dataclasses.asdict(self))
 
 
 _NO_THUMBNAIL = np.zeros((THUMBNAIL_SIDE, THUMBNAIL_SIDE), dtype=np.uint8)

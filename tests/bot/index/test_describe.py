@@ -16,7 +16,7 @@ from bot.config import Settings
 from bot.index.build import build_index
 from bot.index.describe import describe_index, phash_radii
 from bot.index.search import HashIndex
-from bot.index.storage import FORMAT_VERSION, Manifest
+from bot.index.storage import FORMAT_VERSION, HISTORY_NAME, IndexHistory
 from bot.signals import signal_kinds
 from bot.tickets.store import TicketStore
 from tests.bot.tickets.conftest import entry, query
@@ -78,14 +78,13 @@ def test_build_date_is_the_first_build_and_an_append_moves_only_the_last_additio
     out = tmp_path / "index"
     before = now()
     build_index([folder_of(tmp_path / "a", "coffee.jpg")], out, settings, workers=1, show_progress=False)
-    built = Manifest.read(out)
+    built = IndexHistory.read(out)
     after = now()
     assert built.built_at is not None
     assert built.last_added_at is not None
     assert before <= stamp_of(built.built_at) <= stamp_of(built.last_added_at) <= after
-    # the manifest of the first build, as if written a day earlier: an append keeps built_at
-    built.built_at = built.last_added_at = "2026-01-02T03:04:05Z"
-    built.write(out)
+    # the history of the first build, as if written long ago: an append keeps built_at
+    IndexHistory(built_at="2026-01-02T03:04:05Z", last_added_at="2026-01-02T03:04:05Z").write(out)
 
     source = folder_of(tmp_path / "b", "rocket.jpg")
     build_index([source], out, settings, workers=1, append=True, show_progress=False)
@@ -94,29 +93,43 @@ def test_build_date_is_the_first_build_and_an_append_moves_only_the_last_additio
     assert described.built_at == "2026-01-02T03:04:05Z"
     assert described.last_added_at is not None
     assert stamp_of(described.last_added_at) >= after
-    # a run that adds nothing (every unit already in) leaves the manifest, timestamps and all, alone
-    manifest = (out / "manifest.json").read_bytes()
+    # a run that adds nothing (every unit already in) leaves manifest and history alone
+    manifest, history = (out / "manifest.json").read_bytes(), (out / HISTORY_NAME).read_bytes()
     build_index([source], out, settings, workers=1, append=True, show_progress=False)
     assert (out / "manifest.json").read_bytes() == manifest
+    assert (out / HISTORY_NAME).read_bytes() == history
 
 
-def test_an_index_built_before_dates_were_recorded_says_unknown(two_builds, settings: Settings, capsys):
+def test_the_dates_stay_out_of_the_manifest(two_builds):
+    """The manifest is a function of the sources (two builds of them are the same bytes)."""
+    manifest = (two_builds[0] / "manifest.json").read_text()
+    assert "built_at" not in manifest
+    assert "last_added_at" not in manifest
+
+
+@pytest.mark.parametrize("history", [None, b"{not json", b"[1, 2]", b'{"built_at": 5}'])
+def test_an_index_built_before_dates_were_recorded_says_unknown(
+    two_builds, settings: Settings, capsys, history: bytes | None
+):
     out = two_builds[0]
-    document = json.loads((out / "manifest.json").read_text())
-    del document["built_at"], document["last_added_at"]
-    (out / "manifest.json").write_text(json.dumps(document))
+    if history is None:
+        (out / HISTORY_NAME).unlink()
+    else:
+        (out / HISTORY_NAME).write_bytes(history)
 
     described = describe_index(HashIndex(out), settings)
 
-    assert (described.built_at, described.last_added_at) == (None, None)
+    assert described.built_at is None
     assert main(["index", "info", str(out)]) == 0
     text = capsys.readouterr().out
     assert "built unknown" in text
-    assert "last shard added unknown" in text
     assert main(["index", "info", str(out), "--json"]) == 0
     parsed = json.loads(capsys.readouterr().out)
-    assert (parsed["built_at"], parsed["last_added_at"]) == (None, None)
+    assert parsed["built_at"] is None
     assert parsed["entries"] == 3
+    if history is None:
+        assert (described.last_added_at, parsed["last_added_at"]) == (None, None)
+        assert "last shard added unknown" in text
 
 
 def test_signal_kinds_and_thresholds_are_those_of_the_registry_and_the_settings(

@@ -13,6 +13,7 @@ import pytest
 
 from bot import messages
 from bot.desk import Desk
+from bot.index.storage import IndexHistory
 from bot.signals import signal_kinds
 from cogs import render
 from tests.discord.cogs.conftest import INDEXED
@@ -50,7 +51,7 @@ async def test_a_maintainer_sees_the_desks_index_described(desk_bot: BotHarness,
         f"{len(INDEXED)} entries in 1 shard ({index.rows} rows"
     )
     assert "2 approved removals, never matched" in shown[messages.INDEX_ENTRIES_FIELD]
-    built = index.manifest.built_at
+    built = IndexHistory.read(index.folder).built_at
     assert built is not None
     assert shown[messages.INDEX_BUILT_FIELD].startswith(render.when(built))  # Discord's time markup
     [source] = index.shards[0].summary()["sources"]
