@@ -420,7 +420,7 @@ def undelivered_line(kind: str, ticket_id: str | None, attempts: int, reason: st
 
 # -- The maintainers' overview: /index info, /tickets stats and their command-line twins -------------
 
-INDEX_INFO_TITLE = "The dataset index"
+INDEX_INFO_LABEL = "The dataset index"
 INDEX_ENTRIES_FIELD = "Entries"
 INDEX_BUILT_FIELD = "Built"
 INDEX_SOURCES_FIELD = "Sources"
@@ -428,12 +428,12 @@ INDEX_KINDS_FIELD = "Signal kinds"
 INDEX_THRESHOLDS_FIELD = "Thresholds in force"
 INDEX_FORMAT_FIELD = "Format"
 UNKNOWN_TIME = "unknown (built before this was recorded)"
-STATS_TITLE = "Removal requests: how the desk keeps up"
+STATS_LABEL = "Removal requests: how the desk keeps up"
 STATS_WAITING_FIELD = "Waiting for a maintainer"
 STATS_AGES_FIELD = "Waiting, by time since filing"
 STATS_OLDEST_FIELD = "Oldest waiting"
 STATS_WITHDRAWN_FIELD = "Withdrawn by their requester"
-NOTHING_WAITING = "nothing"
+NOTHING_WAITING_LABEL = "nothing"
 AGE_BUCKET_LABELS = {
     "under_1_day": "under 1 day",
     "1_to_7_days": "1-7 days",
@@ -513,7 +513,7 @@ def age_line(bucket: str, by_state: dict[str, int]) -> str:
 
 def oldest_waiting(ticket_id: str | None, seconds: float | None) -> str:
     if ticket_id is None or seconds is None:
-        return NOTHING_WAITING
+        return NOTHING_WAITING_LABEL
     return f"{ticket_id}, filed {duration(seconds)} ago"
 
 

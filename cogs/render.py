@@ -140,7 +140,7 @@ def _when_or_unknown(stamp: str | None) -> str:
 
 def index_embed(described: IndexDescription) -> discord.Embed:
     """/index info: the index the desk answers from, and the rule it answers by."""
-    embed = discord.Embed(title=messages.INDEX_INFO_TITLE, colour=discord.Colour.blurple())
+    embed = discord.Embed(title=messages.INDEX_INFO_LABEL, colour=discord.Colour.blurple())
     entries = messages.index_entries(
         described.entries, described.rows, len(described.shards), described.removed
     )
@@ -167,7 +167,7 @@ def index_embed(described: IndexDescription) -> discord.Embed:
 
 def stats_embed(figures: TicketStats) -> discord.Embed:
     """/tickets stats: what waits and for how long, how long a decision takes."""
-    embed = discord.Embed(title=messages.STATS_TITLE, colour=discord.Colour.blurple())
+    embed = discord.Embed(title=messages.STATS_LABEL, colour=discord.Colour.blurple())
     totals = {state: sum(buckets.values()) for state, buckets in figures.waiting.items()}
     embed.add_field(
         name=messages.STATS_WAITING_FIELD,

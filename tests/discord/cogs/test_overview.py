@@ -44,7 +44,7 @@ async def test_a_maintainer_sees_the_desks_index_described(desk_bot: BotHarness,
     assert answer.json["type"] == DEFERRED
     assert answer.data["flags"] & EPHEMERAL
     [embed] = answer.data["embeds"]
-    assert embed["title"] == messages.INDEX_INFO_TITLE
+    assert embed["title"] == messages.INDEX_INFO_LABEL
     shown = fields(embed)
     index = desk.index
     assert shown[messages.INDEX_ENTRIES_FIELD].startswith(
@@ -84,7 +84,7 @@ async def test_a_maintainer_sees_ticket_stats(desk_bot: BotHarness, desk: Desk) 
     assert answer.json["type"] == CHANNEL_MESSAGE
     assert answer.data["flags"] & EPHEMERAL
     [embed] = answer.data["embeds"]
-    assert embed["title"] == messages.STATS_TITLE
+    assert embed["title"] == messages.STATS_LABEL
     shown = fields(embed)
     assert shown[messages.STATS_WAITING_FIELD].startswith("2 (open 1, claimed 1)")
     assert shown[messages.STATS_AGES_FIELD].splitlines()[0] == "under 1 day: open 1, claimed 1"
@@ -98,7 +98,7 @@ async def test_a_maintainer_sees_ticket_stats(desk_bot: BotHarness, desk: Desk) 
 async def test_ticket_stats_with_nothing_filed_says_there_is_no_median_yet(desk_bot: BotHarness) -> None:
     answer = await run_command(desk_bot, "tickets stats", desk_bot.world.maintainer)
     shown = fields(answer.data["embeds"][0])
-    assert shown[messages.STATS_OLDEST_FIELD] == messages.NOTHING_WAITING
+    assert shown[messages.STATS_OLDEST_FIELD] == messages.NOTHING_WAITING_LABEL
     assert "no decision to take a median of yet" in shown[messages.decided_heading(None)]
 
 
