@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from bot import ticket_cli
+from bot import messages, ticket_cli
 from bot.checking import check_picture
 from bot.config import ConfigError, Settings, config_file, load_settings
 from bot.decoding import ImageRejectedError
@@ -18,11 +18,13 @@ from bot.doctor import diagnose
 from bot.errors import RemovalDeskError
 from bot.index.batches import HashingProcessDiedError
 from bot.index.build import build_index
+from bot.index.describe import IndexDescription, describe_index
 from bot.index.mih import refresh_search_tables
 from bot.index.search import FoundEntry, HashIndex
 from bot.logs import configure_logging
 from bot.signals import ranked_kinds
 from bot.tickets.store import TicketStore
+from bot.times import human_time
 
 
 def _version() -> str:
@@ -228,41 +230,59 @@ def _run_verify(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_info(args: argparse.Namespace) -> int:
+def _run_info(args: argparse.Namespace, settings: Settings) -> int:
     index = HashIndex(args.folder)
-    shards = []
-    for shard in index.shards:
-        summary = shard.summary()
-        shards.append({"name": shard.name, "entries": shard.entries, "failures": summary["failures"]})
-    tables = index.tables
-    document = {
-        "folder": str(args.folder),
-        "entries": len(index),
-        "rows": index.rows,
-        "hashing": index.manifest.hashing,
-        "shards": shards,
-        "search_tables": {
-            "covered_shards": len(tables.covered.shards) if tables else 0,
-            "scanned_shards": len(index.scanned),
-            "bytes": tables.nbytes if tables else 0,
-        },
-    }
+    removed = None
+    if settings.tickets.database_path.exists():
+        removed = len(asyncio.run(_approved_removals(settings)))
+    described = describe_index(index, settings, removed)
     if args.json:
-        print(json.dumps(document))
+        print(json.dumps(described.to_dict()))
         return 0
-    print(f"index {args.folder}: {len(index)} entries in {len(shards)} shard(s)")
-    print(f"hashing: {json.dumps(index.manifest.hashing, sort_keys=True)}")
-    if tables is None:
-        print("search tables: none (every query scans every shard; `index tables DIR` builds them)")
-    else:
-        print(
-            f"search tables: {tables.nbytes / 2**20:,.1f} MiB over {len(tables.covered.shards)} shard(s)"
-            + (f"; {len(index.scanned)} newer shard(s) scanned" if index.scanned else "")
-        )
-    for shard_info in shards:
-        failures = sum(shard_info["failures"].values())
-        print(f"  shard {shard_info['name']}: {shard_info['entries']} entries, {failures} failed")
+    print("\n".join(_info_lines(described)))
     return 0
+
+
+def _info_lines(described: IndexDescription) -> list[str]:
+    """``index info`` as a maintainer reads it in a terminal (the first line as it always was)."""
+    removed = "" if described.removed is None else f"; {described.removed} removal(s) approved, never matched"
+    lines = [
+        f"index {described.folder}: {described.entries} entries in {len(described.shards)} shard(s)"
+        f" ({described.rows} rows searched){removed}",
+        f"format {described.format} version {described.format_version}; "
+        + messages.size_on_disk(described.size_bytes),
+        f"built {_when(described.built_at)}; last shard added {_when(described.last_added_at)}",
+        "sources:",
+        *(
+            "  " + messages.index_source(source.source, source.entries, source.shards, source.failures)
+            for source in described.sources
+        ),
+        "signal kinds: "
+        + ", ".join(
+            messages.signal_kind(kind.name, kind.bits, kind.searched, kind.in_index)
+            for kind in described.signal_kinds
+        ),
+        "thresholds:",
+        *("  " + line for line in messages.thresholds_lines(**described.thresholds)),
+        f"hashing: {json.dumps(described.hashing, sort_keys=True)}",
+    ]
+    tables = described.search_tables
+    if not tables["covered_shards"]:
+        lines.append("search tables: none (every query scans every shard; `index tables DIR` builds them)")
+    else:
+        scanned = tables["scanned_shards"]
+        lines.append(
+            f"search tables: {tables['bytes'] / 2**20:,.1f} MiB over {tables['covered_shards']} shard(s)"
+            + (f"; {scanned} newer shard(s) scanned" if scanned else "")
+        )
+    for shard in described.shards:
+        failures = sum(shard["failures"].values())
+        lines.append(f"  shard {shard['name']}: {shard['entries']} entries, {failures} failed")
+    return lines
+
+
+def _when(stamp: str | None) -> str:
+    return messages.UNKNOWN_TIME if stamp is None else human_time(stamp)
 
 
 async def _approved_removals(settings: Settings) -> frozenset[tuple[str, str]]:
@@ -332,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "index" and args.index_command == "verify":
             return _run_verify(args)
         if args.command == "index":
-            return _run_info(args)
+            return _run_info(args, settings)
         if args.command == "run":
             return _run_bot(args, settings)
         if args.command in {"tickets", "removals", "db"}:

@@ -375,3 +375,121 @@ def undelivered_line(kind: str, ticket_id: str | None, attempts: int, reason: st
     about = f" of `{ticket_id}`" if ticket_id else ""
     tries = count_of(attempts, "try", "tries")
     return f"{_WHAT_WAS_NOT_DELIVERED[kind]}{about} ({tries}): {reason or 'no reason given'}"
+
+
+# -- The maintainers' overview: /index info, /tickets stats and their command-line twins -------------
+
+INDEX_INFO_LABEL = "The dataset index"
+INDEX_ENTRIES_FIELD = "Entries"
+INDEX_BUILT_FIELD = "Built"
+INDEX_SOURCES_FIELD = "Sources"
+INDEX_KINDS_FIELD = "Signal kinds"
+INDEX_THRESHOLDS_FIELD = "Thresholds in force"
+INDEX_FORMAT_FIELD = "Format"
+UNKNOWN_TIME = "unknown (built before this was recorded)"
+STATS_LABEL = "Removal requests: how the desk keeps up"
+STATS_WAITING_FIELD = "Waiting for a maintainer"
+STATS_AGES_FIELD = "Waiting, by time since filing"
+STATS_OLDEST_FIELD = "Oldest waiting"
+STATS_WITHDRAWN_FIELD = "Withdrawn by their requester"
+NOTHING_WAITING_LABEL = "nothing"
+AGE_BUCKET_LABELS = {
+    "under_1_day": "under 1 day",
+    "1_to_7_days": "1-7 days",
+    "7_to_30_days": "7-30 days",
+    "over_30_days": "over 30 days",
+}
+
+
+def duration(seconds: float) -> str:
+    """A wait as a maintainer reads it: "3 d 4 h", "5 h 12 min", "12 min", "under a minute"."""
+    minutes = int(seconds // 60)
+    days, hours, minutes = minutes // 1440, minutes // 60 % 24, minutes % 60
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min" if minutes else "under a minute"
+
+
+def size_on_disk(size: int) -> str:
+    return f"{size / 2**20:,.1f} MiB on disk"
+
+
+def index_entries(entries: int, rows: int, shards: int, removed: int | None) -> str:
+    text = (
+        f"{count_of(entries, 'entry', 'entries')} in {count_of(shards, 'shard')} "
+        f"({count_of(rows, 'row')} searched: each entry's central region and core, each photograph "
+        "of a composite)"
+    )
+    if removed is not None:
+        text += f"; {count_of(removed, 'approved removal')}, never matched"
+    return text
+
+
+def index_source(source: str, entries: int, shards: int, failures: int) -> str:
+    return (
+        f"{source}: {count_of(entries, 'entry', 'entries')} in {count_of(shards, 'shard')}, "
+        f"{failures:,} could not be hashed"
+    )
+
+
+def signal_kind(name: str, bits: int, searched: bool, in_index: bool) -> str:
+    role = "keys the search tables" if searched else "checked on the candidates"
+    return f"{name} ({bits} bits, {role}" + ("" if in_index else ", NOT in this index") + ")"
+
+
+def thresholds_lines(
+    max_distance: dict[str, int],
+    pdq_min_quality: int,
+    phash_radii: dict[str, int],
+    verify_near: dict[str, int],
+    verification: dict[str, float],
+) -> list[str]:
+    """``bot.index.describe.thresholds`` as lines: the match rule, the guesses' radii, verification."""
+    radii = ", ".join(f"{name} ≤ {radius}" for name, radius in max_distance.items())
+    return [
+        f"match: {radii}, PDQ quality ≥ {pdq_min_quality}",
+        "pHash radius by variant: "
+        + ", ".join(f"{name.replace('_', ' ')} {radius}" for name, radius in phash_radii.items()),
+        "lined up through variants within "
+        + ", ".join(f"{name} {radius}" for name, radius in verify_near.items()),
+        "verification: "
+        + ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in verification.items()),
+    ]
+
+
+def waiting_summary(by_state: dict[str, int], linked: int) -> str:
+    total = sum(by_state.values())
+    parts = ", ".join(f"{state} {count:,}" for state, count in by_state.items())
+    return f"{total:,} ({parts}); {linked:,} more linked to a request with the same entries"
+
+
+def age_line(bucket: str, by_state: dict[str, int]) -> str:
+    counts = ", ".join(f"{state} {count:,}" for state, count in by_state.items())
+    return f"{AGE_BUCKET_LABELS[bucket]}: {counts}"
+
+
+def oldest_waiting(ticket_id: str | None, seconds: float | None) -> str:
+    if ticket_id is None or seconds is None:
+        return NOTHING_WAITING_LABEL
+    return f"{ticket_id}, filed {duration(seconds)} ago"
+
+
+def decided_heading(days: int | None) -> str:
+    return f"Decided in the last {days} days" if days is not None else "Decided, ever"
+
+
+def decisions_summary(count: int, by_outcome: dict[str, int], median_seconds: float | None) -> str:
+    outcomes = ", ".join(f"{outcome} {n:,}" for outcome, n in by_outcome.items())
+    if median_seconds is None:
+        return f"{count:,} ({outcomes}); no decision to take a median of yet"
+    return f"{count:,} ({outcomes}); median time from filing to decision {duration(median_seconds)}"
+
+
+def index_built(built: str, last_added: str) -> str:
+    return f"{built} · last shard added {last_added}"
+
+
+def index_format(name: str, version: int, size: int) -> str:
+    return f"{name} version {version} · {size_on_disk(size)}"

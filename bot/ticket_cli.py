@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bot import messages
 from bot.checking import check_picture
 from bot.config import Settings
 from bot.decoding import ImageRejectedError
@@ -25,6 +26,7 @@ from bot.tickets.backup import backup_database, restore_database
 from bot.tickets.intake import file_removal_request
 from bot.tickets.lifecycle import TicketAction, TicketError, TicketState
 from bot.tickets.models import AuditEvent, Ticket
+from bot.tickets.stats import RECENT_DAYS, TicketStats
 from bot.tickets.store import TicketStore
 
 
@@ -89,6 +91,10 @@ def _add_ticket_commands(
     exported = sub.add_parser("export", parents=[database], help="everything stored about a requester (JSON)")
     exported.add_argument("--requester", required=True)
     sub.add_parser("purge", parents=common, help="retention: erase requester data from old closed tickets")
+    stats = sub.add_parser(
+        "stats", parents=common, help="tickets waiting, by age; median time from filing to decision"
+    )
+    stats.add_argument("--days", type=int, default=RECENT_DAYS, help="the recent span, in days (default 90)")
     logged = sub.add_parser("log", parents=common, help="the audit log, oldest first")
     logged.add_argument("--ticket")
     logged.add_argument("--by", help="only this maintainer's actions")
@@ -203,6 +209,9 @@ async def _tickets(args: argparse.Namespace, settings: Settings) -> int:
             _emit(
                 args, {"tickets": count}, f"erased requester data from {count} ticket(s) closed > {days} days"
             )
+        elif command == "stats":
+            figures = await store.stats(args.days)
+            _emit(args, figures.to_dict(), "\n".join(stats_lines(figures)))
         else:  # log
             events = await store.audit_log(
                 ticket_id=args.ticket, actor=args.by, since=args.since, until=args.until,
@@ -211,6 +220,22 @@ async def _tickets(args: argparse.Namespace, settings: Settings) -> int:
             text = "\n".join(_describe_event(event) for event in events) or "no events"
             _emit(args, [event.to_dict() for event in events], text)
     return 0
+
+
+def stats_lines(figures: TicketStats) -> list[str]:
+    """``tickets stats`` as a maintainer reads it in a terminal."""
+    totals = {state: sum(buckets.values()) for state, buckets in figures.waiting.items()}
+    lines = [f"waiting for a maintainer: {messages.waiting_summary(totals, figures.linked)}"]
+    for bucket in messages.AGE_BUCKET_LABELS:
+        by_state = {state: buckets[bucket] for state, buckets in figures.waiting.items()}
+        lines.append("  " + messages.age_line(bucket, by_state))
+    oldest = messages.oldest_waiting(figures.oldest_waiting_id, figures.oldest_waiting_seconds)
+    lines.append(f"oldest waiting: {oldest}")
+    for days, decisions in ((figures.recent_days, figures.recent), (None, figures.overall)):
+        summary = messages.decisions_summary(decisions.count, decisions.by_outcome, decisions.median_seconds)
+        lines.append(f"{messages.decided_heading(days).lower()}: {summary}")
+    lines.append(f"{messages.STATS_WITHDRAWN_FIELD.lower()}: {figures.withdrawn:,}")
+    return lines
 
 
 async def _open(args: argparse.Namespace, settings: Settings, store: TicketStore) -> int:

@@ -7,9 +7,11 @@ from datetime import UTC, datetime
 import discord
 
 from bot import messages
+from bot.index.describe import IndexDescription
 from bot.index.search import FoundEntry
 from bot.tickets.lifecycle import TicketState
 from bot.tickets.models import AuditEvent, Ticket
+from bot.tickets.stats import TicketStats
 from bot.times import human_time
 
 MAX_LISTED = 10
@@ -124,3 +126,68 @@ def event_line(event: AuditEvent) -> str:
     ticket = f"`{event.ticket_id}` " if event.ticket_id else ""
     # Date and time to the second: two decisions a moment apart must read apart.
     return f"{when(event.at, 'd')} {when(event.at, 'T')} {ticket}{who} {event.action}{states}{reason}"
+
+
+def _lines_within(lines: list[str], limit: int = 1000) -> str:
+    """As many whole lines as fit in an embed field (1,024 characters at most), then "…"."""
+    kept: list[str] = []
+    for line in lines:
+        if sum(len(k) + 1 for k in kept) + len(line) > limit - 2:
+            kept.append("…")
+            break
+        kept.append(line)
+    return "\n".join(kept) or "-"
+
+
+def _when_or_unknown(stamp: str | None) -> str:
+    return messages.UNKNOWN_TIME if stamp is None else when(stamp)
+
+
+def index_embed(described: IndexDescription) -> discord.Embed:
+    """/index info: the index the desk answers from, and the rule it answers by."""
+    embed = discord.Embed(title=messages.INDEX_INFO_LABEL, colour=discord.Colour.blurple())
+    entries = messages.index_entries(
+        described.entries, described.rows, len(described.shards), described.removed
+    )
+    embed.add_field(name=messages.INDEX_ENTRIES_FIELD, value=_short(entries, 1000), inline=False)
+    built = messages.index_built(
+        _when_or_unknown(described.built_at), _when_or_unknown(described.last_added_at)
+    )
+    embed.add_field(name=messages.INDEX_BUILT_FIELD, value=built, inline=False)
+    sources = [
+        messages.index_source(f"`{s.source}`", s.entries, s.shards, s.failures) for s in described.sources
+    ]
+    embed.add_field(name=messages.INDEX_SOURCES_FIELD, value=_lines_within(sources), inline=False)
+    kinds = [messages.signal_kind(k.name, k.bits, k.searched, k.in_index) for k in described.signal_kinds]
+    embed.add_field(name=messages.INDEX_KINDS_FIELD, value=_lines_within(kinds), inline=False)
+    embed.add_field(
+        name=messages.INDEX_THRESHOLDS_FIELD,
+        value=_lines_within(messages.thresholds_lines(**described.thresholds)),
+        inline=False,
+    )
+    layout = messages.index_format(described.format, described.format_version, described.size_bytes)
+    embed.add_field(name=messages.INDEX_FORMAT_FIELD, value=layout, inline=False)
+    return embed
+
+
+def stats_embed(figures: TicketStats) -> discord.Embed:
+    """/tickets stats: what waits and for how long, how long a decision takes."""
+    embed = discord.Embed(title=messages.STATS_LABEL, colour=discord.Colour.blurple())
+    totals = {state: sum(buckets.values()) for state, buckets in figures.waiting.items()}
+    embed.add_field(
+        name=messages.STATS_WAITING_FIELD,
+        value=messages.waiting_summary(totals, figures.linked),
+        inline=False,
+    )
+    ages = [
+        messages.age_line(bucket, {state: buckets[bucket] for state, buckets in figures.waiting.items()})
+        for bucket in messages.AGE_BUCKET_LABELS
+    ]
+    embed.add_field(name=messages.STATS_AGES_FIELD, value="\n".join(ages), inline=False)
+    oldest = messages.oldest_waiting(figures.oldest_waiting_id, figures.oldest_waiting_seconds)
+    embed.add_field(name=messages.STATS_OLDEST_FIELD, value=oldest, inline=False)
+    for days, decisions in ((figures.recent_days, figures.recent), (None, figures.overall)):
+        summary = messages.decisions_summary(decisions.count, decisions.by_outcome, decisions.median_seconds)
+        embed.add_field(name=messages.decided_heading(days), value=summary, inline=False)
+    embed.add_field(name=messages.STATS_WITHDRAWN_FIELD, value=f"{figures.withdrawn:,}", inline=False)
+    return embed

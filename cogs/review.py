@@ -1,4 +1,4 @@
-"""The maintainers' side: review cards with Claim / Approve / Reject, and /tickets, /removals.
+"""The maintainers' side: review cards with Claim / Approve / Reject, and /tickets, /removals, /index.
 
 Who may act is checked at run time on every command and every button press
 (:mod:`cogs.permissions`); the store checks again what the lifecycle allows.
@@ -16,6 +16,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import messages
+from bot.index.describe import describe_index
 from bot.index.storage import hashing_parameters
 from bot.removals.export import export_as_files
 from bot.tickets.lifecycle import (
@@ -199,6 +200,11 @@ class TicketCommands(MaintainerCommands, name="tickets", description="Review rem
             text or messages.NO_EVENTS, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
         )
 
+    @app_commands.command(name="stats", description="What waits and for how long; how long decisions take")
+    async def stats(self, interaction: discord.Interaction) -> None:
+        figures = await self.bot.desk.store.stats()
+        await interaction.response.send_message(embed=render.stats_embed(figures), ephemeral=True)
+
     @app_commands.command(name="resync", description="Sync the bot's slash commands to this server again")
     async def resync(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -223,6 +229,19 @@ class RemovalCommands(MaintainerCommands, name="removals", description="The data
         )
 
 
+@maintainers_only
+class IndexCommands(MaintainerCommands, name="index", description="The dataset index the bot answers from"):
+    @app_commands.command(name="info", description="Entries, build date, sources, signal kinds, thresholds")
+    async def info(self, interaction: discord.Interaction) -> None:
+        # Reading every shard's summary and the folder's sizes is a thread's work on a large index;
+        # answered first, since it may pass Discord's 3 s.
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        desk = self.bot.desk
+        removed = len(await desk.store.removed_entries())
+        described = await asyncio.to_thread(describe_index, desk.index, desk.settings, removed)
+        await interaction.followup.send(embed=render.index_embed(described), ephemeral=True)
+
+
 class Review(commands.Cog):
     def __init__(self, bot: DeskBot) -> None:
         self.bot = bot
@@ -230,10 +249,12 @@ class Review(commands.Cog):
     async def cog_load(self) -> None:
         self.bot.tree.add_command(TicketCommands(self.bot))
         self.bot.tree.add_command(RemovalCommands(self.bot))
+        self.bot.tree.add_command(IndexCommands(self.bot))
 
     async def cog_unload(self) -> None:
         self.bot.tree.remove_command("tickets")
         self.bot.tree.remove_command("removals")
+        self.bot.tree.remove_command("index")
 
     @commands.Cog.listener()
     async def on_interaction(self, interaction: discord.Interaction) -> None:

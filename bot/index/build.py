@@ -25,7 +25,7 @@ from tqdm import tqdm
 from bot.config import Settings
 from bot.index.batches import BatchResult, BatchRunner, local_runner
 from bot.index.mih import refresh_search_tables
-from bot.index.storage import IndexFormatError, Manifest, ShardWriter, hashing_parameters
+from bot.index.storage import IndexFormatError, IndexHistory, Manifest, ShardWriter, hashing_parameters
 from bot.index.units import ReadTask, UnitLedger, WorkUnit, plan_units
 
 
@@ -74,6 +74,7 @@ def _open_index(out: Path, settings: Settings) -> tuple[Manifest, bool]:
         out.mkdir(parents=True, exist_ok=True)
         manifest = Manifest(hashing=parameters)
         manifest.write(out)
+        IndexHistory(built_at=IndexHistory.now()).write(out)
         return manifest, False
     manifest = Manifest.read(out)
     if manifest.hashing != parameters:
@@ -262,6 +263,8 @@ def _hash_units(
                 manifest.shards.append(writer.name)
                 manifest.files[writer.name] = writer.files
                 manifest.write(out)
+                built = IndexHistory.read(out).built_at
+                IndexHistory(built_at=built, last_added_at=IndexHistory.now()).write(out)
                 report.shards.append(writer.name)
                 report.entries += len(writer)
                 report.failures.update(writer.failures)

@@ -7,6 +7,7 @@ of hash (:mod:`bot.signals`: ``NAME.npy``, one word a row for a 64-bit kind, ``b
 wider one, first hash bit = MSB)::
 
     DIR/manifest.json                 format, version, how entries were hashed, list of shards
+    DIR/history.json                  when the index was first built and a shard last added
     DIR/shards/NNNNN/phash.npy        uint64 (R,)    pHash of each row
     DIR/shards/NNNNN/pdq.npy          uint64 (R, 4)  PDQ, 256 bits as 4 words
     DIR/shards/NNNNN/quality.npy      uint8  (R,)    the lowest rating of the row's hashes (PDQ's
@@ -40,12 +41,14 @@ never touches the existing ones.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
 import shutil
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +196,42 @@ class Manifest:
             "files": {name: self.files[name] for name in self.shards if name in self.files},
         }
         _write_json_atomically(folder / "manifest.json", document)
+
+
+HISTORY_NAME = "history.json"
+
+
+@dataclass(frozen=True)
+class IndexHistory:
+    """When the index was first built and when a shard was last added (UTC, to the second), for a
+    maintainer asking (``index info``). Kept apart from the manifest, which stays a function of
+    the sources alone: the same sources give the same index, byte for byte, whenever built. None:
+    an index built before this was recorded. Informational only: a missing or unreadable file is
+    "unknown", never a reason to refuse the index."""
+
+    built_at: str | None = None
+    last_added_at: str | None = None
+
+    @staticmethod
+    def now() -> str:
+        return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    @classmethod
+    def read(cls, folder: Path) -> IndexHistory:
+        try:
+            document = json.loads((folder / HISTORY_NAME).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return cls()
+        if not isinstance(document, dict):
+            return cls()
+        built, added = document.get("built_at"), document.get("last_added_at")
+        return cls(
+            built_at=built if isinstance(built, str) else None,
+            last_added_at=added if isinstance(added, str) else None,
+        )
+
+    def write(self, folder: Path) -> None:
+        _write_json_atomically(folder / HISTORY_NAME, dataclasses.asdict(self))
 
 
 _NO_THUMBNAIL = np.zeros((THUMBNAIL_SIDE, THUMBNAIL_SIDE), dtype=np.uint8)

@@ -9,7 +9,8 @@ front end performs an action the same way and none reaches past it:
   :mod:`bot.tickets.lifecycle`;
 * :mod:`bot.tickets.privacy` — erasure, retention, a requester's export;
 * :mod:`bot.tickets.audit` — the append-only log;
-* :mod:`bot.tickets.removal_list` — what approvals add up to.
+* :mod:`bot.tickets.removal_list` — what approvals add up to;
+* :mod:`bot.tickets.stats` — how the desk keeps up (waiting tickets, time to a decision).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from bot.tickets.filing import AnyQuery, RequestDetails, RequestRefusedError
 from bot.tickets.lifecycle import TicketAction, TicketState
 from bot.tickets.models import AuditEvent, MatchedEntry, RemovalRow, Ticket, TransitionResult
 from bot.tickets.rows import TicketNotFoundError, covering, load_ticket, load_tickets
+from bot.tickets.stats import RECENT_DAYS, TicketStats, ticket_stats
 
 __all__ = ["RequestRefusedError", "StoreBusyError", "TicketNotFoundError", "TicketStore"]
 
@@ -91,6 +93,10 @@ class TicketStore:
             "WHERE state IN (?, ?) ORDER BY created_at, id LIMIT ?",
             [str(TicketState.OPEN), str(TicketState.CLAIMED), int(limit)],
         )
+
+    async def stats(self, recent_days: int = RECENT_DAYS) -> TicketStats:
+        """What waits and for how long, how long decisions take; see :mod:`bot.tickets.stats`."""
+        return await ticket_stats(self.database.reader, self.database.clock(), recent_days)
 
     async def overlapping(self, ticket: Ticket) -> list[str]:
         """Other pending or approved tickets that share an entry with this one (for reviewers)."""
