@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import logging
 import shutil
 import sqlite3
 from pathlib import Path
@@ -24,17 +23,6 @@ from bot.tickets.store import TicketStore
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "dataset"
 TOKEN = "MTEwMDAwMDAwMDAwMDAwMDAwMQ.Gh7x2Q.s3cr3t-d0ct0r-t0k3n-v4lu3-n0t-t0-b3-sh0wn"
 READY_DISCORD = {"guild_ids": [1], "review_channel_id": 2, "maintainer_role_id": 3}
-
-
-@pytest.fixture(autouse=True)
-def restore_logging(monkeypatch: pytest.MonkeyPatch) -> None:
-    """doctor sets up logging as every command does (bot.logs): put the root logger and discord.py's
-    back afterwards, so later tests log as they expect."""
-    root = logging.getLogger()
-    monkeypatch.setattr(root, "handlers", list(root.handlers))
-    monkeypatch.setattr(root, "level", root.level)
-    for name in ("discord", "aiohttp.client", "aiohttp.access"):
-        monkeypatch.setattr(logging.getLogger(name), "level", logging.getLogger(name).level)
 
 
 @pytest.fixture(scope="module")

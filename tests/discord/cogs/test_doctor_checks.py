@@ -7,14 +7,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import logging
 import re
 import socket
 from pathlib import Path
 from typing import Any
 
 import discord.http
-import pytest
 
 from bot.cli import main
 from bot.config import Settings
@@ -32,17 +30,6 @@ from tests.discord.fake_discord import (
 
 UNKNOWN_GUILD = {"code": 10004, "message": "Unknown Guild"}
 MESSAGE_CONTENT_LIMITED = 1 << 19
-
-
-@pytest.fixture(autouse=True)
-def restore_logging(monkeypatch: pytest.MonkeyPatch) -> None:
-    """doctor sets up logging as every command does (bot.logs): put the root logger and discord.py's
-    back afterwards, so later tests log as they expect."""
-    root = logging.getLogger()
-    monkeypatch.setattr(root, "handlers", list(root.handlers))
-    monkeypatch.setattr(root, "level", root.level)
-    for name in ("discord", "aiohttp.client", "aiohttp.access"):
-        monkeypatch.setattr(logging.getLogger(name), "level", logging.getLogger(name).level)
 
 
 def seed(fake: FakeDiscord, world: World, *, message_content: bool = True) -> None:
