@@ -1468,9 +1468,6 @@ async def test_run_logs_in_at_the_configured_api_and_explains_a_refused_token(
     for name in ("DISCORD_TOKEN", "REMOVAL_DESK_DISCORD_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     refused = fake.fail("GET", r"/users/@me$", 401, {"code": 0, "message": "401: Unauthorized"})
-    root = logging.getLogger()
-    monkeypatch.setattr(root, "handlers", list(root.handlers))  # the run's log handler goes again
-    monkeypatch.setattr(root, "level", root.level)
 
     # main() runs its own event loop: give it a thread, while this loop serves the fake.
     code = await asyncio.to_thread(bot.cli.main, ["--config", str(config), "run"])
