@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -341,13 +342,17 @@ class HashIndex:
 
     def entry_hashes(self, match: EntryMatch) -> EntryHashes:
         """The hashes the index stores for a matched entry (a removal list carries them)."""
-        shard = self._shard(match.shard)
+        return self.row_hashes(match.shard, match.row)
+
+    def row_hashes(self, shard_name: str, row: int) -> EntryHashes:
+        """The hashes the index stores for row ``row`` of shard ``shard_name``."""
+        shard = self._shard(shard_name)
         return EntryHashes(
             signals={
-                kind.name: kind.entry_value(np.array(shard.signals[kind.name][match.row]))
+                kind.name: kind.entry_value(np.array(shard.signals[kind.name][row]))
                 for kind in signal_kinds()
             },
-            quality=int(shard.quality[match.row]),
+            quality=int(shard.quality[row]),
         )
 
     def find(
@@ -377,15 +382,46 @@ class HashIndex:
         them: once a removal is approved, the entry stops matching, so nobody is shown (or files
         a ticket for) a picture that is already gone from the dataset.
         """
-        found: list[FoundEntry] = []
-        unjudged = already_removed = 0
-        for match in self.search(query, rule, views, unjudged=True):
-            entry = self.describe(match)
-            if (entry.key, entry.url or "") in removed:
-                already_removed += match.judged
-                continue
-            if match.judged:
-                found.append(FoundEntry(match=match, entry=entry, part=self.part_box(match)))
-            else:
-                unjudged += 1
-        return LookUp(found=found, unjudged=unjudged, removed=already_removed)
+        described = (
+            (match, self.describe(match), self.part_box(match))
+            for match in self.search(query, rule, views, unjudged=True)
+        )
+        return collect_look_up(described, removed)
+
+
+# A match with what the index says of it: the dataset's description and the matched photograph's box.
+Described = tuple[EntryMatch, DatasetEntry, tuple[float, float, float, float] | None]
+
+
+def collect_look_up(described: Iterable[Described], removed: Collection[tuple[str, str]]) -> LookUp:
+    """A look-up from every match the search returned (``unjudged`` included, best first): entries
+    whose removal was approved are counted and left out, unjudged ones counted. One function for a
+    single index and for the parts of a served one (:mod:`bot.index.parts`), so both answer alike."""
+    found: list[FoundEntry] = []
+    unjudged = already_removed = 0
+    for match, entry, box in described:
+        if (entry.key, entry.url or "") in removed:
+            already_removed += match.judged
+            continue
+        if match.judged:
+            found.append(FoundEntry(match=match, entry=entry, part=box))
+        else:
+            unjudged += 1
+    return LookUp(found=found, unjudged=unjudged, removed=already_removed)
+
+
+class Searchable(Protocol):
+    """What a check needs of an index: :class:`HashIndex`, the parts of a served index searched
+    here (:class:`bot.index.parts.PartedIndex`) or on a Dask cluster
+    (:class:`bot.index.served.DaskIndex`) all answer it, alike."""
+
+    def look_up(
+        self,
+        query: QueryHashes,
+        rule: MatchingSettings,
+        removed: Collection[tuple[str, str]] = frozenset(),
+        *,
+        views: QueryViews | None,
+    ) -> LookUp: ...
+
+    def entry_hashes(self, match: EntryMatch) -> EntryHashes: ...

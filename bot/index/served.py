@@ -1,0 +1,194 @@
+"""Serve an index from a Dask distributed cluster: each part searched by a worker, answers merged.
+
+The parts of a served index (:mod:`bot.index.parts`) are assigned to the cluster's workers, round
+robin in name order; every query becomes one task per part, sent to the part's worker, which keeps
+the part memory-mapped between queries (:func:`bot.index.parts.open_part`: the worker process's
+own cache, re-opened when the part's manifest changes, so appended shards are searched without a
+restart). The part folders must be readable by every worker under the same path (a shared disk,
+or a copy on each machine's own): a task may run on another worker than its part's when that one
+is gone. The client reads ``parts.json`` itself before each query, so it sees the list too.
+
+A query is answered from every part or not at all: a part whose task fails (its folder missing or
+damaged), whose workers kept dying on it (Dask's ``KilledWorker``) or which does not answer in
+time raises :class:`IncompleteSearchError`, which names the parts. A worker that dies while its
+tasks run has them re-run on the others (``allow_other_workers``); the assignment is made again
+when the set of workers changes (a replaced worker has a new address), looked at when a part's
+answer came from another worker than assigned, and every ``_WORKERS_CHECKED_EVERY`` seconds.
+
+Removals are left out where the answers are merged, on the client, from the list passed with each
+query: an approved removal stops matching at once, whichever worker found the entry.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from bot.config import MatchingSettings
+from bot.errors import RemovalDeskError
+from bot.hashing import EntryHashes, QueryHashes
+from bot.index.parts import (
+    Part,
+    PartAnswer,
+    PartQuery,
+    merge,
+    open_part,
+    part_entry_hashes,
+    read_parts,
+    search_part,
+    split_shard,
+)
+from bot.index.search import LookUp
+from bot.index.storage import IndexFormatError
+from bot.matching import EntryMatch
+from bot.verification import QueryViews
+
+# How long a query waits for every part before it is refused (a worker lost without a
+# replacement leaves its tasks waiting for one).
+DEFAULT_TIMEOUT = 60.0
+# How often the set of workers is asked for (a round trip to the scheduler), to spread the parts
+# over workers that joined, or replaced dead ones, since the last assignment.
+_WORKERS_CHECKED_EVERY = 10.0
+
+
+class IncompleteSearchError(RemovalDeskError):
+    """Some part of a served index did not answer: no answer is given from the others."""
+
+    def __init__(self, failures: dict[str, str]) -> None:
+        self.failures = failures
+        named = "; ".join(f"part {name or '(the index)'!r}: {why}" for name, why in sorted(failures.items()))
+        super().__init__(
+            f"the search could not reach every part of the index, so it gives no answer from the "
+            f"others ({named})"
+        )
+
+
+def _search_on_worker(part: Part, request: PartQuery) -> PartAnswer:
+    """A part's task: search it in the worker's process (its opened parts are kept there)."""
+    from distributed import get_worker
+
+    return search_part(part, request, worker=get_worker().address)
+
+
+def _open_on_worker(part: Part) -> int:
+    """Open (map) a part ahead of the first query; its entries."""
+    return len(open_part(part.path))
+
+
+class DaskIndex:
+    """A served index searched on the Dask cluster of ``client`` (a ``distributed.Client``)."""
+
+    def __init__(self, client: Any, folder: Path, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.client = client
+        self.folder = folder
+        self.timeout = timeout
+        self._assigned: dict[str, str] = {}
+        self._workers: tuple[str, ...] = ()
+        self._checked_at = -float("inf")
+
+    def _current_workers(self, *, now: bool = False) -> tuple[str, ...]:
+        """The workers' addresses, asked of the scheduler when due (or ``now``)."""
+        if now or time.monotonic() - self._checked_at >= _WORKERS_CHECKED_EVERY:
+            self._workers = tuple(sorted(self.client.nthreads()))
+            self._checked_at = time.monotonic()
+        return self._workers
+
+    def _assignment(self, parts: list[Part], *, recheck: bool = False) -> dict[str, str]:
+        """Part name -> its worker: round robin in name order over the workers in address order."""
+        before = self._workers
+        workers = self._current_workers(now=recheck)
+        names = [part.name for part in parts]
+        if workers != before or set(names) != set(self._assigned) or not workers:
+            self._assigned = (
+                {name: workers[i % len(workers)] for i, name in enumerate(names)} if workers else {}
+            )
+        return self._assigned
+
+    def open(self) -> int:
+        """Have every part opened by its worker (fails now, naming the parts, if one cannot be);
+        the entries served."""
+        parts = read_parts(self.folder)
+        assigned = self._assignment(parts, recheck=True)
+        futures = {part.name: self._submit(_open_on_worker, part, assigned.get(part.name)) for part in parts}
+        return sum(self._gather(futures))
+
+    def _submit(self, function: Any, part: Part, worker: str | None, *args: Any) -> Any:
+        # pure=False: the same query asked twice is searched twice (the part may have grown).
+        return self.client.submit(
+            function,
+            part,
+            *args,
+            workers=None if worker is None else [worker],
+            allow_other_workers=True,
+            pure=False,
+        )
+
+    def _gather(self, futures: dict[str, Any]) -> list[Any]:
+        """Every future's result, in order, or IncompleteSearchError naming those that failed."""
+        from distributed import KilledWorker
+
+        deadline = time.monotonic() + self.timeout
+        results: list[Any] = []
+        failures: dict[str, str] = {}
+        for name, future in futures.items():
+            try:
+                results.append(future.result(timeout=max(0.0, deadline - time.monotonic())))
+            except KilledWorker:
+                failures[name] = "the workers searching it kept dying"
+            except TimeoutError:
+                failures[name] = f"no answer within {self.timeout:g} s (no worker left to search it?)"
+            except IndexFormatError as exc:
+                failures[name] = str(exc)
+            except Exception as exc:  # any other failure of a part's task is named too
+                failures[name] = f"its search failed ({type(exc).__name__}: {exc})"
+        if failures:
+            for future in futures.values():
+                future.cancel()
+            raise IncompleteSearchError(failures)
+        return results
+
+    def look_up(
+        self,
+        query: QueryHashes,
+        rule: MatchingSettings,
+        removed: Collection[tuple[str, str]] = frozenset(),
+        *,
+        views: QueryViews | None,
+    ) -> LookUp:
+        """As :meth:`HashIndex.look_up`, from every part of the served index."""
+        parts = read_parts(self.folder)
+        assigned = self._assignment(parts)
+        request = PartQuery(query, rule, views).without_caches()
+        futures = {
+            part.name: self._submit(_search_on_worker, part, assigned.get(part.name), request)
+            for part in parts
+        }
+        answers: list[PartAnswer] = self._gather(futures)
+        if any(answer.worker != assigned.get(answer.part) for answer in answers):
+            self._assignment(parts, recheck=True)  # a part was searched elsewhere: a worker left
+        return merge(answers, removed)
+
+    def entry_hashes(self, match: EntryMatch) -> EntryHashes:
+        """The hashes a part stores for a matched entry (a ticket keeps them)."""
+        part_name, shard = split_shard(match.shard)
+        part = next((part for part in read_parts(self.folder) if part.name == part_name), None)
+        if part is None:
+            raise IndexFormatError(f"{self.folder} has no part {part_name!r} (was it removed?)")
+        future = self._submit(part_entry_hashes, part, self._assigned.get(part_name), shard, match.row)
+        hashes: EntryHashes = self._gather({part_name: future})[0]
+        return hashes
+
+
+@contextmanager
+def dask_index(address: str, folder: Path, *, timeout: float = DEFAULT_TIMEOUT) -> Iterator[DaskIndex]:
+    """The served index at ``folder`` on the Dask cluster whose scheduler is at ``address``
+    (``tcp://host:8786``), its parts opened by their workers, for the length of the block."""
+    from distributed import Client
+
+    with Client(address) as client:
+        index = DaskIndex(client, folder, timeout=timeout)
+        index.open()
+        yield index
