@@ -122,7 +122,7 @@ class DaskIndex:
             part,
             *args,
             workers=None if worker is None else [worker],
-            allow_other_workers=True,
+            allow_other_workers=worker is not None,
             pure=False,
         )
 
@@ -177,7 +177,8 @@ class DaskIndex:
         part = next((part for part in read_parts(self.folder) if part.name == part_name), None)
         if part is None:
             raise IndexFormatError(f"{self.folder} has no part {part_name!r} (was it removed?)")
-        future = self._submit(part_entry_hashes, part, self._assigned.get(part_name), shard, match.row)
+        worker = self._assignment(read_parts(self.folder)).get(part_name)
+        future = self._submit(part_entry_hashes, part, worker, shard, match.row)
         hashes: EntryHashes = self._gather({part_name: future})[0]
         return hashes
 

@@ -1,0 +1,222 @@
+"""A served index searched on a Dask cluster answers exactly as in one process, or not at all.
+
+One LocalCluster of three single-threaded worker processes (with nannies, which replace a worker
+whose process dies) serves the module: tasks are pickled and sent, as to other machines.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from distributed import Client, LocalCluster
+
+from bot.checking import hash_submitted_picture
+from bot.config import load_settings
+from bot.hashing import EntryHashes
+from bot.index.build import build_index
+from bot.index.parts import PartedIndex, write_parts
+from bot.index.search import HashIndex, LookUp
+from bot.index.served import DaskIndex, IncompleteSearchError, dask_index
+from tests.bot.index.test_parts import (
+    RULES,
+    Served,
+    append_shard,
+    as_one_index,
+    make_served,
+    queries,
+    same_hashes,
+    write_index,
+)
+from tests.bot.index.test_search import WORDS_PDQ, make_query, random_words
+from tests.made_up import jpeg, photo
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[Client]:
+    with (
+        LocalCluster(n_workers=3, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster) as connected,
+    ):
+        yield connected
+
+
+@pytest.fixture
+def served(tmp_path) -> Served:
+    return make_served(tmp_path)
+
+
+def wait_for_workers(client: Client, count: int, gone: str | None = None) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        workers = client.nthreads()
+        if len(workers) == count and gone not in workers:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the cluster did not get back to {count} workers")
+
+
+def kill(client: Client, worker: str) -> None:
+    """End a worker's process at once, as a crash or an out-of-memory kill would."""
+    client.run(os._exit, 1, workers=[worker], on_error="ignore")
+
+
+def test_the_cluster_answers_as_one_process_and_as_one_index(client, served):
+    one, here = HashIndex(served.one), PartedIndex(served.served)
+    remote = DaskIndex(client, served.served)
+    assert remote.open() == len(one)
+    assert len(set(remote._assigned.values())) == 2  # two parts, on two of the three workers
+    found = 0
+    for rule in RULES:
+        for query in queries(served, 6, seed=10):
+            expected = here.look_up(query, rule, views=None)
+            assert remote.look_up(query, rule, views=None) == expected
+            assert as_one_index(expected, served.renamed) == one.look_up(query, rule, views=None)
+            found += len(expected.found)
+    assert found > 10
+
+
+def test_entry_hashes_are_read_by_the_parts_worker(client, served):
+    here, remote = PartedIndex(served.served), DaskIndex(client, served.served)
+    items = [
+        item
+        for query in queries(served, 4, seed=11)
+        for item in here.look_up(query, RULES[0], views=None).found
+    ]
+    assert items
+    for item in items:
+        assert same_hashes(remote.entry_hashes(item.match), here.entry_hashes(item.match))
+
+
+def test_a_killed_worker_is_replaced_and_the_next_answer_is_whole(client, served):
+    remote = DaskIndex(client, served.served)
+    remote.open()
+    checked = queries(served, 4, seed=12)
+    expected = [PartedIndex(served.served).look_up(query, RULES[1], views=None) for query in checked]
+    victim = remote._assigned["parts/001"]
+
+    kill(client, victim)
+    answers = [remote.look_up(query, RULES[1], views=None) for query in checked]  # at once, while replaced
+
+    assert answers == expected
+    wait_for_workers(client, 3, gone=victim)
+    assert [remote.look_up(query, RULES[1], views=None) for query in checked] == expected
+    assert victim not in remote._assigned.values()  # re-assigned to the workers alive
+    assert set(remote._assigned.values()) <= set(client.nthreads())
+
+
+def test_a_worker_killed_while_a_query_waits_on_it_leaves_the_answer_whole(client, served):
+    remote = DaskIndex(client, served.served)
+    remote.open()
+    query = queries(served, 1, seed=13)[0]
+    expected = PartedIndex(served.served).look_up(query, RULES[1], views=None)
+    assert expected.found
+    victim = remote._assigned["parts/000"]
+    # the worker's one thread is busy until it ends its own process: the part's task waits there
+    blocker = client.submit(_die_after, 0.5, workers=[victim], pure=False)
+    answer: list[LookUp] = []
+    asking = threading.Thread(target=lambda: answer.append(remote.look_up(query, RULES[1], views=None)))
+    started = time.monotonic()
+    asking.start()
+    asking.join(timeout=60)
+
+    assert answer == [expected]
+    assert time.monotonic() - started > 0.3  # the query did wait for the worker that died
+    blocker.cancel()
+    wait_for_workers(client, 3, gone=victim)
+
+
+def _die_after(seconds: float) -> None:
+    time.sleep(seconds)
+    os._exit(1)
+
+
+def test_a_part_that_cannot_be_read_refuses_the_answer_and_names_the_part(client, served, tmp_path):
+    remote = DaskIndex(client, served.served, timeout=30)
+    query = queries(served, 1, seed=14)[0]
+    assert remote.look_up(query, RULES[1], views=None).found
+    shutil.move(served.served / "parts" / "001", tmp_path / "elsewhere")
+
+    with pytest.raises(IncompleteSearchError, match="parts/001") as refused:
+        remote.look_up(query, RULES[1], views=None)
+
+    assert list(refused.value.failures) == ["parts/001"]
+    assert "no manifest.json" in refused.value.failures["parts/001"]
+    shutil.move(tmp_path / "elsewhere", served.served / "parts" / "001")
+    assert remote.look_up(query, RULES[1], views=None) == PartedIndex(served.served).look_up(
+        query, RULES[1], views=None
+    )
+
+
+def test_appended_shards_new_parts_and_approved_removals_are_served_without_a_restart(client, served):
+    remote = DaskIndex(client, served.served)
+    remote.open()
+    rng = np.random.default_rng(15)
+    new = [
+        EntryHashes(phash=int(random_words(rng, 1)[0]), pdq=random_words(rng, WORDS_PDQ), quality=100)
+        for _ in range(2)
+    ]
+    first = make_query([new[0].phash], [new[0].pdq])
+    assert remote.look_up(first, RULES[0], views=None).found == []
+
+    append_shard(served.served / "parts" / "001", [("appended", new[0])])  # the workers hold 001 open
+    found = remote.look_up(first, RULES[0], views=None).found
+    assert [(item.entry.key, item.match.shard) for item in found] == [("appended", "parts/001/00001")]
+
+    write_index(served.served / "parts" / "002", [[("new-part", new[1])]], tables=True)
+    write_parts(served.served, ["parts/000", "parts/001", "parts/002"])
+    second = make_query([new[1].phash], [new[1].pdq])
+    found = remote.look_up(second, RULES[0], views=None).found
+    assert [(item.entry.key, item.match.shard) for item in found] == [("new-part", "parts/002/00000")]
+
+    approved = {("appended", "https://example.org/appended")}
+    refused = remote.look_up(first, RULES[0], approved, views=None)
+    assert (refused.found, refused.removed) == ([], 1)
+
+
+SIZE = (320, 240)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> Path:
+    """Eight made-up photographs as one index and as two parts of four (same keys: file names)."""
+    root = tmp_path_factory.mktemp("photos")
+    settings = load_settings(with_deployment_files=False)
+    for number in range(8):
+        data = jpeg(photo(900 + number, SIZE))
+        for folder in ("all", f"half{number // 4}"):
+            (root / folder).mkdir(exist_ok=True)
+            (root / folder / f"photo{number}.jpg").write_bytes(data)
+    build_index([root / "all"], root / "one", settings, workers=1, show_progress=False)
+    for half in range(2):
+        build_index(
+            [root / f"half{half}"], root / "served" / f"{half}", settings, workers=1, show_progress=False
+        )
+    write_parts(root / "served", ["0", "1"])
+    return root
+
+
+def test_checks_of_pictures_verified_on_the_cluster_equal_one_index(client, photos):
+    settings = load_settings(with_deployment_files=False)
+    one = HashIndex(photos / "one")
+    here = PartedIndex(photos / "served")
+    with dask_index(client.scheduler.address, photos / "served") as remote:
+        copies = [photo(900 + number, SIZE).crop((16, 12, 300, 228)) for number in (1, 6)]
+        keys = []
+        for picture in [*copies, photo(42, SIZE)]:  # two copies, and a stranger
+            query, views = hash_submitted_picture(jpeg(picture, quality=75), settings)
+            expected = here.look_up(query, settings.matching, views=views)
+            assert remote.look_up(query, settings.matching, views=views) == expected
+            single = one.look_up(query, settings.matching, views=views)
+            assert [(i.entry, i.match.distance, i.match.variant, i.part) for i in expected.found] == [
+                (i.entry, i.match.distance, i.match.variant, i.part) for i in single.found
+            ]
+            assert (expected.unjudged, expected.removed) == (single.unjudged, single.removed)
+            keys.append([item.entry.key for item in expected.found])
+    assert keys == [["photo1.jpg"], ["photo6.jpg"], []]
