@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from bot.config import Settings
 from bot.decoding import decode_picture, rejected
 from bot.hashing import QueryHashes, hash_query_with_views
-from bot.index.search import FoundEntry, HashIndex
+from bot.index.search import FoundEntry, Searchable
 from bot.verification import QueryViews
 
 
@@ -43,7 +43,7 @@ def hash_submitted_picture(data: bytes, settings: Settings) -> tuple[QueryHashes
 
 def check_picture(
     data: bytes,
-    index: HashIndex,
+    index: Searchable,
     settings: Settings,
     removed: Collection[tuple[str, str]] = frozenset(),
 ) -> CheckResult:

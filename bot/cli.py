@@ -20,7 +20,9 @@ from bot.index.batches import HashingProcessDiedError
 from bot.index.build import build_index
 from bot.index.describe import IndexDescription, describe_index
 from bot.index.mih import refresh_search_tables
-from bot.index.search import FoundEntry, HashIndex
+from bot.index.parts import open_served
+from bot.index.search import FoundEntry, HashIndex, Searchable
+from bot.index.served import dask_index
 from bot.logs import configure_logging
 from bot.signals import ranked_kinds
 from bot.tickets.store import TicketStore
@@ -85,7 +87,20 @@ def _parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="one JSON object instead of text")
 
     check = commands.add_parser("check", help="find the dataset entries that are copies of pictures")
-    check.add_argument("--index", required=True, type=Path, dest="index_folder")
+    check.add_argument(
+        "--index",
+        required=True,
+        type=Path,
+        dest="index_folder",
+        help="an index folder, or a folder of parts listed in parts.json (see docs/architecture.md)",
+    )
+    check.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        default=None,
+        help="search on the Dask cluster whose scheduler is at ADDRESS (tcp://host:8786), each part "
+        "of the index on a worker; the parts must be readable from every worker under the same path",
+    )
     check.add_argument("--json", action="store_true", help="one JSON object per picture, per line")
     check.add_argument("images", nargs="+", type=Path)
     ticket_cli.add_commands(commands)
@@ -295,8 +310,16 @@ async def _approved_removals(settings: Settings) -> frozenset[tuple[str, str]]:
 
 
 def _run_check(args: argparse.Namespace, settings: Settings) -> int:
-    index = HashIndex(args.index_folder)
     removed = asyncio.run(_approved_removals(settings))
+    if args.dask:
+        with dask_index(args.dask, args.index_folder) as served:
+            return _check_pictures(args, settings, served, removed)
+    return _check_pictures(args, settings, open_served(args.index_folder), removed)
+
+
+def _check_pictures(
+    args: argparse.Namespace, settings: Settings, index: Searchable, removed: frozenset[tuple[str, str]]
+) -> int:
     worst = 0
     for image in args.images:
         record: dict[str, object] = {"query": str(image), "matches": [], "unjudged": 0, "error": None}

@@ -189,6 +189,14 @@ def split_shard(name: str) -> tuple[str, str]:
     return part, shard
 
 
+def open_served(folder: Path) -> HashIndex | PartedIndex:
+    """The index at ``folder`` to search in this process: its parts when it lists some, else the
+    index itself (opened as it always was)."""
+    if (folder / PARTS_NAME).exists():
+        return PartedIndex(folder)
+    return HashIndex(folder)
+
+
 class PartedIndex:
     """A served index searched in this process, part after part (the reference the Dask backend
     must equal, and what ``check`` uses on one machine)."""

@@ -6,6 +6,7 @@ whose process dies) serves the module: tasks are pickled and sent, as to other m
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import threading
@@ -18,6 +19,7 @@ import pytest
 from distributed import Client, LocalCluster
 
 from bot.checking import hash_submitted_picture
+from bot.cli import main
 from bot.config import load_settings
 from bot.hashing import EntryHashes
 from bot.index.build import build_index
@@ -220,3 +222,42 @@ def test_checks_of_pictures_verified_on_the_cluster_equal_one_index(client, phot
             assert (expected.unjudged, expected.removed) == (single.unjudged, single.removed)
             keys.append([item.entry.key for item in expected.found])
     assert keys == [["photo1.jpg"], ["photo6.jpg"], []]
+
+
+def check(capsys, argv: list[str]) -> tuple[int, list[dict[str, object]], str]:
+    code = main(["check", "--json", *argv])
+    captured = capsys.readouterr()
+    return code, [json.loads(line) for line in captured.out.splitlines()], captured.err
+
+
+def test_check_on_the_cluster_prints_what_one_index_prints_or_refuses(client, photos, tmp_path, capsys):
+    pictures = []
+    for number, picture in enumerate([photo(903, SIZE).crop((20, 0, 320, 240)), photo(43, SIZE)]):
+        pictures.append(tmp_path / f"query{number}.jpg")
+        pictures[-1].write_bytes(jpeg(picture, quality=80))
+    address = client.scheduler.address
+    _, alone, _ = check(capsys, ["--index", str(photos / "one"), *map(str, pictures)])
+    code, here, _ = check(capsys, ["--index", str(photos / "served"), *map(str, pictures)])
+    assert code == 0
+    code, remote, _ = check(
+        capsys, ["--index", str(photos / "served"), "--dask", address, *map(str, pictures)]
+    )
+    assert code == 0
+    assert remote == here
+    assert [record["matches"][0]["key"] for record in remote if record["matches"]] == ["photo3.jpg"]
+    assert remote[0]["matches"][0]["entry_id"].startswith("0/00000/")  # part 0, its shard, the row
+    without_ids = [[{**m, "entry_id": None} for m in record["matches"]] for record in remote]
+    assert without_ids == [[{**m, "entry_id": None} for m in record["matches"]] for record in alone]
+
+    listed = (photos / "served" / "parts.json").read_text()
+    write_parts(photos / "served", ["0", "1", "gone"])
+    try:
+        code, printed, stderr = check(
+            capsys, ["--index", str(photos / "served"), "--dask", address, str(pictures[0])]
+        )
+    finally:
+        (photos / "served" / "parts.json").write_text(listed)
+    assert code == 2
+    assert printed == []
+    assert "could not reach every part" in stderr
+    assert "'gone'" in stderr
