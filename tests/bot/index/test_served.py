@@ -261,3 +261,21 @@ def test_check_on_the_cluster_prints_what_one_index_prints_or_refuses(client, ph
     assert printed == []
     assert "could not reach every part" in stderr
     assert "'gone'" in stderr
+
+
+def test_a_part_not_searched_in_time_refuses_the_answer(client, served):
+    remote = DaskIndex(client, served.served, timeout=0.3)
+    remote.open()
+    query = queries(served, 1, seed=16)[0]
+    workers = sorted(client.nthreads())
+    # every worker's one thread busy for longer than the query may wait
+    busy = [client.submit(time.sleep, 1.5, workers=[worker], pure=False) for worker in workers]
+
+    with pytest.raises(IncompleteSearchError, match=r"no answer within 0\.3 s") as refused:
+        remote.look_up(query, RULES[1], views=None)
+
+    assert sorted(refused.value.failures) == ["parts/000", "parts/001"]
+    client.gather(busy)
+    assert remote.look_up(query, RULES[1], views=None) == PartedIndex(served.served).look_up(
+        query, RULES[1], views=None
+    )
