@@ -1,12 +1,13 @@
 """Serve an index from a Dask distributed cluster: each part searched by a worker, answers merged.
 
 The parts of a served index (:mod:`bot.index.parts`) are assigned to the cluster's workers, round
-robin in name order; every query becomes one task per part, sent to the part's worker, which keeps
-the part memory-mapped between queries (:func:`bot.index.parts.open_part`: the worker process's
-own cache, re-opened when the part's manifest changes, so appended shards are searched without a
-restart). The part folders must be readable by every worker under the same path (a shared disk,
-or a copy on each machine's own): a task may run on another worker than its part's when that one
-is gone. The client reads ``parts.json`` itself before each query, so it sees the list too.
+robin in name order, and then moving as few as can be when workers come and go (:func:`balanced`).
+Every query becomes one task per part, sent to the part's worker, which keeps the part
+memory-mapped between queries (:func:`bot.index.parts.open_part`: the worker process's own cache,
+re-opened when the part's manifest changes, so appended shards are searched without a restart).
+The part folders must be readable by every worker under the same path (a shared disk, or a copy on
+each machine's own): a task may run on another worker than its part's when that one is gone. The
+client reads ``parts.json`` itself before each query, so it sees the list too.
 
 A query is answered from every part or not at all: a part whose task fails (its folder missing or
 damaged), whose workers kept dying on it (Dask's ``KilledWorker``) or which does not answer in
@@ -78,6 +79,34 @@ def _open_on_worker(part: Part) -> int:
     return len(open_part(part.path))
 
 
+def balanced(names: list[str], workers: tuple[str, ...], before: dict[str, str]) -> dict[str, str]:
+    """Part name -> worker, as few parts moved as can be: a part stays on its worker while that one
+    lives (its pages stay in that machine's cache), the parts of workers gone and new parts go to
+    the least loaded, and then parts move from the most to the least loaded worker until no two
+    differ by more than one part. From nothing: round robin in name order over the workers in
+    address order."""
+    if not workers:
+        return {}
+    alive = set(workers)
+    assigned = {name: before[name] for name in names if before.get(name) in alive}
+    load = dict.fromkeys(workers, 0)
+    for worker in assigned.values():
+        load[worker] += 1
+    for name in names:
+        if name not in assigned:
+            worker = min(workers, key=lambda w: (load[w], w))
+            assigned[name], load[worker] = worker, load[worker] + 1
+    while True:
+        most = max(workers, key=lambda w: (load[w], w))
+        least = min(workers, key=lambda w: (load[w], w))
+        if load[most] - load[least] <= 1:
+            break
+        moved = max(name for name, worker in assigned.items() if worker == most)
+        assigned[moved] = least
+        load[most], load[least] = load[most] - 1, load[least] + 1
+    return {name: assigned[name] for name in names}
+
+
 class DaskIndex:
     """A served index searched on the Dask cluster of ``client`` (a ``distributed.Client``)."""
 
@@ -97,14 +126,12 @@ class DaskIndex:
         return self._workers
 
     def _assignment(self, parts: list[Part], *, recheck: bool = False) -> dict[str, str]:
-        """Part name -> its worker: round robin in name order over the workers in address order."""
+        """Part name -> its worker (see :func:`balanced`), made again when the workers changed."""
         before = self._workers
         workers = self._current_workers(now=recheck)
         names = [part.name for part in parts]
         if workers != before or set(names) != set(self._assigned) or not workers:
-            self._assigned = (
-                {name: workers[i % len(workers)] for i, name in enumerate(names)} if workers else {}
-            )
+            self._assigned = balanced(names, workers, self._assigned)
         return self._assigned
 
     def open(self) -> int:

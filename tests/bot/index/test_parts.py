@@ -217,3 +217,24 @@ def test_a_folder_that_is_neither_index_nor_parts_is_refused(tmp_path):
     (tmp_path / "parts.json").write_text('{"format": "something else"}')
     with pytest.raises(IndexFormatError, match="not a list of parts"):
         read_parts(tmp_path)
+
+
+def test_parts_stay_on_living_workers_and_the_load_evens_out():
+    from bot.index.served import balanced
+
+    names = ["a", "b", "c", "d", "e"]
+    first = balanced(names, ("w1", "w2"), {})
+    assert first == {"a": "w1", "b": "w2", "c": "w1", "d": "w2", "e": "w1"}  # round robin
+    replaced = balanced(names, ("w1", "w3"), first)  # w2 died, w3 replaced it
+    assert replaced == {"a": "w1", "b": "w3", "c": "w1", "d": "w3", "e": "w1"}  # only w2's parts moved
+    joined = balanced(names, ("w1", "w3", "w4"), replaced)  # a worker more: one part moves to it
+    assert sum(joined[name] != replaced[name] for name in names) == 1
+    assert sorted(list(joined.values()).count(w) for w in ("w1", "w3", "w4")) == [1, 2, 2]
+    alone = balanced(names, ("w4",), joined)
+    assert set(alone.values()) == {"w4"}
+    assert balanced([*names, "f"], ("w4", "w5"), alone) == balanced([*names, "f"], ("w4", "w5"), alone)
+    assert sorted(list(balanced(names, ("w4", "w5"), alone).values()).count(w) for w in ("w4", "w5")) == [
+        2,
+        3,
+    ]
+    assert balanced(names, (), first) == {}
