@@ -20,7 +20,7 @@ from bot.index.batches import HashingProcessDiedError
 from bot.index.build import build_index
 from bot.index.describe import IndexDescription, describe_index
 from bot.index.mih import refresh_search_tables
-from bot.index.parts import open_served
+from bot.index.parts import open_served, write_parts
 from bot.index.search import FoundEntry, HashIndex, Searchable
 from bot.index.served import dask_index
 from bot.logs import configure_logging
@@ -82,6 +82,11 @@ def _parser() -> argparse.ArgumentParser:
         "verify", help="compare every shard file with its checksum in the manifest (~1 s per GB)"
     )
     verify.add_argument("folder", type=Path)
+    parts = index_commands.add_parser(
+        "parts", help="list the index folders a served index is made of (DIR/parts.json; each opened first)"
+    )
+    parts.add_argument("folder", type=Path, help="the served index's folder")
+    parts.add_argument("parts", nargs="+", help="each part's folder, relative to FOLDER (parts/000 ...)")
     info = index_commands.add_parser("info", help="describe an index")
     info.add_argument("folder", type=Path)
     info.add_argument("--json", action="store_true", help="one JSON object instead of text")
@@ -245,6 +250,14 @@ def _run_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_parts(args: argparse.Namespace) -> int:
+    """Write DIR/parts.json once every part opens: a part that would fail every query is refused now."""
+    entries = sum(len(HashIndex(args.folder / name)) for name in args.parts)
+    write_parts(args.folder, args.parts)
+    print(f"{args.folder} serves {len(args.parts)} part(s), {entries} entries")
+    return 0
+
+
 def _run_info(args: argparse.Namespace, settings: Settings) -> int:
     index = HashIndex(args.folder)
     removed = None
@@ -372,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run_build(args, settings)
         if args.command == "index" and args.index_command == "tables":
             return _run_tables(args)
+        if args.command == "index" and args.index_command == "parts":
+            return _run_parts(args)
         if args.command == "index" and args.index_command == "verify":
             return _run_verify(args)
         if args.command == "index":

@@ -73,21 +73,29 @@ def read_parts(folder: Path) -> list[Part]:
         names = [str(name) for name in document["parts"]]
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise IndexFormatError(f"{listing} is not a list of parts this program reads ({exc})") from exc
-    for name in names:
-        path = PurePosixPath(name)
-        if not name or path.is_absolute() or ".." in path.parts or name != str(path):
-            raise IndexFormatError(f"{listing} lists {name!r}: a part is a plain path relative to {folder}")
-    if len(set(names)) != len(names):
-        raise IndexFormatError(f"{listing} lists a part twice")
+    _check_names(listing, names)
     return [Part(name, folder / name) for name in names]
 
 
+def _check_names(listing: Path, names: list[str]) -> None:
+    for name in names:
+        path = PurePosixPath(name)
+        if not name or path.is_absolute() or ".." in path.parts or name != str(path):
+            raise IndexFormatError(
+                f"{listing} lists {name!r}: a part is a plain path relative to {listing.parent}"
+            )
+    if len(set(names)) != len(names):
+        raise IndexFormatError(f"{listing} lists a part twice")
+
+
 def write_parts(folder: Path, names: Iterable[str]) -> None:
-    """List ``names`` (paths relative to ``folder``) as the served index's parts, atomically."""
-    document = {"format": PARTS_FORMAT, "version": PARTS_VERSION, "parts": list(names)}
+    """List ``names`` (paths relative to ``folder``) as the served index's parts, atomically.
+    Refuses (IndexFormatError, nothing written) names a query would refuse."""
+    listed = list(names)
+    _check_names(folder / PARTS_NAME, listed)
+    document = {"format": PARTS_FORMAT, "version": PARTS_VERSION, "parts": listed}
     folder.mkdir(parents=True, exist_ok=True)
     write_text_durably(folder / PARTS_NAME, json.dumps(document, indent=1))
-    read_parts(folder)  # refuse now what a query would refuse later
 
 
 @dataclass(frozen=True)

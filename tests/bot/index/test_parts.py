@@ -18,7 +18,7 @@ import pytest
 from bot.config import MatchingSettings
 from bot.hashing import EntryHashes, QueryHashes
 from bot.index.mih import refresh_search_tables
-from bot.index.parts import PartedIndex, read_parts, write_parts
+from bot.index.parts import PARTS_NAME, PartedIndex, read_parts, write_parts
 from bot.index.search import HashIndex, LookUp
 from bot.index.storage import DatasetEntry, IndexFormatError, Manifest, ShardWriter
 from tests.bot.index.test_search import WORDS_PDQ, flip_pdq, flip_phash, make_query, query_near, random_words
@@ -238,3 +238,21 @@ def test_parts_stay_on_living_workers_and_the_load_evens_out():
         3,
     ]
     assert balanced(names, (), first) == {}
+
+
+def test_index_parts_lists_parts_that_open_and_refuses_one_that_does_not(tmp_path, capsys):
+    from bot.cli import main
+
+    data = make_served(tmp_path)
+    (data.served / PARTS_NAME).unlink()
+    assert main(["index", "parts", str(data.served), "parts/000", "parts/missing"]) == 2
+    assert "parts/missing" in capsys.readouterr().err
+    assert not (data.served / PARTS_NAME).exists()  # nothing written
+
+    assert main(["index", "parts", str(data.served), "parts/000", "parts/001"]) == 0
+    assert f"serves 2 part(s), {len(data.entries)} entries" in capsys.readouterr().out
+    assert [part.name for part in read_parts(data.served)] == ["parts/000", "parts/001"]
+    query = queries(data, 1, seed=7)[0]
+    assert as_one_index(PartedIndex(data.served).look_up(query, RULES[1], views=None), data.renamed) == (
+        HashIndex(data.one).look_up(query, RULES[1], views=None)
+    )
