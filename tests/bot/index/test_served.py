@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import dask
 import numpy as np
 import pytest
 from distributed import Client, LocalCluster
@@ -42,7 +43,9 @@ from tests.made_up import jpeg, photo
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[Client]:
+    # no work stealing: a task waiting on a worker about to die stays there (the case tested)
     with (
+        dask.config.set({"distributed.scheduler.work-stealing": False}),
         LocalCluster(n_workers=3, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
         Client(cluster) as connected,
     ):
@@ -279,3 +282,21 @@ def test_a_part_not_searched_in_time_refuses_the_answer(client, served):
     assert remote.look_up(query, RULES[1], views=None) == PartedIndex(served.served).look_up(
         query, RULES[1], views=None
     )
+
+
+def test_a_part_whose_workers_keep_dying_refuses_the_answer(served):
+    """With no retries allowed, the first worker that dies holding the part's task ends its search."""
+    with (
+        dask.config.set(
+            {"distributed.scheduler.allowed-failures": 0, "distributed.scheduler.work-stealing": False}
+        ),
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster) as fragile,
+    ):
+        remote = DaskIndex(fragile, served.served)
+        remote.open()
+        victim = remote._assigned["parts/000"]
+        fragile.submit(_die_after, 0.5, workers=[victim], pure=False)  # busy, then gone
+        with pytest.raises(IncompleteSearchError, match="kept dying") as refused:
+            remote.look_up(queries(served, 1, seed=17)[0], RULES[1], views=None)
+        assert list(refused.value.failures) == ["parts/000"]
