@@ -22,6 +22,7 @@ query: an approved removal stops matching at once, whichever worker found the en
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager, suppress
@@ -117,6 +118,9 @@ class DaskIndex:
         self._assigned: dict[str, str] = {}
         self._workers: tuple[str, ...] = ()
         self._checked_at = -float("inf")
+        # The bot looks up from several threads at once: the workers seen and the assignment made
+        # from them change together, or one thread could balance against another's half-update.
+        self._lock = threading.Lock()
 
     def _current_workers(self, *, now: bool = False) -> tuple[str, ...]:
         """The workers' addresses, asked of the scheduler when due (or ``now``)."""
@@ -127,12 +131,13 @@ class DaskIndex:
 
     def _assignment(self, parts: list[Part], *, recheck: bool = False) -> dict[str, str]:
         """Part name -> its worker (see :func:`balanced`), made again when the workers changed."""
-        before = self._workers
-        workers = self._current_workers(now=recheck)
-        names = [part.name for part in parts]
-        if workers != before or set(names) != set(self._assigned) or not workers:
-            self._assigned = balanced(names, workers, self._assigned)
-        return self._assigned
+        with self._lock:
+            before = self._workers
+            workers = self._current_workers(now=recheck)
+            names = [part.name for part in parts]
+            if workers != before or set(names) != set(self._assigned) or not workers:
+                self._assigned = balanced(names, workers, self._assigned)
+            return self._assigned
 
     def open(self) -> int:
         """Have every part opened by its worker (fails now, naming the parts, if one cannot be);

@@ -87,6 +87,19 @@ def test_the_cluster_answers_as_one_process_and_as_one_index(client, served):
     assert found > 10
 
 
+def test_queries_from_several_threads_at_once_answer_as_one_process(client, served):
+    """The bot looks up from a thread per check: concurrent queries share one DaskIndex."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    here, remote = PartedIndex(served.served), DaskIndex(client, served.served)
+    checked = queries(served, 8, seed=14)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(lambda query: remote.look_up(query, RULES[0], views=None), checked))
+    assert answers == [here.look_up(query, RULES[0], views=None) for query in checked]
+    assert any(answer.found for answer in answers)
+    assert len(set(remote._assigned.values())) == 2
+
+
 def test_entry_hashes_are_read_by_the_parts_worker(client, served):
     here, remote = PartedIndex(served.served), DaskIndex(client, served.served)
     items = [
