@@ -349,20 +349,33 @@ def load_settings(extra_file: Path | None = None, *, with_deployment_files: bool
 
     An override naming a setting that does not exist is an error, not silently ignored: a typo in
     a channel id's name would otherwise leave the bot running without it."""
-    defaults = tomllib.loads(DEFAULT_CONFIG_PATH.read_text(encoding="utf-8"))
+    defaults = _defaults()
     values = defaults
-    overrides = deployment_files() if with_deployment_files else []
-    if extra_file is not None:
-        overrides.append(extra_file)
-    for path in overrides:
+    for path in _override_files(extra_file, with_deployment_files):
         values = _merge(values, _read_override(path, defaults))
     sections: dict[str, Any] = {}
     for field in fields(Settings):
-        section_cls = field.type if isinstance(field.type, type) else globals()[str(field.type)]
         sections[field.name] = _section(
-            section_cls, field.name, values.get(field.name, {}), defaults.get(field.name, {})
+            _section_class(field.type), field.name, values.get(field.name, {}), defaults.get(field.name, {})
         )
     return Settings(**sections)
+
+
+def _defaults() -> dict[str, Any]:
+    return tomllib.loads(DEFAULT_CONFIG_PATH.read_text(encoding="utf-8"))
+
+
+def _override_files(extra_file: Path | None, with_deployment_files: bool) -> list[Path]:
+    """The files read over the defaults, in order: deployment files, then ``extra_file``."""
+    overrides = deployment_files() if with_deployment_files else []
+    if extra_file is not None:
+        overrides.append(extra_file)
+    return overrides
+
+
+def _section_class(annotation: Any) -> type:
+    """A Settings field's section class (annotations are strings under ``from __future__``)."""
+    return annotation if isinstance(annotation, type) else globals()[str(annotation)]
 
 
 def setting_errors(extra_file: Path | None = None, *, with_deployment_files: bool = True) -> list[str]:
@@ -370,24 +383,20 @@ def setting_errors(extra_file: Path | None = None, *, with_deployment_files: boo
     only the first: ``removal-desk doctor`` names each wrong setting at once, so an operator fixes
     them in one pass. Each setting is tried alone (the others at their defaults); an unknown or
     unreadable file is one refusal, and the settings it does name are still tried."""
-    defaults = tomllib.loads(DEFAULT_CONFIG_PATH.read_text(encoding="utf-8"))
+    defaults = _defaults()
     values = defaults
     found: list[str] = []
-    overrides = deployment_files() if with_deployment_files else []
-    if extra_file is not None:
-        overrides.append(extra_file)
-    for path in overrides:
+    for path in _override_files(extra_file, with_deployment_files):
         try:
             values = _merge(values, _read_override(path, defaults))
         except ConfigError as exc:
             found.append(str(exc))
             values = _merge(values, _known_part(path, defaults))
     for field in fields(Settings):
-        section_cls = field.type if isinstance(field.type, type) else globals()[str(field.type)]
         given, default = values.get(field.name, {}), defaults.get(field.name, {})
         for name in given if isinstance(given, dict) else ():
             try:
-                _section(section_cls, field.name, {**default, name: given[name]}, default)
+                _section(_section_class(field.type), field.name, {**default, name: given[name]}, default)
             except ConfigError as exc:
                 if str(exc) not in found:  # an environment variable is met on every try
                     found.append(str(exc))
