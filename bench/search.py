@@ -1,6 +1,7 @@
 """Search latency over a large index: the multi-index search against a chunked linear scan.
 
 Usage: python -m bench.search [--entries 100000000] [--queries 200] [--scan-queries 8] [--json]
+                              [--dask local:2 | tcp://host:8786] [--parts K]
 
 The index is synthetic but shaped like a web-scale dataset, and the queries are real:
 
@@ -19,6 +20,14 @@ tables, then PDQ and quality), the same for a chunked numpy scan of the same ind
 search reads, the resident memory after the queries, and the time to open the index.
 
 The generated index is kept in ``--data`` (default /tmp/removal-desk-bench/search-N) and reused.
+
+With ``--dask ADDRESS`` (``local:W``: a cluster of W worker processes on this machine) the same
+entries are also served as K parts (``--parts``, default one per worker; hard links to the
+generated shards, search tables of their own, kept in ``DATA-partsK``) and the run adds, from
+whole look-ups of the same queries: one process over the one index (``single_process_*``), the
+parts one after another in one process (``parted_*``), the cluster (``dask_*``), the scatter/gather
+overhead (each query's cluster time minus its slowest part's time in one process) and an empty
+task per part's round trip, and whether all three answered alike.
 """
 
 from __future__ import annotations
@@ -37,11 +46,23 @@ from typing import Any
 import numpy as np
 
 from bench import DEVSET, REPO
+from bench.serving import (
+    cluster_client,
+    identities,
+    round_trips,
+    split_index,
+    summary,
+    time_look_ups,
+    time_parts,
+    warm_on_workers,
+)
 from bot.config import Settings, load_settings
 from bot.decoding import decode_picture
 from bot.hashing import QueryHashes, hash_entry, hash_query
 from bot.index.mih import refresh_search_tables
+from bot.index.parts import open_part, read_parts
 from bot.index.search import HashIndex
+from bot.index.served import DaskIndex
 from bot.index.storage import ROW_COLUMNS, WHOLE_PICTURE, Manifest
 
 SHARD_ENTRIES = 10_000_000
@@ -249,6 +270,52 @@ def measure(args: argparse.Namespace, settings: Settings, queries: list[QueryHas
     }
 
 
+def measure_served(
+    args: argparse.Namespace, settings: Settings, queries: list[QueryHashes]
+) -> dict[str, Any]:
+    """The same entries served one process, in parts here and in parts on the cluster at
+    ``args.dask``: whole look-ups (search and each match's description) of the same queries."""
+    rule, count = settings.matching, args.queries
+    one = HashIndex(args.data)
+    one.warm()
+    time_look_ups(one, queries, rule, 3)  # compile the kernel, touch the offsets
+    single, single_answers = time_look_ups(one, queries, rule, count)
+    del one
+    with cluster_client(args.dask) as client:
+        workers = len(client.nthreads())
+        parts = args.parts or workers
+        folder = Path(f"{args.data}-parts{parts}")
+        split_index(args.data, folder, parts, f"{DATA_VERSION}:{args.data}:{parts}")
+        for part in read_parts(folder):
+            open_part(part.path).warm()
+        time_parts(folder, queries, rule, 3)
+        parted, slowest, parted_answers = time_parts(folder, queries, rule, count)
+        served = DaskIndex(client, folder)
+        served.open()
+        assigned = served._assignment(read_parts(folder))
+        warm_on_workers(client, folder, assigned)
+        time_look_ups(served, queries, rule, 3)
+        on_cluster, cluster_answers = time_look_ups(served, queries, rule, count)
+        empty = round_trips(client, folder, assigned, count)
+    overhead = [total - part for total, part in zip(on_cluster, slowest, strict=True)]
+    expected = [identities(answer) for answer in single_answers]
+    return {
+        "workers": workers,
+        "parts": parts,
+        **{f"single_process_{key}": value for key, value in summary(single).items()},
+        **{f"parted_{key}": value for key, value in summary(parted).items()},
+        **{f"slowest_part_{key}": value for key, value in summary(slowest).items()},
+        **{f"dask_{key}": value for key, value in summary(on_cluster).items()},
+        "scatter_gather_overhead_p50_ms": round(statistics.median(overhead), 2),
+        "scatter_gather_overhead_p99_ms": round(_percentile(overhead, 0.99), 2),
+        "empty_round_trip_p50_ms": round(statistics.median(empty), 2),
+        "served_identical": all(
+            [identities(answer, drop_part=True) for answer in answers] == expected
+            for answers in (parted_answers, cluster_answers)
+        ),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -261,6 +328,13 @@ def main() -> None:
     parser.add_argument(
         "--rows-per-entry", type=int, default=None, help="default: 2 with a core row (core_margin), else 1"
     )
+    parser.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        default=None,
+        help="also serve the index in parts on this Dask cluster (local:W: W local worker processes)",
+    )
+    parser.add_argument("--parts", type=int, default=None, help="parts with --dask (default: one per worker)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     args.entries = int(args.entries)
@@ -288,6 +362,8 @@ def main() -> None:
         if child.exitcode:
             sys.exit("generating the bench index failed")
     result = measure(args, settings, queries)
+    if args.dask:
+        result |= measure_served(args, settings, queries)
     if args.json:
         print(json.dumps(result))
         return
@@ -311,6 +387,19 @@ def main() -> None:
     print(
         f"  open: {result['open_s'] * 1000:.1f} ms; tables mapped in the background in {result['warm_s']} s"
     )
+    if args.dask:
+        print(
+            f"served in {result['parts']} parts on {result['workers']} Dask workers ({args.dask}), whole "
+            f"look-ups: p50 {result['dask_p50_ms']} ms  p99 {result['dask_p99_ms']} ms\n"
+            f"  one process, one index: p50 {result['single_process_p50_ms']} ms  "
+            f"p99 {result['single_process_p99_ms']} ms\n"
+            f"  one process, the parts in turn: p50 {result['parted_p50_ms']} ms  "
+            f"p99 {result['parted_p99_ms']} ms (slowest part p50 {result['slowest_part_p50_ms']} ms)\n"
+            f"  scatter/gather overhead p50 {result['scatter_gather_overhead_p50_ms']} ms  "
+            f"p99 {result['scatter_gather_overhead_p99_ms']} ms "
+            f"(an empty task per part: p50 {result['empty_round_trip_p50_ms']} ms)\n"
+            f"  identical answers: {result['served_identical']}"
+        )
 
 
 if __name__ == "__main__":
