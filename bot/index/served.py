@@ -5,8 +5,11 @@ robin in name order, and then moving as few as can be when workers come and go (
 Every query becomes one task per part, sent to the part's worker, which keeps the part
 memory-mapped between queries (:func:`bot.index.parts.open_part`: the worker process's own cache,
 re-opened when the part's manifest changes, so appended shards are searched without a restart).
-The part folders must be readable by every worker under the same path (a shared disk, or a copy on
-each machine's own): a task may run on another worker than its part's when that one is gone. The
+A part's folder is read under the same path on every machine, from a shared disk or from a copy
+on a machine's own disk: each worker is asked which part folders it can read (when the workers
+are looked at, below), and a part is assigned only to one of those. A part every worker can read
+may run on another worker when its own is gone; a part on some machines' disks only waits for its
+worker, and a query it is in is refused if that worker dies (the next goes to another holder). The
 client reads ``parts.json`` itself before each query, so it sees the list too.
 
 A query is answered from every part or not at all: a part whose task fails (its folder missing or
@@ -22,6 +25,7 @@ query: an approved removal stops matching at once, whichever worker found the en
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Collection, Iterator
@@ -80,32 +84,56 @@ def _open_on_worker(part: Part) -> int:
     return len(open_part(part.path))
 
 
-def balanced(names: list[str], workers: tuple[str, ...], before: dict[str, str]) -> dict[str, str]:
+def _readable_parts(paths: list[str]) -> list[str]:
+    """Run on every worker (``Client.run``): the part folders this worker can read, whether on a
+    shared disk or a copy on its machine's own."""
+    return [path for path in paths if os.access(os.path.join(path, "manifest.json"), os.R_OK)]
+
+
+def balanced(
+    names: list[str],
+    workers: tuple[str, ...],
+    before: dict[str, str],
+    holders: dict[str, frozenset[str]] | None = None,
+) -> dict[str, str]:
     """Part name -> worker, as few parts moved as can be: a part stays on its worker while that one
     lives (its pages stay in that machine's cache), the parts of workers gone and new parts go to
     the least loaded, and then parts move from the most to the least loaded worker until no two
     differ by more than one part. From nothing: round robin in name order over the workers in
-    address order."""
+    address order.
+
+    ``holders`` (part name -> the workers that can read it; absent: every worker) keeps a part
+    whose folder lies on some machines' own disks on those; a part no living worker holds is left
+    out (a query then names it)."""
     if not workers:
         return {}
     alive = set(workers)
-    assigned = {name: before[name] for name in names if before.get(name) in alive}
+    allowed = {
+        name: sorted(alive if holders is None or name not in holders else holders[name] & alive)
+        for name in names
+    }
+    assigned = {name: before[name] for name in names if before.get(name) in allowed[name]}
     load = dict.fromkeys(workers, 0)
     for worker in assigned.values():
         load[worker] += 1
     for name in names:
-        if name not in assigned:
-            worker = min(workers, key=lambda w: (load[w], w))
+        if name not in assigned and allowed[name]:
+            worker = min(allowed[name], key=lambda w: (load[w], w))
             assigned[name], load[worker] = worker, load[worker] + 1
-    while True:
-        most = max(workers, key=lambda w: (load[w], w))
-        least = min(workers, key=lambda w: (load[w], w))
-        if load[most] - load[least] <= 1:
+    while True:  # each move lowers the sum of squared loads: this ends
+        moves = [
+            (load[worker] - load[target], worker, name, target)
+            for name, worker in assigned.items()
+            for target in [min(allowed[name], key=lambda w: (load[w], w))]
+            if load[worker] - load[target] > 1
+        ]
+        if not moves:
             break
-        moved = max(name for name, worker in assigned.items() if worker == most)
+        _, most, _, _ = max(moves, key=lambda move: (load[move[1]], move[1]))
+        _, _, moved, least = max(move for move in moves if move[1] == most)
         assigned[moved] = least
         load[most], load[least] = load[most] - 1, load[least] + 1
-    return {name: assigned[name] for name in names}
+    return {name: assigned[name] for name in names if name in assigned}
 
 
 class DaskIndex:
@@ -117,26 +145,44 @@ class DaskIndex:
         self.timeout = timeout
         self._assigned: dict[str, str] = {}
         self._workers: tuple[str, ...] = ()
+        self._holders: dict[str, frozenset[str]] = {}  # part name -> the workers that can read it
         self._checked_at = -float("inf")
         # The bot looks up from several threads at once: the workers seen and the assignment made
         # from them change together, or one thread could balance against another's half-update.
         self._lock = threading.Lock()
 
-    def _current_workers(self, *, now: bool = False) -> tuple[str, ...]:
-        """The workers' addresses, asked of the scheduler when due (or ``now``)."""
-        if now or time.monotonic() - self._checked_at >= _WORKERS_CHECKED_EVERY:
+    def _look_at_cluster(self, parts: list[Part], *, now: bool = False) -> tuple[str, ...]:
+        """The workers' addresses and which parts each can read, asked of the cluster when due,
+        ``now``, or when the parts changed."""
+        names = {part.name for part in parts}
+        due = time.monotonic() - self._checked_at >= _WORKERS_CHECKED_EVERY
+        if now or due or names != set(self._holders):
             self._workers = tuple(sorted(self.client.nthreads()))
+            paths = [str(part.path) for part in parts]
+            readable: dict[str, list[str]] = (
+                self.client.run(_readable_parts, paths, workers=list(self._workers), on_error="ignore")
+                if paths and self._workers
+                else {}
+            )
+            self._holders = {
+                part.name: frozenset(w for w, found in readable.items() if str(part.path) in found)
+                for part in parts
+            }
             self._checked_at = time.monotonic()
         return self._workers
 
     def _assignment(self, parts: list[Part], *, recheck: bool = False) -> dict[str, str]:
-        """Part name -> its worker (see :func:`balanced`), made again when the workers changed."""
+        """Part name -> its worker (see :func:`balanced`), made again when the workers changed.
+        Raises IncompleteSearchError for a part that no worker can read."""
         with self._lock:
-            before = self._workers
-            workers = self._current_workers(now=recheck)
+            before, held_before = self._workers, self._holders
+            workers = self._look_at_cluster(parts, now=recheck)
             names = [part.name for part in parts]
-            if workers != before or set(names) != set(self._assigned) or not workers:
-                self._assigned = balanced(names, workers, self._assigned)
+            if workers != before or self._holders != held_before or set(names) != set(self._assigned):
+                self._assigned = balanced(names, workers, self._assigned, self._holders)
+            unheld = [name for name in names if workers and not self._holders.get(name)]
+            if unheld:
+                raise IncompleteSearchError(dict.fromkeys(unheld, "no worker can read its folder"))
             return self._assigned
 
     def open(self) -> int:
@@ -148,13 +194,16 @@ class DaskIndex:
         return sum(self._gather(futures))
 
     def _submit(self, function: Any, part: Part, worker: str | None, *args: Any) -> Any:
+        """A part's task for its worker. A part every worker can read may run on another when that
+        one is gone; a part on some machines' own disks waits for its worker (or the timeout)."""
+        shared = self._holders.get(part.name, frozenset()) >= set(self._workers)
         # pure=False: the same query asked twice is searched twice (the part may have grown).
         return self.client.submit(
             function,
             part,
             *args,
             workers=None if worker is None else [worker],
-            allow_other_workers=worker is not None,
+            allow_other_workers=worker is not None and shared,
             pure=False,
         )
 
@@ -205,7 +254,11 @@ class DaskIndex:
             part.name: self._submit(_search_on_worker, part, assigned.get(part.name), request)
             for part in parts
         }
-        answers: list[PartAnswer] = self._gather(futures)
+        try:
+            answers: list[PartAnswer] = self._gather(futures)
+        except IncompleteSearchError:
+            self._checked_at = -float("inf")  # the next query looks at the cluster again first
+            raise
         if any(answer.worker != assigned.get(answer.part) for answer in answers):
             self._assignment(parts, recheck=True)  # a part was searched elsewhere: a worker left
         return merge(answers, removed)

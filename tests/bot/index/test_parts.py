@@ -240,6 +240,20 @@ def test_parts_stay_on_living_workers_and_the_load_evens_out():
     assert balanced(names, (), first) == {}
 
 
+def test_parts_held_by_some_workers_stay_on_them():
+    from bot.index.served import balanced
+
+    names = ["a", "b", "c", "d"]
+    holders = {"a": frozenset({"w1"}), "b": frozenset({"w1"}), "c": frozenset({"w1", "w2"})}  # d: all
+    first = balanced(names, ("w1", "w2", "w3"), {}, holders)
+    assert first["a"] == first["b"] == "w1"
+    assert first["c"] == "w2"  # w1 holds two already
+    assert first["d"] == "w3"
+    assert balanced(names, ("w2", "w3"), first, holders) == {"c": "w2", "d": "w3"}  # a, b: held by none
+    crowded = balanced(names, ("w1", "w2"), dict.fromkeys(names, "w1"), holders)
+    assert crowded == {"a": "w1", "b": "w1", "c": "w2", "d": "w2"}  # evened out among the holders
+
+
 def test_index_parts_lists_parts_that_open_and_refuses_one_that_does_not(tmp_path, capsys):
     from bot.cli import main
 

@@ -165,11 +165,54 @@ def test_a_part_that_cannot_be_read_refuses_the_answer_and_names_the_part(client
         remote.look_up(query, RULES[1], views=None)
 
     assert list(refused.value.failures) == ["parts/001"]
-    assert "no manifest.json" in refused.value.failures["parts/001"]
+    # searched on stale knowledge, the worker finds no manifest; when the workers were just asked
+    # which parts they can read, none is given the part at all
+    assert any(
+        reason in refused.value.failures["parts/001"]
+        for reason in ("no manifest.json", "no worker can read its folder")
+    )
     shutil.move(tmp_path / "elsewhere", served.served / "parts" / "001")
     assert remote.look_up(query, RULES[1], views=None) == PartedIndex(served.served).look_up(
         query, RULES[1], views=None
     )
+
+
+def test_a_part_on_one_machines_own_disk_is_searched_there_or_refused(client, served, tmp_path):
+    """A part copied to one machine's own disk is given to that machine's worker only. Here each
+    worker process sees its own working folder through /proc/self/cwd: that stands for its disk."""
+    own_disk = tmp_path / "own-disk"
+    shutil.copytree(served.served / "parts" / "000", own_disk / "part")
+    layout = tmp_path / "on-disks"
+    (layout / "parts").mkdir(parents=True)
+    (layout / "parts" / "000").symlink_to("/proc/self/cwd/part", target_is_directory=True)
+    (layout / "parts" / "001").symlink_to(served.served / "parts" / "001", target_is_directory=True)
+    write_parts(layout, ["parts/000", "parts/001"])
+    holder = sorted(client.nthreads())[-1]
+    client.run(os.chdir, str(own_disk), workers=[holder])
+    checked = queries(served, 4, seed=15)
+    expected = [PartedIndex(served.served).look_up(query, RULES[1], views=None) for query in checked]
+    try:
+        remote = DaskIndex(client, layout, timeout=5)
+        remote.open()
+        assert remote._assigned["parts/000"] == holder
+        assert [remote.look_up(query, RULES[1], views=None) for query in checked] == expected
+
+        before = set(client.nthreads())
+        kill(client, holder)  # the one machine holding the part is lost; its replacement has no copy
+        wait_for_workers(client, 3, gone=holder)
+        with pytest.raises(IncompleteSearchError, match="parts/000"):
+            remote.look_up(checked[0], RULES[1], views=None)  # waited on the lost worker, or none holds it
+        with pytest.raises(IncompleteSearchError) as refused:
+            remote.look_up(checked[0], RULES[1], views=None)
+        assert refused.value.failures == {"parts/000": "no worker can read its folder"}
+
+        replacement = sorted(set(client.nthreads()) - before)
+        client.run(os.chdir, str(own_disk), workers=replacement)  # the part copied to the new machine
+        remote._checked_at = -float("inf")
+        assert [remote.look_up(query, RULES[1], views=None) for query in checked] == expected
+        assert remote._assigned["parts/000"] in replacement
+    finally:
+        client.run(os.chdir, os.getcwd())
 
 
 def test_appended_shards_new_parts_and_approved_removals_are_served_without_a_restart(client, served):
