@@ -151,9 +151,12 @@ def generate(
     seed: int,
     planted: list[list[tuple[int, np.ndarray, int]]],
     rows_per_entry: int,
+    *,
+    plant: bool = True,
 ) -> None:
     """Write a clustered synthetic index of ``entries`` entries (``rows_per_entry`` rows each,
-    from the same clustered distribution) with the real pictures' rows planted."""
+    from the same clustered distribution) with the real pictures' rows planted (unless not
+    ``plant``: the pictures' bit frequencies are still those of the centres)."""
     rng = np.random.default_rng(seed)
     real = np.array([phash for rows in planted for phash, _, _ in rows], dtype=np.uint64)
     bit_frequency = _bits(real).mean(axis=0).clip(0.05, 0.95)
@@ -173,7 +176,7 @@ def generate(
         )
         phash = _flip_random_bits(rng, np.repeat(centres, sizes)[:count], 6)
         pdq = rng.integers(0, 2**64, size=(count, 4), dtype=np.uint64)
-        if written == 0:  # the real pictures, each with up to 7 near-duplicates: their rows in
+        if written == 0 and plant:  # the real pictures, each with up to 7 near-duplicates: their rows in
             # order (central region, core); a generated row stands where a picture has no core
             entry = 0
             for picture_rows in planted:
