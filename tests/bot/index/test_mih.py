@@ -385,6 +385,34 @@ def test_warming_the_tables_changes_no_answer(search_data, tmp_path):
     assert within_pairs(empty, query, 10) == {}
 
 
+def mapping_of(path: Path) -> tuple[set[str], int]:
+    """This process's mapping of ``path``: its VmFlags and resident kB (/proc/self/smaps)."""
+    flags: set[str] = set()
+    resident, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        if line.split()[0].count("-") == 1 and ":" not in line.split()[0]:  # a mapping's header
+            inside = line.endswith(str(path))
+        elif inside and line.startswith("Rss:"):
+            resident = int(line.split()[1])
+        elif inside and line.startswith("VmFlags:"):
+            flags = set(line.split()[1:])
+    return flags, resident
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="reads Linux's /proc/self/smaps")
+def test_tables_are_read_page_by_page_and_warming_reads_them_all(search_data):
+    """Tables larger than the page cache are read by faults: each must read its page alone (rr,
+    MADV_RANDOM), not the kernel's 128 KB read-around; warming still maps every page."""
+    tables = MultiIndex(search_data.tables_folder)
+    values = (search_data.tables_folder / "values.0.npy").resolve()
+    flags, _ = mapping_of(values)
+    assert "rr" in flags
+    tables.warm()
+    flags, resident = mapping_of(values)
+    assert "rr" in flags and "sr" not in flags  # random again after the sequential sweep
+    assert resident * 1024 >= tables.values[0].nbytes  # every page of the table mapped
+
+
 # --- radius edges: distance R is found, R + 1 is not, however the bits fall into the tables --------
 
 
