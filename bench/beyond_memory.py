@@ -2,7 +2,7 @@
 answer, and whole queries with the page cache holding the search tables and emptied before each.
 
 Usage: python -m bench.beyond_memory [--entries 2.5e8] [--part-entries 1e8] [--queries 200]
-                                     [--cold-queries 40] [--links 0] [--json]
+                                     [--cold-queries 40] [--cache-share 0.4] [--links 0] [--json]
 
 The index is ``bench/search.py``'s synthetic one (clustered pHashes, real pictures planted, real
 queries), made of parts of ``--part-entries`` each (``parts.json``, as a build over slices of the
@@ -20,6 +20,11 @@ It prints, for the whole index (every part, searched in this process one after a
   4 KiB read (``O_DIRECT``) it costs is printed beside, to scale the figure to another disk;
 * **warm queries**: the search tables read into memory first (as the bot warms at start), the
   other arrays (PDQ, descriptions) left to the queries;
+* **queries with a share of the tables cached**: memory taken by another process (anonymous,
+  so it cannot be dropped: there is no swap) until the page cache holds only ``--cache-share`` of
+  the search tables' bytes, then queries in a row, the first ``--queries``/4 not counted (the
+  cache settles): the state of an index whose tables are larger than memory, as 1e9 entries (54
+  GB of tables) on this 24 GiB machine (share ~0.4);
 * the bytes on disk, the search tables' (the pages every query's probes land on), and memory.
 
 ``--links L`` serves the index's parts L times over (folders linked to the same parts, so the
@@ -50,6 +55,9 @@ from bot.index.search import HashIndex
 from bot.index.storage import Manifest
 
 ROOT = Path("/tmp/removal-desk-bench")
+# Page cache left beyond the tables' share when memory is pressed: what a query reads besides the
+# tables (PDQ rows, descriptions) and the page cache's own slack.
+_PRESSED_MARGIN = 1_500_000_000
 SEED = 7  # bench/search.py's: part 000 is its index
 
 
@@ -215,6 +223,45 @@ def warm_queries(folder: Path, queries: list[QueryHashes], count: int) -> dict[s
     }
 
 
+_BALLOON = """
+import sys, time
+import numpy as np
+held = np.ones(int(sys.argv[1]), dtype=np.uint8)  # written, so resident
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+def pressed_queries(folder: Path, queries: list[QueryHashes], count: int, share: float) -> dict[str, Any]:
+    """Queries in a row while another process holds memory, leaving the page cache room for about
+    ``share`` of the search tables (and a margin for the rest of what a query reads)."""
+    rule = load_settings(with_deployment_files=False).matching
+    tables = sum(path.stat().st_size for path in _table_files(folder))
+    forget_opened_parts()
+    evict(folder)
+    held = max(0, _meminfo("MemAvailable") - int(share * tables) - _PRESSED_MARGIN)
+    balloon = subprocess.Popen(
+        [sys.executable, "-c", _BALLOON, str(held)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        assert balloon.stdout is not None
+        assert balloon.stdout.readline().strip() == b"held", "the memory could not be held"
+        index = PartedIndex(folder)
+        settle = max(1, count // 4)
+        timings, _ = time_look_ups(index, queries, rule, settle + count)
+        cached = _meminfo("Cached")
+    finally:
+        balloon.communicate(b"")
+        forget_opened_parts()
+    return {
+        **{f"pressed_{key}": value for key, value in summary(timings[settle:]).items()},
+        "pressed_queries": count,
+        "pressed_cache_share": share,
+        "pressed_held_gb": round(held / 1e9, 1),
+        "pressed_page_cache_gb": round(cached / 1e9, 1),
+    }
+
+
 def _rss_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -247,6 +294,9 @@ def main() -> None:
     parser.add_argument("--part-entries", type=float, default=1e8)
     parser.add_argument("--queries", type=int, default=200, help="warm queries")
     parser.add_argument("--cold-queries", type=int, default=40)
+    parser.add_argument(
+        "--cache-share", type=float, default=0.4, help="share of the tables the page cache may hold (0: skip)"
+    )
     parser.add_argument("--links", type=int, default=0, help="also serve the parts this many times over")
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--json", action="store_true")
@@ -263,6 +313,8 @@ def main() -> None:
     result |= cold_start(folder, queries[0])
     result |= cold_queries(folder, queries, args.cold_queries)
     result |= warm_queries(folder, queries, args.queries)
+    if args.cache_share:
+        result |= pressed_queries(folder, queries, args.queries, args.cache_share)
     if args.links:
         served = linked(folder, args.links)
         result["linked"] = {**describe(served), **warm_queries(served, queries, args.queries)}
