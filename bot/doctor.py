@@ -36,6 +36,7 @@ from bot.config import (
     load_settings,
     setting_errors,
 )
+from bot.index.parts import read_parts
 from bot.index.search import HashIndex
 from bot.index.storage import IndexFormatError, hashing_parameters
 from bot.tickets.migrations import LATEST_VERSION
@@ -251,8 +252,10 @@ def token_findings(settings: Settings) -> list[Finding]:
 
 
 def index_findings(settings: Settings, *, quick: bool = False) -> list[Finding]:
-    """The index opens, its files are those the manifest lists (sizes, and unless ``quick`` their
-    SHA-256), and it was hashed the way this configuration hashes queries."""
+    """The index opens (every part, for a folder of parts), its files are those the manifests list
+    (sizes, and unless ``quick`` their SHA-256), and it was hashed the way this configuration
+    hashes queries. Read here even when the bot searches on a Dask cluster: the parts are read
+    under the same path everywhere."""
     if not settings.discord.index.strip():
         return [Finding("index", Status.SKIPPED, "not checked: discord.index is not set")]
     folder = Path(settings.discord.index).expanduser()
@@ -268,41 +271,47 @@ def index_findings(settings: Settings, *, quick: bool = False) -> list[Finding]:
         ]
     started = time.perf_counter()
     try:
-        index = HashIndex(folder)
-        verified = 0 if quick else index.verify()
+        parts = read_parts(folder)
+        indexes = [(part, HashIndex(part.path)) for part in parts]
+        verified = 0 if quick else sum(index.verify() for _, index in indexes)
     except (IndexFormatError, OSError) as exc:
         return [Finding("index", Status.PROBLEM, str(exc), rebuild)]
     took = time.perf_counter() - started
     found = []
     expected = hashing_parameters(settings)
-    if index.manifest.hashing != expected:
-        found.append(
-            Finding(
-                "index.hashing",
-                Status.PROBLEM,
-                f"{folder} was hashed with {index.manifest.hashing}; these settings hash pictures "
-                f"with {expected}, so copies would be missed",
-                f"rebuild the index with these settings, or restore the settings it was built with "
-                f"([hashing] entry_margin, [decoding] work_side): {rebuild}",
+    for part, index in indexes:
+        where = part.path if part.name else folder
+        if index.manifest.hashing != expected:
+            found.append(
+                Finding(
+                    "index.hashing",
+                    Status.PROBLEM,
+                    f"{where} was hashed with {index.manifest.hashing}; these settings hash pictures "
+                    f"with {expected}, so copies would be missed",
+                    f"rebuild the index with these settings, or restore the settings it was built with "
+                    f"([hashing] entry_margin, [decoding] work_side): {rebuild}",
+                )
             )
-        )
-    unverifiable = index.manifest.unverifiable()
+    unverifiable = sum(len(index.manifest.unverifiable()) for _, index in indexes)
     if unverifiable and not quick:
         found.append(
             Finding(
                 "index.checksums",
                 Status.WARNING,
-                f"{len(unverifiable)} shard(s) were written before checksums were kept: damage in them "
+                f"{unverifiable} shard(s) were written before checksums were kept: damage in them "
                 "cannot be detected",
                 f"rebuild the index to have them checked: {rebuild}",
             )
         )
+    shards = sum(len(index.shards) for _, index in indexes)
     what = (
         "sizes match the manifest (--quick: checksums not read)"
         if quick
-        else (f"{verified} of {len(index.shards)} shard(s) match their checksums")
+        else (f"{verified} of {shards} shard(s) match their checksums")
     )
-    found.append(Finding("index", Status.OK, f"{folder}: {len(index)} entries; {what} ({took:.1f} s)"))
+    entries = sum(len(index) for _, index in indexes)
+    served = "" if parts[0].name == "" else f" in {len(parts)} part(s)"
+    found.append(Finding("index", Status.OK, f"{folder}: {entries} entries{served}; {what} ({took:.1f} s)"))
     return found
 
 

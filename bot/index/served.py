@@ -24,29 +24,33 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.config import MatchingSettings
-from bot.errors import RemovalDeskError
 from bot.hashing import EntryHashes, QueryHashes
 from bot.index.parts import (
+    IncompleteSearchError,
     Part,
     PartAnswer,
     PartQuery,
     merge,
-    open_part,
+    on_part,
     part_entry_hashes,
     read_parts,
     search_part,
     split_shard,
 )
-from bot.index.search import LookUp
+from bot.index.search import HashIndex, LookUp
 from bot.index.storage import IndexFormatError
 from bot.matching import EntryMatch
 from bot.verification import QueryViews
+
+__all__ = ["DEFAULT_TIMEOUT", "DaskIndex", "IncompleteSearchError", "balanced", "dask_index"]
+
+T = TypeVar("T")
 
 # How long a query waits for every part before it is refused (a worker lost without a
 # replacement leaves its tasks waiting for one).
@@ -56,28 +60,11 @@ DEFAULT_TIMEOUT = 60.0
 _WORKERS_CHECKED_EVERY = 10.0
 
 
-class IncompleteSearchError(RemovalDeskError):
-    """Some part of a served index did not answer: no answer is given from the others."""
-
-    def __init__(self, failures: dict[str, str]) -> None:
-        self.failures = failures
-        named = "; ".join(f"part {name or '(the index)'!r}: {why}" for name, why in sorted(failures.items()))
-        super().__init__(
-            f"the search could not reach every part of the index, so it gives no answer from the "
-            f"others ({named})"
-        )
-
-
 def _search_on_worker(part: Part, request: PartQuery) -> PartAnswer:
     """A part's task: search it in the worker's process (its opened parts are kept there)."""
     from distributed import get_worker
 
     return search_part(part, request, worker=get_worker().address)
-
-
-def _open_on_worker(part: Part) -> int:
-    """Open (map) a part ahead of the first query; its entries."""
-    return len(open_part(part.path))
 
 
 def balanced(names: list[str], workers: tuple[str, ...], before: dict[str, str]) -> dict[str, str]:
@@ -142,10 +129,20 @@ class DaskIndex:
     def open(self) -> int:
         """Have every part opened by its worker (fails now, naming the parts, if one cannot be);
         the entries served."""
+        return sum(entries for _, entries in self._on_parts(len, recheck=True))
+
+    def each_part(self, function: Callable[[HashIndex], T]) -> list[tuple[str, T]]:
+        """``function`` of every part, run by the part's worker (IncompleteSearchError naming the
+        parts that failed)."""
+        return self._on_parts(function)
+
+    def _on_parts(self, function: Callable[[HashIndex], T], *, recheck: bool = False) -> list[tuple[str, T]]:
         parts = read_parts(self.folder)
-        assigned = self._assignment(parts, recheck=True)
-        futures = {part.name: self._submit(_open_on_worker, part, assigned.get(part.name)) for part in parts}
-        return sum(self._gather(futures))
+        assigned = self._assignment(parts, recheck=recheck)
+        futures = {
+            part.name: self._submit(on_part, part, assigned.get(part.name), function) for part in parts
+        }
+        return list(zip(futures, self._gather(futures), strict=True))
 
     def _submit(self, function: Any, part: Part, worker: str | None, *args: Any) -> Any:
         # pure=False: the same query asked twice is searched twice (the part may have grown).
@@ -228,7 +225,8 @@ def dask_index(address: str, folder: Path, *, timeout: float = DEFAULT_TIMEOUT) 
     (``tcp://host:8786``), its parts opened by their workers, for the length of the block."""
     from distributed import Client
 
-    with Client(address) as client:
+    # not the process's default client: the bot's own code never reaches for one by accident
+    with Client(address, set_as_default=False) as client:
         index = DaskIndex(client, folder, timeout=timeout)
         index.open()
         yield index
