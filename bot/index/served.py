@@ -225,8 +225,14 @@ def dask_index(address: str, folder: Path, *, timeout: float = DEFAULT_TIMEOUT) 
     (``tcp://host:8786``), its parts opened by their workers, for the length of the block."""
     from distributed import Client
 
-    # not the process's default client: the bot's own code never reaches for one by accident
-    with Client(address, set_as_default=False) as client:
+    # Made in a thread without an event loop (the bot opens it through asyncio.to_thread), it is a
+    # synchronous client running its own loop thread; the default one (distributed.wait needs it).
+    # Closed, not left as a ``with`` block: the bot closes it from another thread than it was
+    # made in, where the context ``Client.__exit__`` resets does not exist.
+    client = Client(address)
+    try:
         index = DaskIndex(client, folder, timeout=timeout)
         index.open()
         yield index
+    finally:
+        client.close()
