@@ -17,6 +17,7 @@ import pytest
 from bot.cli import main
 from bot.config import load_settings, setting_errors
 from bot.index.build import build_index
+from bot.index.parts import write_parts
 from bot.tickets.migrations import LATEST_VERSION
 from bot.tickets.store import TicketStore
 
@@ -346,3 +347,23 @@ def test_a_usage_error_exits_2(capsys):
         main(["doctor", "--no-such-option"])
     assert exited.value.code == 2
     assert "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_a_folder_of_parts_is_checked_part_by_part(tmp_path, capsys, desk, built_index):
+    served = tmp_path / "served"
+    for name in ("000", "001"):
+        shutil.copytree(built_index, served / "parts" / name)
+    write_parts(served, ["parts/000", "parts/001"])
+    desk["discord"]["index"] = str(served)
+
+    code, document, _ = doctor(tmp_path, capsys, desk)
+
+    assert code == 0
+    assert by_check(document)["index"]["message"].startswith(f"{served}: 4 entries in 2 part(s); ")
+    damaged = _a_shard_file(served / "parts" / "001")
+    data = bytearray(damaged.read_bytes())
+    data[-1] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    code, document, _ = doctor(tmp_path, capsys, desk)
+    assert code == 1
+    assert str(served / "parts" / "001") in problems(document)["index"]["message"]

@@ -17,16 +17,18 @@ from pathlib import Path
 import dask
 import numpy as np
 import pytest
-from distributed import Client, LocalCluster
+from distributed import Client, LocalCluster, get_worker
 
 from bot.checking import hash_submitted_picture
 from bot.cli import main
 from bot.config import load_settings
 from bot.hashing import EntryHashes
 from bot.index.build import build_index
+from bot.index.describe import describe_served
 from bot.index.parts import PartedIndex, write_parts
 from bot.index.search import HashIndex, LookUp
 from bot.index.served import DaskIndex, IncompleteSearchError, dask_index
+from bot.index.serving import answers, verify, warm
 from tests.bot.index.test_parts import (
     RULES,
     Served,
@@ -196,6 +198,20 @@ def test_appended_shards_new_parts_and_approved_removals_are_served_without_a_re
     approved = {("appended", "https://example.org/appended")}
     refused = remote.look_up(first, RULES[0], approved, views=None)
     assert (refused.found, refused.removed) == ([], 1)
+
+
+def test_what_the_bot_asks_besides_a_look_up_is_answered_by_each_parts_worker(client, served):
+    """Warm, verify, "still there" and /index info: each part's own answer, from its worker."""
+    remote, here = DaskIndex(client, served.served), PartedIndex(served.served)
+    assert warm(remote) == warm(here) == len(HashIndex(served.one))
+    assert verify(remote) == verify(here) == 3
+    assert answers(remote)
+    assert answers(here)
+    settings = load_settings(with_deployment_files=False)
+    assert describe_served(remote, settings, 2) == describe_served(here, settings, 2)
+    workers = {worker for _, worker in remote.each_part(lambda _index: get_worker().address)}
+    assert workers == set(remote._assigned.values())
+    assert len(workers) == 2
 
 
 SIZE = (320, 240)
