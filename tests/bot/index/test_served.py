@@ -329,3 +329,32 @@ def test_a_part_whose_workers_keep_dying_refuses_the_answer(served):
         with pytest.raises(IncompleteSearchError, match="kept dying") as refused:
             remote.look_up(queries(served, 1, seed=17)[0], RULES[1], views=None)
         assert list(refused.value.failures) == ["parts/000"]
+
+
+def test_run_with_dask_verifies_every_part_on_its_worker_before_the_bot_starts(
+    client, served, capsys, monkeypatch
+):
+    import cogs.app
+
+    started: list[str] = []
+    monkeypatch.setattr(cogs.app, "run", lambda settings, **_: started.append(settings.discord.dask) or 0)
+    monkeypatch.setenv("DISCORD_TOKEN", "fake-token")
+    monkeypatch.setenv("REMOVAL_DESK_DISCORD_REVIEW_CHANNEL_ID", "1")
+    monkeypatch.setenv("REMOVAL_DESK_DISCORD_MAINTAINER_ROLE_ID", "1")
+    monkeypatch.setenv("REMOVAL_DESK_DISCORD_INDEX", str(served.served))
+    address = client.scheduler.address
+
+    assert main(["run", "--dask", address]) == 0
+    assert started == [address]
+
+    damaged = served.served / "parts" / "001" / "shards" / "00000" / "pdq.npy"
+    data = bytearray(damaged.read_bytes())
+    data[-1] ^= 0x5A
+    damaged.write_bytes(bytes(data))
+    assert main(["run", "--dask", address]) == 2  # refused before anything connects to Discord
+    assert main(["run"]) == 2  # and in one process alike
+    assert started == [address]
+    # (the workers' own logs go to the same stderr: only the command's lines are read)
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2
+    assert all(str(damaged) in error for error in errors)
