@@ -15,6 +15,7 @@ channels, role and the bot's permissions) lives in :mod:`cogs.doctor_checks` and
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -36,8 +37,10 @@ from bot.config import (
     load_settings,
     setting_errors,
 )
+from bot.errors import RemovalDeskError
 from bot.index.parts import read_parts
 from bot.index.search import HashIndex
+from bot.index.served import dask_index
 from bot.index.storage import IndexFormatError, hashing_parameters
 from bot.tickets.migrations import LATEST_VERSION
 
@@ -94,6 +97,8 @@ DiscordCheck = Callable[[Settings], Awaitable[list[Finding]]]
 
 # Where a fix tells the operator to write a setting when no settings file was named.
 _DEFAULT_TARGET = f"config/local.toml, ./{LOCAL_CONFIG_NAME} or a file given with --config"
+# How long doctor tries to reach a Dask scheduler ([discord] dask) before saying it cannot.
+DASK_CONNECT_SECONDS = 10.0
 _ID_HOWTO = "Discord > Settings > Advanced > Developer Mode, then right-click > Copy ID"
 
 
@@ -115,6 +120,7 @@ async def diagnose(
     findings += config_findings(settings, target)
     findings += token_findings(settings)
     findings += index_findings(settings, quick=quick)
+    findings += await asyncio.to_thread(dask_findings, settings)  # a Dask client wants no event loop
     findings += database_findings(settings)
     if discord_check is None:
         findings.append(
@@ -313,6 +319,30 @@ def index_findings(settings: Settings, *, quick: bool = False) -> list[Finding]:
     served = "" if parts[0].name == "" else f" in {len(parts)} part(s)"
     found.append(Finding("index", Status.OK, f"{folder}: {entries} entries{served}; {what} ({took:.1f} s)"))
     return found
+
+
+def dask_findings(settings: Settings) -> list[Finding]:
+    """With ``[discord] dask`` set: the scheduler answers and its workers open every part of the
+    index (as ``run --dask`` has them do). Nothing when the index is searched in the bot's process."""
+    address = settings.discord.dask.strip()
+    if not address or not settings.discord.index.strip():
+        return []
+    folder = Path(settings.discord.index).expanduser()
+    try:
+        with dask_index(address, folder, connect_timeout=DASK_CONNECT_SECONDS) as remote:
+            workers = len(remote.client.nthreads())
+            parts = len(remote.each_part(len))
+    except (OSError, TimeoutError, RemovalDeskError) as exc:
+        return [
+            Finding(
+                "index.dask",
+                Status.PROBLEM,
+                f"the index cannot be searched on the Dask cluster at {address}: {exc}",
+                "start the scheduler and its workers (README, 'Building an index', Cluster), with the "
+                "parts at the same path on every worker, or empty discord.dask to search in the bot",
+            )
+        ]
+    return [Finding("index.dask", Status.OK, f"{address}: {parts} part(s) open on {workers} worker(s)")]
 
 
 def database_findings(settings: Settings) -> list[Finding]:

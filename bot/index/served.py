@@ -220,16 +220,19 @@ class DaskIndex:
 
 
 @contextmanager
-def dask_index(address: str, folder: Path, *, timeout: float = DEFAULT_TIMEOUT) -> Iterator[DaskIndex]:
+def dask_index(
+    address: str, folder: Path, *, timeout: float = DEFAULT_TIMEOUT, connect_timeout: float | None = None
+) -> Iterator[DaskIndex]:
     """The served index at ``folder`` on the Dask cluster whose scheduler is at ``address``
-    (``tcp://host:8786``), its parts opened by their workers, for the length of the block."""
+    (``tcp://host:8786``), its parts opened by their workers, for the length of the block;
+    ``connect_timeout``: how long to try to reach the scheduler (None: Dask's setting, 30 s)."""
     from distributed import Client
 
     # Made in a thread without an event loop (the bot opens it through asyncio.to_thread), it is a
     # synchronous client running its own loop thread; the default one (distributed.wait needs it).
     # Closed, not left as a ``with`` block: the bot closes it from another thread than it was
     # made in, where the context ``Client.__exit__`` resets does not exist.
-    client = Client(address)
+    client = Client(address) if connect_timeout is None else Client(address, timeout=connect_timeout)
     try:
         index = DaskIndex(client, folder, timeout=timeout)
         index.open()

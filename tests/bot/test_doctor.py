@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import json
 import shutil
+import socket
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -367,3 +368,22 @@ def test_a_folder_of_parts_is_checked_part_by_part(tmp_path, capsys, desk, built
     code, document, _ = doctor(tmp_path, capsys, desk)
     assert code == 1
     assert str(served / "parts" / "001") in problems(document)["index"]["message"]
+
+
+def test_with_dask_set_the_workers_must_open_every_part(tmp_path, capsys, desk, monkeypatch):
+    from distributed import LocalCluster
+
+    monkeypatch.setattr("bot.doctor.DASK_CONNECT_SECONDS", 1.0)
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        nobody = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+    desk["discord"]["dask"] = nobody
+    code, document, _ = doctor(tmp_path, capsys, desk)
+    assert code == 1
+    assert nobody in problems(document)["index.dask"]["message"]
+
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+        desk["discord"]["dask"] = cluster.scheduler_address
+        code, document, _ = doctor(tmp_path, capsys, desk)
+        assert code == 0
+        assert by_check(document)["index.dask"]["message"].endswith(": 1 part(s) open on 1 worker(s)")
