@@ -269,7 +269,15 @@ class PartedIndex:
         views: QueryViews | None,
     ) -> LookUp:
         request = PartQuery(query, rule, views)
-        return merge((search_part(part, request) for part, _ in self._opened()), removed)
+        answers, failures = [], {}
+        for part in self._parts():
+            try:
+                answers.append(search_part(part, request))
+            except (IndexFormatError, OSError) as exc:  # opened again as it changed, and failed
+                failures[part.name] = str(exc)
+        if failures:
+            raise IncompleteSearchError(failures)
+        return merge(answers, removed)
 
     def each_part(self, function: Callable[[HashIndex], T]) -> list[tuple[str, T]]:
         """``function`` of every opened part, with the part's name, in the listed order."""
