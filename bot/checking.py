@@ -27,6 +27,8 @@ class CheckResult:
     unjudged: int = 0
     # Copies found whose removal was already approved (not in ``found``): "already removed".
     removed: int = 0
+    # Entries the search compared the picture with (every part's), told when nothing matched.
+    entries: int = 0
 
 
 def hash_submitted_picture(data: bytes, settings: Settings) -> tuple[QueryHashes, QueryViews]:
@@ -54,5 +56,9 @@ def check_picture(
     query, views = hash_submitted_picture(data, settings)
     looked_up = index.look_up(query, settings.matching, removed, views=views)
     return CheckResult(
-        query=query, found=looked_up.found, unjudged=looked_up.unjudged, removed=looked_up.removed
+        query=query,
+        found=looked_up.found,
+        unjudged=looked_up.unjudged,
+        removed=looked_up.removed,
+        entries=looked_up.entries,
     )

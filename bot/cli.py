@@ -8,6 +8,7 @@ import importlib.metadata
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from bot import messages, ticket_cli
@@ -18,11 +19,12 @@ from bot.doctor import diagnose
 from bot.errors import RemovalDeskError
 from bot.index.batches import HashingProcessDiedError
 from bot.index.build import build_index
-from bot.index.describe import IndexDescription, describe_index
+from bot.index.describe import IndexDescription, describe_served
 from bot.index.mih import refresh_search_tables
-from bot.index.parts import open_served, write_parts
+from bot.index.parts import PartedIndex, open_served, write_parts
 from bot.index.search import FoundEntry, HashIndex, Searchable
 from bot.index.served import dask_index
+from bot.index.serving import serving, verify
 from bot.logs import configure_logging
 from bot.signals import ranked_kinds
 from bot.tickets.store import TicketStore
@@ -112,6 +114,13 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="start the Discord bot (settings: [discord] in the config)")
     run.add_argument("--no-sync", action="store_true", help="do not sync slash commands at start")
     run.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        default=None,
+        help="search the index on the Dask cluster whose scheduler is at ADDRESS (tcp://host:8786), "
+        "each part on a worker (overrides [discord] dask)",
+    )
+    run.add_argument(
         "--no-verify",
         action="store_true",
         help="start without reading the whole index to compare its checksums (~1 s per GB); sizes "
@@ -156,10 +165,12 @@ def _run_bot(args: argparse.Namespace, settings: Settings) -> int:
             print(f"error: {problem}", file=sys.stderr)
         print("see README, 'Running the Discord bot'", file=sys.stderr)
         return 2
-    index = HashIndex(Path(settings.discord.index).expanduser())  # fail now, clearly, if it is missing
-    if not args.no_verify:
-        index.verify()  # a damaged index is refused, never answered from
-    del index
+    if args.dask:
+        settings = replace(settings, discord=replace(settings.discord, dask=args.dask))
+    # fail now, clearly, if a part is missing; a damaged one is refused, never answered from
+    with serving(Path(settings.discord.index).expanduser(), settings.discord.dask) as index:
+        if not args.no_verify:
+            verify(index)
     # The composition root: the one place the core starts the Discord side (never imported
     # otherwise, so the command line works without discord.py loaded).
     from cogs.app import run
@@ -259,11 +270,11 @@ def _run_parts(args: argparse.Namespace) -> int:
 
 
 def _run_info(args: argparse.Namespace, settings: Settings) -> int:
-    index = HashIndex(args.folder)
+    index = PartedIndex(args.folder)  # an index folder, or a folder of parts (summed)
     removed = None
     if settings.tickets.database_path.exists():
         removed = len(asyncio.run(_approved_removals(settings)))
-    described = describe_index(index, settings, removed)
+    described = describe_served(index, settings, removed)
     if args.json:
         print(json.dumps(described.to_dict()))
         return 0

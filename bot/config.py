@@ -185,6 +185,7 @@ class DiscordSettings:
     log_channel_id: int
     maintainer_role_id: int
     index: str
+    dask: str
     api_base_url: str
     gateway_url: str
     check_uses: int

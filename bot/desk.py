@@ -37,7 +37,8 @@ from bot.cooldowns import Cooldown
 from bot.decoding import ImageRejectedError
 from bot.errors import RemovalDeskError
 from bot.hashing import QueryHashes
-from bot.index.search import HashIndex, LookUp
+from bot.index.parts import IncompleteSearchError
+from bot.index.search import LookUp, Searchable
 from bot.metrics import DeskMetrics
 from bot.tickets.intake import file_removal_request
 from bot.tickets.models import Ticket
@@ -68,6 +69,14 @@ class DeskBusyError(TryAgainError):
         self.translatable("busy", seconds=retry_after)
 
 
+class IndexUnreachableError(TryAgainError):
+    """The search could not reach every part of the index: no partial answer is given."""
+
+    def __init__(self) -> None:
+        super().__init__(messages.INDEX_INCOMPLETE)
+        self.translatable("index_incomplete")
+
+
 class HashingWorkerDiedError(TryAgainError):
     """The hashing process died during this check; the pool has been replaced."""
 
@@ -88,7 +97,7 @@ def hash_submitted_picture_timed(data: bytes, settings: Settings) -> tuple[Query
 
 
 def _timed_look_up(
-    index: HashIndex,
+    index: Searchable,
     query: QueryHashes,
     settings: Settings,
     removed: frozenset[tuple[str, str]],
@@ -110,7 +119,7 @@ class Desk:
     def __init__(
         self,
         settings: Settings,
-        index: HashIndex,
+        index: Searchable,
         store: TicketStore,
         executor: Executor | None,
         clock: Callable[[], float] = time.monotonic,
@@ -207,14 +216,24 @@ class Desk:
         del data
         self.metrics.hashing_seconds.observe(hashing)
         removed = await self.store.removed_entries()
-        looked_up, searching = await asyncio.to_thread(
-            _timed_look_up, self.index, query, self.settings, removed, views
-        )
-        del views  # the small grey copies of the picture: only the hashes outlive the check
+        try:
+            looked_up, searching = await asyncio.to_thread(
+                _timed_look_up, self.index, query, self.settings, removed, views
+            )
+        except IncompleteSearchError as incomplete:  # names parts and folders, nothing of the picture
+            log.warning("a check was not answered: %s", incomplete)
+            self.metrics.refused("index_incomplete")
+            raise IndexUnreachableError() from incomplete
+        finally:
+            del views  # the small grey copies of the picture: only the hashes outlive the check
         self.metrics.search_seconds.observe(searching)
         self.metrics.found(len(looked_up.found))
         return CheckResult(
-            query=query, found=looked_up.found, unjudged=looked_up.unjudged, removed=looked_up.removed
+            query=query,
+            found=looked_up.found,
+            unjudged=looked_up.unjudged,
+            removed=looked_up.removed,
+            entries=looked_up.entries,
         )
 
     def _replace_broken(self, broken: Executor | None) -> None:
@@ -268,13 +287,19 @@ class Desk:
             del self._filed[token]
 
     async def request_removal(self, token: str, owner: int, note: str | None) -> Ticket | None:
-        """File a ticket from a remembered check; None if it expired. The check is then dropped."""
+        """File a ticket from a remembered check; None if it expired. The check is then dropped.
+        IndexUnreachableError when a matched entry's part cannot be read now (nothing is filed;
+        the check stays, so the person may press again)."""
         result = self.recall(token, owner)
         if result is None:
             return None
-        ticket = await file_removal_request(
-            self.store, self.index, result, str(owner), note=note, source="discord"
-        )
+        try:
+            ticket = await file_removal_request(
+                self.store, self.index, result, str(owner), note=note, source="discord"
+            )
+        except IncompleteSearchError as incomplete:
+            log.warning("a removal request was not filed: %s", incomplete)
+            raise IndexUnreachableError() from incomplete
         self._pending.pop(token, None)
         # As long as the answer's button stays in the person's DM history (a day is plenty).
         self._filed[token] = (owner, ticket.id, self._clock() + FILED_KEPT_SECONDS)

@@ -15,6 +15,7 @@ channels, role and the bot's permissions) lives in :mod:`cogs.doctor_checks` and
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -36,7 +37,10 @@ from bot.config import (
     load_settings,
     setting_errors,
 )
+from bot.errors import RemovalDeskError
+from bot.index.parts import read_parts
 from bot.index.search import HashIndex
+from bot.index.served import dask_index
 from bot.index.storage import IndexFormatError, hashing_parameters
 from bot.tickets.migrations import LATEST_VERSION
 
@@ -93,6 +97,8 @@ DiscordCheck = Callable[[Settings], Awaitable[list[Finding]]]
 
 # Where a fix tells the operator to write a setting when no settings file was named.
 _DEFAULT_TARGET = f"config/local.toml, ./{LOCAL_CONFIG_NAME} or a file given with --config"
+# How long doctor tries to reach a Dask scheduler ([discord] dask) before saying it cannot.
+DASK_CONNECT_SECONDS = 10.0
 _ID_HOWTO = "Discord > Settings > Advanced > Developer Mode, then right-click > Copy ID"
 
 
@@ -114,6 +120,7 @@ async def diagnose(
     findings += config_findings(settings, target)
     findings += token_findings(settings)
     findings += index_findings(settings, quick=quick)
+    findings += await asyncio.to_thread(dask_findings, settings)  # a Dask client wants no event loop
     findings += database_findings(settings)
     if discord_check is None:
         findings.append(
@@ -251,8 +258,10 @@ def token_findings(settings: Settings) -> list[Finding]:
 
 
 def index_findings(settings: Settings, *, quick: bool = False) -> list[Finding]:
-    """The index opens, its files are those the manifest lists (sizes, and unless ``quick`` their
-    SHA-256), and it was hashed the way this configuration hashes queries."""
+    """The index opens (every part, for a folder of parts), its files are those the manifests list
+    (sizes, and unless ``quick`` their SHA-256), and it was hashed the way this configuration
+    hashes queries. Read here even when the bot searches on a Dask cluster: the parts are read
+    under the same path everywhere."""
     if not settings.discord.index.strip():
         return [Finding("index", Status.SKIPPED, "not checked: discord.index is not set")]
     folder = Path(settings.discord.index).expanduser()
@@ -268,42 +277,72 @@ def index_findings(settings: Settings, *, quick: bool = False) -> list[Finding]:
         ]
     started = time.perf_counter()
     try:
-        index = HashIndex(folder)
-        verified = 0 if quick else index.verify()
+        parts = read_parts(folder)
+        indexes = [(part, HashIndex(part.path)) for part in parts]
+        verified = 0 if quick else sum(index.verify() for _, index in indexes)
     except (IndexFormatError, OSError) as exc:
         return [Finding("index", Status.PROBLEM, str(exc), rebuild)]
     took = time.perf_counter() - started
     found = []
     expected = hashing_parameters(settings)
-    if index.manifest.hashing != expected:
-        found.append(
-            Finding(
-                "index.hashing",
-                Status.PROBLEM,
-                f"{folder} was hashed with {index.manifest.hashing}; these settings hash pictures "
-                f"with {expected}, so copies would be missed",
-                f"rebuild the index with these settings, or restore the settings it was built with "
-                f"([hashing] entry_margin, [decoding] work_side): {rebuild}",
+    for part, index in indexes:
+        where = part.path if part.name else folder
+        if index.manifest.hashing != expected:
+            found.append(
+                Finding(
+                    "index.hashing",
+                    Status.PROBLEM,
+                    f"{where} was hashed with {index.manifest.hashing}; these settings hash pictures "
+                    f"with {expected}, so copies would be missed",
+                    f"rebuild the index with these settings, or restore the settings it was built with "
+                    f"([hashing] entry_margin, [decoding] work_side): {rebuild}",
+                )
             )
-        )
-    unverifiable = index.manifest.unverifiable()
+    unverifiable = sum(len(index.manifest.unverifiable()) for _, index in indexes)
     if unverifiable and not quick:
         found.append(
             Finding(
                 "index.checksums",
                 Status.WARNING,
-                f"{len(unverifiable)} shard(s) were written before checksums were kept: damage in them "
+                f"{unverifiable} shard(s) were written before checksums were kept: damage in them "
                 "cannot be detected",
                 f"rebuild the index to have them checked: {rebuild}",
             )
         )
+    shards = sum(len(index.shards) for _, index in indexes)
     what = (
         "sizes match the manifest (--quick: checksums not read)"
         if quick
-        else (f"{verified} of {len(index.shards)} shard(s) match their checksums")
+        else (f"{verified} of {shards} shard(s) match their checksums")
     )
-    found.append(Finding("index", Status.OK, f"{folder}: {len(index)} entries; {what} ({took:.1f} s)"))
+    entries = sum(len(index) for _, index in indexes)
+    served = "" if parts[0].name == "" else f" in {len(parts)} part(s)"
+    found.append(Finding("index", Status.OK, f"{folder}: {entries} entries{served}; {what} ({took:.1f} s)"))
     return found
+
+
+def dask_findings(settings: Settings) -> list[Finding]:
+    """With ``[discord] dask`` set: the scheduler answers and its workers open every part of the
+    index (as ``run --dask`` has them do). Nothing when the index is searched in the bot's process."""
+    address = settings.discord.dask.strip()
+    if not address or not settings.discord.index.strip():
+        return []
+    folder = Path(settings.discord.index).expanduser()
+    try:
+        with dask_index(address, folder, connect_timeout=DASK_CONNECT_SECONDS) as remote:
+            workers = len(remote.client.nthreads())
+            parts = len(remote.each_part(len))
+    except (OSError, TimeoutError, RemovalDeskError) as exc:
+        return [
+            Finding(
+                "index.dask",
+                Status.PROBLEM,
+                f"the index cannot be searched on the Dask cluster at {address}: {exc}",
+                "start the scheduler and its workers (README, 'Building an index', Cluster), with the "
+                "parts at the same path on every worker, or empty discord.dask to search in the bot",
+            )
+        ]
+    return [Finding("index.dask", Status.OK, f"{address}: {parts} part(s) open on {workers} worker(s)")]
 
 
 def database_findings(settings: Settings) -> list[Finding]:

@@ -21,7 +21,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bot.config import HealthSettings
 from bot.desk import Desk
-from bot.index.search import HashIndex
+from bot.index.parts import IncompleteSearchError
+from bot.index.search import Searchable
+from bot.index.serving import answers
 from bot.tickets.store import TicketStore
 
 log = logging.getLogger(__name__)
@@ -39,15 +41,10 @@ async def database_reachable(store: TicketStore) -> bool:
         return await cursor.fetchone() is not None
 
 
-def _index_answers(index: HashIndex) -> bool:
-    """The loaded index knows its size and its shard folders are still there (a disk unmounted
-    or an index moved away under the running bot fails this)."""
-    len(index)
-    return index.folder.is_dir() and all(shard.path.is_dir() for shard in index.shards)
-
-
-async def index_open(index: HashIndex) -> bool:
-    return await asyncio.to_thread(_index_answers, index)
+async def index_open(index: Searchable) -> bool:
+    """Every part of the served index opens and its files are there (:func:`answers`: asked of
+    each part's worker on a Dask cluster); a part gone (IncompleteSearchError) fails it."""
+    return await asyncio.to_thread(answers, index)
 
 
 def desk_checks(desk: Desk, gateway_connected: Callable[[], bool]) -> dict[str, HealthCheck]:
@@ -70,6 +67,9 @@ async def _passes(name: str, check: HealthCheck) -> bool:
     try:
         async with asyncio.timeout(CHECK_SECONDS):
             return bool(await check())
+    except IncompleteSearchError as failed:  # names the parts unreachable (folders, never a person)
+        log.warning("health check %s failed: %s", name, failed)
+        return False
     except Exception as failed:  # any failure is "not healthy"; its type is enough for the log
         log.warning("health check %s failed (%s)", name, type(failed).__name__)
         return False

@@ -47,6 +47,7 @@ SOMETHING_WENT_WRONG = text("something_went_wrong")
 STORE_BUSY = text("store_busy")
 STORE_FULL = text("store_full")
 HASHING_WORKER_DIED = text("hashing_worker_died")
+INDEX_INCOMPLETE = text("index_incomplete")
 PANEL = text("panel")
 # To maintainers only: English (see the module docstring).
 MAINTAINERS_ONLY = "Only maintainers can see or act on removal requests."

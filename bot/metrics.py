@@ -54,6 +54,7 @@ REFUSAL_REASONS = (
     "busy",
     "rate_limited",
     "worker_died",
+    "index_incomplete",
     "other",
 )
 TICKET_STATES = tuple(str(state) for state in TicketState)

@@ -18,7 +18,7 @@ from bot import messages
 from bot.checking import check_picture
 from bot.config import Settings
 from bot.decoding import ImageRejectedError
-from bot.index.search import HashIndex
+from bot.index.parts import open_served
 from bot.index.storage import hashing_parameters
 from bot.removals.apply import apply_removal_list, load_removal_list
 from bot.removals.export import FORMATS, export_removal_list, format_for
@@ -239,7 +239,7 @@ def stats_lines(figures: TicketStats) -> list[str]:
 
 
 async def _open(args: argparse.Namespace, settings: Settings, store: TicketStore) -> int:
-    index = HashIndex(args.index_folder)
+    index = open_served(args.index_folder)  # an index folder, or a folder of parts
     try:
         data = args.image.read_bytes()
     except OSError as exc:

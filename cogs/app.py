@@ -19,7 +19,8 @@ import discord
 from bot.config import Settings
 from bot.desk import Desk
 from bot.health_server import serving_health
-from bot.index.search import HashIndex
+from bot.index.search import Searchable
+from bot.index.serving import serving_off_loop, warm
 from bot.tickets.store import TicketStore
 from cogs.doctor_checks import check_discord
 from cogs.host import DeskBot, intents_for, point_at
@@ -75,9 +76,15 @@ class RemovalDeskBot(DeskBot):
 
 async def run_bot(settings: Settings, *, sync_on_start: bool = True) -> None:
     point_at(settings.discord.api_base_url)
-    index = HashIndex(Path(settings.discord.index).expanduser())
+    # One index folder, a folder of parts, or those parts on a Dask cluster ([discord] dask):
+    # opened (and a Dask client closed) in a thread, as every search of a check runs in one.
+    async with serving_off_loop(Path(settings.discord.index).expanduser(), settings.discord.dask) as index:
+        await _serve(settings, index, sync_on_start=sync_on_start)
+
+
+async def _serve(settings: Settings, index: Searchable, *, sync_on_start: bool) -> None:
     # Map the search tables while the bot logs in, so the first queries do not pay page faults.
-    warming = asyncio.create_task(asyncio.to_thread(index.warm))
+    warming = asyncio.create_task(asyncio.to_thread(warm, index))
     store = await TicketStore.open(settings.tickets.database_path, settings.tickets)
     context = multiprocessing.get_context("forkserver")
 
@@ -92,7 +99,10 @@ async def run_bot(settings: Settings, *, sync_on_start: bool = True) -> None:
         ):
             await bot.start(settings.discord.token)
     finally:
-        await warming
+        try:
+            await warming
+        except Exception as failed:  # a part unreachable while warming: its checks say so too
+            log.warning("the index was not warmed: %s", failed)
         desk.close()
         await store.close()
 

@@ -106,7 +106,7 @@ class Intake(commands.Cog):
         if not result.found:
             settings = self.desk.settings.discord
             no_match = messages.no_match(
-                len(self.desk.index), settings.contact, result.unjudged, result.removed, locale=locale
+                result.entries, settings.contact, result.unjudged, result.removed, locale=locale
             )
             return no_match, None, None
         view = ResultView(self.desk.remember(owner, result), locale)

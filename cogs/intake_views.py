@@ -12,6 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 import discord
 
 from bot import messages
+from bot.desk import TryAgainError
 from bot.tickets.lifecycle import TicketError
 from cogs.host import DeskModal, desk_bot
 from cogs.locales import of_interaction
@@ -100,7 +101,7 @@ async def submit_request(
     await interaction.response.defer(ephemeral=True, thinking=True)
     try:
         ticket = await bot.desk.request_removal(token, interaction.user.id, note)
-    except TicketError as refused:
+    except (TicketError, TryAgainError) as refused:  # TryAgainError: the index could not be read now
         await interaction.followup.send(messages.error_text(refused, locale), ephemeral=True)
         return
     if ticket is None:

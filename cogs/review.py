@@ -16,7 +16,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import messages
-from bot.index.describe import describe_index
+from bot.index.describe import describe_served
 from bot.index.storage import hashing_parameters
 from bot.removals.export import export_as_files
 from bot.tickets.lifecycle import (
@@ -238,7 +238,7 @@ class IndexCommands(MaintainerCommands, name="index", description="The dataset i
         await interaction.response.defer(ephemeral=True, thinking=True)
         desk = self.bot.desk
         removed = len(await desk.store.removed_entries())
-        described = await asyncio.to_thread(describe_index, desk.index, desk.settings, removed)
+        described = await asyncio.to_thread(describe_served, desk.index, desk.settings, removed)
         await interaction.followup.send(embed=render.index_embed(described), ephemeral=True)
 
 

@@ -156,6 +156,11 @@ MESSAGES: Mapping[str, str | Mapping[str, str]] = {
         "es noch einmal; wenn dasselbe Bild zweimal scheitert, ist es vielleicht eine Datei, die ich "
         "nicht lesen kann."
     ),
+    "index_incomplete": (
+        "Ich konnte gerade nicht den ganzen Index des Datensatzes durchsuchen und kann dir deshalb nicht "
+        "sagen, ob er eine Kopie deines Bildes enthält. Es wurde nichts gespeichert. Bitte versuch es "
+        "später noch einmal."
+    ),
     "store_busy": (
         "Die Ticket-Datenbank ist gerade ausgelastet, es wurde nichts gespeichert. Bitte versuch es gleich "
         "noch einmal."

@@ -138,6 +138,10 @@ MESSAGES: Mapping[str, str | Mapping[str, str]] = {
         "Something went wrong while I was checking this picture, and it was not saved. Please send it "
         "again; if the same picture fails twice, it may be a file I cannot read."
     ),
+    "index_incomplete": (
+        "I could not search the whole dataset index just now, so I cannot tell you whether it holds a "
+        "copy of your picture. Nothing was saved. Please try again later."
+    ),
     "store_busy": (
         "The ticket database is busy right now and nothing was saved. Please try again in a moment."
     ),

@@ -14,6 +14,7 @@ so a thread's work for a large index, never the event loop's.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ import numpy as np
 
 from bot.config import MatchingSettings, Settings
 from bot.hashing import Guess, QueryHashes, RowKind
-from bot.index.search import HashIndex
+from bot.index.search import HashIndex, Searchable
 from bot.index.storage import FORMAT_NAME, FORMAT_VERSION, IndexHistory
 from bot.matching import phash_limits
 from bot.signals import signal_kinds
@@ -180,5 +181,61 @@ def describe_index(index: HashIndex, settings: Settings, removed: int | None = N
             "bytes": tables.nbytes if tables else 0,
         },
         size_bytes=size_on_disk(index.folder),
+        failures=dict(failures),
+    )
+
+
+def describe_served(index: Searchable, settings: Settings, removed: int | None = None) -> IndexDescription:
+    """The description of a served index: each part described where it is served (here, or by its
+    Dask worker), then summed. A plain index folder (one part named "") is described exactly as
+    :func:`describe_index` describes it."""
+    described = index.each_part(functools.partial(describe_index, settings=settings))
+    if len(described) == 1 and described[0][0] == "":
+        return dataclasses.replace(described[0][1], removed=removed)
+    return combined(str(index.folder), described, removed)
+
+
+def combined(folder: str, parts: list[tuple[str, IndexDescription]], removed: int | None) -> IndexDescription:
+    """The parts' descriptions as one: counts, sizes, shards (named ``PART/SHARD``, as matches name
+    them), sources and failures summed; built when the first part was, added to when the last
+    was. The hashing shown is the first part's (``doctor`` checks every part's against the
+    settings); a kind of hash is in the index when every part holds it."""
+    descriptions = [description for _, description in parts]
+    sources: dict[str, Counter[str]] = {}
+    for description in descriptions:
+        for source in description.sources:
+            counts = sources.setdefault(source.source, Counter())
+            counts.update(shards=source.shards, entries=source.entries, failures=source.failures)
+    failures: Counter[str] = Counter()
+    tables: Counter[str] = Counter()
+    for description in descriptions:
+        failures.update(description.failures)
+        tables.update(description.search_tables)
+    built = [d.built_at for d in descriptions if d.built_at is not None]
+    added = [d.last_added_at for d in descriptions if d.last_added_at is not None]
+    first = descriptions[0] if descriptions else None
+    kinds = [
+        dataclasses.replace(kind, in_index=all(d.signal_kinds[number].in_index for d in descriptions))
+        for number, kind in enumerate(first.signal_kinds if first else [])
+    ]
+    return IndexDescription(
+        folder=folder,
+        format=FORMAT_NAME,
+        format_version=FORMAT_VERSION,
+        entries=sum(d.entries for d in descriptions),
+        rows=sum(d.rows for d in descriptions),
+        removed=removed,
+        built_at=min(built) if built else None,  # ISO 8601 in UTC: ordered as text
+        last_added_at=max(added) if added else None,
+        hashing=first.hashing if first else {},
+        shards=[{**shard, "name": f"{name}/{shard['name']}"} for name, d in parts for shard in d.shards],
+        sources=[
+            SourceSummary(source, counts["shards"], counts["entries"], counts["failures"])
+            for source, counts in sources.items()
+        ],
+        signal_kinds=kinds,
+        thresholds=first.thresholds if first else {},
+        search_tables={key: tables[key] for key in ("covered_shards", "scanned_shards", "bytes")},
+        size_bytes=sum(d.size_bytes for d in descriptions),
         failures=dict(failures),
     )

@@ -27,12 +27,14 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TypeVar
 
 from bot.config import MatchingSettings
 from bot.durable import write_text_durably
+from bot.errors import RemovalDeskError
 from bot.hashing import EntryHashes, QueryHashes
 from bot.index.mih import search_folder
 from bot.index.search import Described, HashIndex, LookUp, collect_look_up
@@ -43,6 +45,20 @@ from bot.verification import QueryViews
 PARTS_NAME = "parts.json"
 PARTS_FORMAT = "removal-desk-parts"
 PARTS_VERSION = 1
+
+T = TypeVar("T")
+
+
+class IncompleteSearchError(RemovalDeskError):
+    """Some part of a served index did not answer: no answer is given from the others."""
+
+    def __init__(self, failures: dict[str, str]) -> None:
+        self.failures = failures
+        named = "; ".join(f"part {name or '(the index)'!r}: {why}" for name, why in sorted(failures.items()))
+        super().__init__(
+            f"the search could not reach every part of the index, so it gives no answer from the "
+            f"others ({named})"
+        )
 
 
 @dataclass(frozen=True)
@@ -125,6 +141,7 @@ class PartAnswer:
     part: str
     matches: list[Described]
     worker: str | None = None
+    entries: int = 0  # the entries the part searched (a person is told how many were compared)
 
 
 # Parts opened in this process, by folder: (what the folder held when opened, the opened index).
@@ -174,7 +191,7 @@ def search_part(part: Part, request: PartQuery, worker: str | None = None) -> Pa
             judged=match.judged,
         )
         matches.append((named, entry, box))
-    return PartAnswer(part=part.name, matches=matches, worker=worker)
+    return PartAnswer(part=part.name, matches=matches, worker=worker, entries=len(index))
 
 
 def part_entry_hashes(part: Part, shard: str, row: int) -> EntryHashes:
@@ -182,13 +199,19 @@ def part_entry_hashes(part: Part, shard: str, row: int) -> EntryHashes:
     return open_part(part.path).row_hashes(shard, row)
 
 
+def on_part(part: Part, function: Callable[[HashIndex], T]) -> T:
+    """``function`` of the opened part (a served index's :meth:`each_part`, here or on a worker)."""
+    return function(open_part(part.path))
+
+
 def merge(answers: Iterable[PartAnswer], removed: Collection[tuple[str, str]]) -> LookUp:
     """The parts' answers as one index gives its own: matched entries first, each best first (the
     ordering of :meth:`HashIndex.search`). An entry lives in one part, and each part gives one
     match per entry, so nothing is left to deduplicate."""
+    answers = list(answers)
     described = [item for answer in answers for item in answer.matches]
     described.sort(key=lambda item: (not item[0].judged, *item[0].sort_key))
-    return collect_look_up(described, removed)
+    return collect_look_up(described, removed, entries=sum(answer.entries for answer in answers))
 
 
 def split_shard(name: str) -> tuple[str, str]:
@@ -207,12 +230,35 @@ def open_served(folder: Path) -> HashIndex | PartedIndex:
 
 class PartedIndex:
     """A served index searched in this process, part after part (the reference the Dask backend
-    must equal, and what ``check`` uses on one machine)."""
+    must equal, what ``check`` uses on one machine, and what the bot serves without a cluster).
+
+    Every part goes through :func:`open_part` on every query, a plain index folder too (one part
+    named ""): shards appended by ``index build --append`` are searched from the next query on.
+    A part that cannot be opened or listed then (its folder gone, a damaged manifest) makes the
+    query fail with :class:`IncompleteSearchError`, never answer from the others."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         for part in read_parts(folder):  # fail now, clearly, if a part is missing
             open_part(part.path)
+
+    def _parts(self) -> list[Part]:
+        try:
+            return read_parts(self.folder)
+        except IndexFormatError as exc:
+            raise IncompleteSearchError({"": str(exc)}) from exc
+
+    def _opened(self) -> list[tuple[Part, HashIndex]]:
+        """Every part opened (again if it changed), or IncompleteSearchError naming those that fail."""
+        opened, failures = [], {}
+        for part in self._parts():
+            try:
+                opened.append((part, open_part(part.path)))
+            except (IndexFormatError, OSError) as exc:
+                failures[part.name] = str(exc)
+        if failures:
+            raise IncompleteSearchError(failures)
+        return opened
 
     def look_up(
         self,
@@ -223,11 +269,26 @@ class PartedIndex:
         views: QueryViews | None,
     ) -> LookUp:
         request = PartQuery(query, rule, views)
-        return merge((search_part(part, request) for part in read_parts(self.folder)), removed)
+        answers, failures = [], {}
+        for part in self._parts():
+            try:
+                answers.append(search_part(part, request))
+            except (IndexFormatError, OSError) as exc:  # opened again as it changed, and failed
+                failures[part.name] = str(exc)
+        if failures:
+            raise IncompleteSearchError(failures)
+        return merge(answers, removed)
+
+    def each_part(self, function: Callable[[HashIndex], T]) -> list[tuple[str, T]]:
+        """``function`` of every opened part, with the part's name, in the listed order."""
+        return [(part.name, function(index)) for part, index in self._opened()]
 
     def entry_hashes(self, match: EntryMatch) -> EntryHashes:
         part_name, shard = split_shard(match.shard)
-        part = next((part for part in read_parts(self.folder) if part.name == part_name), None)
+        part = next((part for part in self._parts() if part.name == part_name), None)
         if part is None:
-            raise IndexFormatError(f"{self.folder} has no part {part_name!r} (was it removed?)")
-        return part_entry_hashes(part, shard, match.row)
+            raise IncompleteSearchError({part_name: f"{self.folder} no longer lists it"})
+        try:
+            return part_entry_hashes(part, shard, match.row)
+        except (IndexFormatError, OSError) as exc:
+            raise IncompleteSearchError({part_name: str(exc)}) from exc

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -30,6 +30,7 @@ from bot.verification import QueryViews, correlation_passes, has_thumbnail, unju
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 # Entries scanned per numpy step: (variants x block) uint8 distances stay a few MB, in cache.
 _BLOCK = 1 << 18
 # A check of a picture gives its views and is verified on the pixels; hash-level measurements
@@ -67,6 +68,8 @@ class LookUp:
     # Copies found whose removal was already approved: left out of ``found``, counted so the
     # person is told "already removed" rather than "no copy".
     removed: int = 0
+    # Entries searched for this answer (every part's): "N pictures compared" told to the person.
+    entries: int = 0
 
 
 class HashIndex:
@@ -386,14 +389,20 @@ class HashIndex:
             (match, self.describe(match), self.part_box(match))
             for match in self.search(query, rule, views, unjudged=True)
         )
-        return collect_look_up(described, removed)
+        return collect_look_up(described, removed, entries=len(self))
+
+    def each_part(self, function: Callable[[HashIndex], T]) -> list[tuple[str, T]]:
+        """``function`` of this index, its one part (named "", as :mod:`bot.index.parts` names it)."""
+        return [("", function(self))]
 
 
 # A match with what the index says of it: the dataset's description and the matched photograph's box.
 Described = tuple[EntryMatch, DatasetEntry, tuple[float, float, float, float] | None]
 
 
-def collect_look_up(described: Iterable[Described], removed: Collection[tuple[str, str]]) -> LookUp:
+def collect_look_up(
+    described: Iterable[Described], removed: Collection[tuple[str, str]], *, entries: int = 0
+) -> LookUp:
     """A look-up from every match the search returned (``unjudged`` included, best first): entries
     whose removal was approved are counted and left out, unjudged ones counted. One function for a
     single index and for the parts of a served one (:mod:`bot.index.parts`), so both answer alike."""
@@ -407,13 +416,19 @@ def collect_look_up(described: Iterable[Described], removed: Collection[tuple[st
             found.append(FoundEntry(match=match, entry=entry, part=box))
         else:
             unjudged += 1
-    return LookUp(found=found, unjudged=unjudged, removed=already_removed)
+    return LookUp(found=found, unjudged=unjudged, removed=already_removed, entries=entries)
 
 
 class Searchable(Protocol):
     """What a check needs of an index: :class:`HashIndex`, the parts of a served index searched
     here (:class:`bot.index.parts.PartedIndex`) or on a Dask cluster
-    (:class:`bot.index.served.DaskIndex`) all answer it, alike."""
+    (:class:`bot.index.served.DaskIndex`) all answer it, alike.
+
+    Whatever else is asked of an index (warm it, verify it, describe it, is it still there) is
+    asked of each part where it is served, through :meth:`each_part` (see
+    :mod:`bot.index.serving`): one path for one index, parts here and parts on a cluster."""
+
+    folder: Path
 
     def look_up(
         self,
@@ -425,3 +440,9 @@ class Searchable(Protocol):
     ) -> LookUp: ...
 
     def entry_hashes(self, match: EntryMatch) -> EntryHashes: ...
+
+    def each_part(self, function: Callable[[HashIndex], T]) -> list[tuple[str, T]]:
+        """(part name, ``function`` of the opened part) for every part; IncompleteSearchError
+        (:mod:`bot.index.parts`) when a part cannot be reached. ``function`` may run in another
+        process (a Dask worker): a module-level function, or a ``functools.partial`` of one."""
+        ...

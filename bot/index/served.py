@@ -28,29 +28,33 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.config import MatchingSettings
-from bot.errors import RemovalDeskError
 from bot.hashing import EntryHashes, QueryHashes
 from bot.index.parts import (
+    IncompleteSearchError,
     Part,
     PartAnswer,
     PartQuery,
     merge,
-    open_part,
+    on_part,
     part_entry_hashes,
     read_parts,
     search_part,
     split_shard,
 )
-from bot.index.search import LookUp
+from bot.index.search import HashIndex, LookUp
 from bot.index.storage import IndexFormatError
 from bot.matching import EntryMatch
 from bot.verification import QueryViews
+
+__all__ = ["DEFAULT_TIMEOUT", "DaskIndex", "IncompleteSearchError", "balanced", "dask_index"]
+
+T = TypeVar("T")
 
 # How long a query waits for every part before it is refused (a worker lost without a
 # replacement leaves its tasks waiting for one).
@@ -60,28 +64,11 @@ DEFAULT_TIMEOUT = 60.0
 _WORKERS_CHECKED_EVERY = 10.0
 
 
-class IncompleteSearchError(RemovalDeskError):
-    """Some part of a served index did not answer: no answer is given from the others."""
-
-    def __init__(self, failures: dict[str, str]) -> None:
-        self.failures = failures
-        named = "; ".join(f"part {name or '(the index)'!r}: {why}" for name, why in sorted(failures.items()))
-        super().__init__(
-            f"the search could not reach every part of the index, so it gives no answer from the "
-            f"others ({named})"
-        )
-
-
 def _search_on_worker(part: Part, request: PartQuery) -> PartAnswer:
     """A part's task: search it in the worker's process (its opened parts are kept there)."""
     from distributed import get_worker
 
     return search_part(part, request, worker=get_worker().address)
-
-
-def _open_on_worker(part: Part) -> int:
-    """Open (map) a part ahead of the first query; its entries."""
-    return len(open_part(part.path))
 
 
 def _readable_parts(paths: list[str]) -> list[str]:
@@ -188,10 +175,20 @@ class DaskIndex:
     def open(self) -> int:
         """Have every part opened by its worker (fails now, naming the parts, if one cannot be);
         the entries served."""
+        return sum(entries for _, entries in self._on_parts(len, recheck=True))
+
+    def each_part(self, function: Callable[[HashIndex], T]) -> list[tuple[str, T]]:
+        """``function`` of every part, run by the part's worker (IncompleteSearchError naming the
+        parts that failed)."""
+        return self._on_parts(function)
+
+    def _on_parts(self, function: Callable[[HashIndex], T], *, recheck: bool = False) -> list[tuple[str, T]]:
         parts = read_parts(self.folder)
-        assigned = self._assignment(parts, recheck=True)
-        futures = {part.name: self._submit(_open_on_worker, part, assigned.get(part.name)) for part in parts}
-        return sum(self._gather(futures))
+        assigned = self._assignment(parts, recheck=recheck)
+        futures = {
+            part.name: self._submit(on_part, part, assigned.get(part.name), function) for part in parts
+        }
+        return list(zip(futures, self._gather(futures), strict=True))
 
     def _submit(self, function: Any, part: Part, worker: str | None, *args: Any) -> Any:
         """A part's task for its worker. A part every worker can read may run on another when that
@@ -234,6 +231,7 @@ class DaskIndex:
         if failures:
             for future in pending:
                 future.cancel()
+            self._checked_at = -float("inf")  # the next call looks at the cluster again first
             raise IncompleteSearchError(failures)
         results: list[Any] = self.client.gather(pending)
         return results
@@ -254,11 +252,7 @@ class DaskIndex:
             part.name: self._submit(_search_on_worker, part, assigned.get(part.name), request)
             for part in parts
         }
-        try:
-            answers: list[PartAnswer] = self._gather(futures)
-        except IncompleteSearchError:
-            self._checked_at = -float("inf")  # the next query looks at the cluster again first
-            raise
+        answers: list[PartAnswer] = self._gather(futures)
         if any(answer.worker != assigned.get(answer.part) for answer in answers):
             self._assignment(parts, recheck=True)  # a part was searched elsewhere: a worker left
         return merge(answers, removed)
@@ -276,12 +270,22 @@ class DaskIndex:
 
 
 @contextmanager
-def dask_index(address: str, folder: Path, *, timeout: float = DEFAULT_TIMEOUT) -> Iterator[DaskIndex]:
+def dask_index(
+    address: str, folder: Path, *, timeout: float = DEFAULT_TIMEOUT, connect_timeout: float | None = None
+) -> Iterator[DaskIndex]:
     """The served index at ``folder`` on the Dask cluster whose scheduler is at ``address``
-    (``tcp://host:8786``), its parts opened by their workers, for the length of the block."""
+    (``tcp://host:8786``), its parts opened by their workers, for the length of the block;
+    ``connect_timeout``: how long to try to reach the scheduler (None: Dask's setting, 30 s)."""
     from distributed import Client
 
-    with Client(address) as client:
+    # Made in a thread without an event loop (the bot opens it through asyncio.to_thread), it is a
+    # synchronous client running its own loop thread; the default one (distributed.wait needs it).
+    # Closed, not left as a ``with`` block: the bot closes it from another thread than it was
+    # made in, where the context ``Client.__exit__`` resets does not exist.
+    client = Client(address) if connect_timeout is None else Client(address, timeout=connect_timeout)
+    try:
         index = DaskIndex(client, folder, timeout=timeout)
         index.open()
         yield index
+    finally:
+        client.close()

@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import json
 import shutil
+import socket
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 from bot.cli import main
 from bot.config import load_settings, setting_errors
 from bot.index.build import build_index
+from bot.index.parts import write_parts
 from bot.tickets.migrations import LATEST_VERSION
 from bot.tickets.store import TicketStore
 
@@ -346,3 +348,42 @@ def test_a_usage_error_exits_2(capsys):
         main(["doctor", "--no-such-option"])
     assert exited.value.code == 2
     assert "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_a_folder_of_parts_is_checked_part_by_part(tmp_path, capsys, desk, built_index):
+    served = tmp_path / "served"
+    for name in ("000", "001"):
+        shutil.copytree(built_index, served / "parts" / name)
+    write_parts(served, ["parts/000", "parts/001"])
+    desk["discord"]["index"] = str(served)
+
+    code, document, _ = doctor(tmp_path, capsys, desk)
+
+    assert code == 0
+    assert by_check(document)["index"]["message"].startswith(f"{served}: 4 entries in 2 part(s); ")
+    damaged = _a_shard_file(served / "parts" / "001")
+    data = bytearray(damaged.read_bytes())
+    data[-1] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    code, document, _ = doctor(tmp_path, capsys, desk)
+    assert code == 1
+    assert str(served / "parts" / "001") in problems(document)["index"]["message"]
+
+
+def test_with_dask_set_the_workers_must_open_every_part(tmp_path, capsys, desk, monkeypatch):
+    from distributed import LocalCluster
+
+    monkeypatch.setattr("bot.doctor.DASK_CONNECT_SECONDS", 1.0)
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        nobody = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+    desk["discord"]["dask"] = nobody
+    code, document, _ = doctor(tmp_path, capsys, desk)
+    assert code == 1
+    assert nobody in problems(document)["index.dask"]["message"]
+
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+        desk["discord"]["dask"] = cluster.scheduler_address
+        code, document, _ = doctor(tmp_path, capsys, desk)
+        assert code == 0
+        assert by_check(document)["index.dask"]["message"].endswith(": 1 part(s) open on 1 worker(s)")

@@ -23,6 +23,7 @@ from bot.config import HealthSettings, Settings
 from bot.decoding import ImageRejectedError
 from bot.desk import Desk, DeskBusyError
 from bot.health_server import HealthServer, desk_checks, serving_health
+from bot.index.parts import PartedIndex, write_parts
 from bot.index.search import HashIndex
 from bot.tickets.store import TicketStore
 from tests.made_up import index_of_photos, jpeg, photo
@@ -144,6 +145,27 @@ async def test_healthz_is_503_when_the_index_is_gone_from_under_the_bot(
         assert (await health(server))[0] == 200
         moved.rename(tmp_path / "unmounted")
         assert await health(server) == (503, {"gateway": True, "index": False, "database": True})
+
+
+async def test_healthz_is_503_naming_the_index_when_a_part_is_gone(  # noqa: PLR0917
+    settings: Settings,
+    index_folder: Path,
+    store: TicketStore,
+    tmp_path: Path,
+    gateway: Gateway,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    served = tmp_path / "served"
+    for name in ("000", "001"):
+        shutil.copytree(index_folder, served / "parts" / name)
+    write_parts(served, ["parts/000", "parts/001"])
+    desk = Desk(settings, PartedIndex(served), store, None)
+    async with HealthServer(desk, desk_checks(desk, gateway)) as server:
+        assert (await health(server))[0] == 200
+        (served / "parts" / "001").rename(tmp_path / "unmounted")
+        assert await health(server) == (503, {"gateway": True, "index": False, "database": True})
+    assert "health check index failed" in caplog.text
+    assert "parts/001" in caplog.text
 
 
 async def test_metrics_count_checks_matches_refusals_latency_and_read_tickets_from_the_database(

@@ -547,7 +547,7 @@ def picture_data(value: object, path: str = "result", seen: set[int] | None = No
 
 def assert_only_hashes(result: CheckResult) -> None:
     assert picture_data(result) == []
-    assert set(vars(result)) == {"query", "found", "unjudged", "removed"}
+    assert set(vars(result)) == {"query", "found", "unjudged", "removed", "entries"}
     assert set(vars(result.query)) == {"signals", "variants", "quality", "guesses"}
     assert list(result.query.signals) == ["phash", "pdq"]  # one array of hashes per kind, no other key
     assert result.query.guesses is not None
@@ -570,6 +570,7 @@ def test_query_hashes_has_no_field_for_picture_data():
         "found",
         "unjudged",
         "removed",
+        "entries",  # how many entries were searched: a count, nothing of the picture
     ]
 
 

@@ -14,7 +14,8 @@ import pytest
 from bot.cli import main
 from bot.config import Settings
 from bot.index.build import build_index
-from bot.index.describe import describe_index, phash_radii
+from bot.index.describe import describe_index, describe_served, phash_radii
+from bot.index.parts import PartedIndex, write_parts
 from bot.index.search import HashIndex
 from bot.index.storage import FORMAT_VERSION, HISTORY_NAME, IndexHistory
 from bot.signals import signal_kinds
@@ -198,3 +199,32 @@ def test_cli_info_json_keeps_its_keys_and_counts_approved_removals(
     assert [source["entries"] for source in parsed["sources"]] == [2, 1]
     assert main(["index", "info", str(out)]) == 0
     assert "1 removal(s) approved" in capsys.readouterr().out
+
+
+def test_a_folder_of_parts_is_described_as_the_sum_of_its_parts_and_a_plain_one_as_before(
+    two_builds, settings: Settings, tmp_path: Path, capsys
+):
+    out, _first, _second = two_builds
+    served = tmp_path / "served"
+    shutil.copytree(out, served / "parts" / "a")
+    build_index([folder_of(tmp_path / "third", "astronaut.jpg")], served / "parts" / "b", settings, workers=1)
+    write_parts(served, ["parts/a", "parts/b"])
+    a, b = (describe_index(HashIndex(served / "parts" / name), settings) for name in ("a", "b"))
+
+    described = describe_served(PartedIndex(served), settings, removed=1)
+
+    assert (described.entries, described.rows, described.removed) == (4, a.rows + b.rows, 1)
+    names = [shard["name"] for shard in described.shards]
+    assert names == ["parts/a/00000", "parts/a/00001", "parts/b/00000"]
+    assert [(s.shards, s.entries, s.failures) for s in described.sources] == [(1, 2, 0), (1, 1, 1), (1, 1, 0)]
+    assert described.failures == {"not_an_image": 1}
+    assert described.built_at == min(a.built_at, b.built_at)  # type: ignore[type-var]
+    assert described.last_added_at == max(a.last_added_at, b.last_added_at)  # type: ignore[type-var]
+    assert described.size_bytes == a.size_bytes + b.size_bytes
+    assert described.search_tables["covered_shards"] == 3
+    assert described.folder == str(served)
+    assert main(["index", "info", str(served)]) == 0
+    assert f"index {served}: 4 entries in 3 shard(s)" in capsys.readouterr().out
+
+    plain = describe_served(PartedIndex(out), settings, removed=2)
+    assert plain == describe_index(HashIndex(out), settings, removed=2)

@@ -18,7 +18,7 @@ import pytest
 from bot.config import MatchingSettings
 from bot.hashing import EntryHashes, QueryHashes
 from bot.index.mih import refresh_search_tables
-from bot.index.parts import PARTS_NAME, PartedIndex, read_parts, write_parts
+from bot.index.parts import PARTS_NAME, IncompleteSearchError, PartedIndex, read_parts, write_parts
 from bot.index.search import HashIndex, LookUp
 from bot.index.storage import DatasetEntry, IndexFormatError, Manifest, ShardWriter
 from tests.bot.index.test_search import WORDS_PDQ, flip_pdq, flip_phash, make_query, query_near, random_words
@@ -199,7 +199,7 @@ def test_a_missing_part_is_an_error_never_a_smaller_index(tmp_path):
     query = queries(data, 1, seed=6)[0]
     assert parted.look_up(query, RULES[1], views=None).found
     shutil.move(data.served / "parts" / "001", tmp_path / "elsewhere")
-    with pytest.raises(IndexFormatError, match=r"no manifest\.json"):
+    with pytest.raises(IncompleteSearchError, match=r"parts/001.*no manifest\.json"):
         parted.look_up(query, RULES[1], views=None)
     with pytest.raises(IndexFormatError):
         PartedIndex(data.served)

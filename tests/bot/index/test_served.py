@@ -17,16 +17,18 @@ from pathlib import Path
 import dask
 import numpy as np
 import pytest
-from distributed import Client, LocalCluster
+from distributed import Client, LocalCluster, get_worker
 
 from bot.checking import hash_submitted_picture
 from bot.cli import main
 from bot.config import load_settings
 from bot.hashing import EntryHashes
 from bot.index.build import build_index
+from bot.index.describe import describe_served
 from bot.index.parts import PartedIndex, write_parts
 from bot.index.search import HashIndex, LookUp
 from bot.index.served import DaskIndex, IncompleteSearchError, dask_index
+from bot.index.serving import answers, verify, warm
 from tests.bot.index.test_parts import (
     RULES,
     Served,
@@ -241,6 +243,20 @@ def test_appended_shards_new_parts_and_approved_removals_are_served_without_a_re
     assert (refused.found, refused.removed) == ([], 1)
 
 
+def test_what_the_bot_asks_besides_a_look_up_is_answered_by_each_parts_worker(client, served):
+    """Warm, verify, "still there" and /index info: each part's own answer, from its worker."""
+    remote, here = DaskIndex(client, served.served), PartedIndex(served.served)
+    assert warm(remote) == warm(here) == len(HashIndex(served.one))
+    assert verify(remote) == verify(here) == 3
+    assert answers(remote)
+    assert answers(here)
+    settings = load_settings(with_deployment_files=False)
+    assert describe_served(remote, settings, 2) == describe_served(here, settings, 2)
+    workers = {worker for _, worker in remote.each_part(lambda _index: get_worker().address)}
+    assert workers == set(remote._assigned.values())
+    assert len(workers) == 2
+
+
 SIZE = (320, 240)
 
 
@@ -356,3 +372,32 @@ def test_a_part_whose_workers_keep_dying_refuses_the_answer(served):
         with pytest.raises(IncompleteSearchError, match="kept dying") as refused:
             remote.look_up(queries(served, 1, seed=17)[0], RULES[1], views=None)
         assert list(refused.value.failures) == ["parts/000"]
+
+
+def test_run_with_dask_verifies_every_part_on_its_worker_before_the_bot_starts(
+    client, served, capsys, monkeypatch
+):
+    import cogs.app
+
+    started: list[str] = []
+    monkeypatch.setattr(cogs.app, "run", lambda settings, **_: started.append(settings.discord.dask) or 0)
+    monkeypatch.setenv("DISCORD_TOKEN", "fake-token")
+    monkeypatch.setenv("REMOVAL_DESK_DISCORD_REVIEW_CHANNEL_ID", "1")
+    monkeypatch.setenv("REMOVAL_DESK_DISCORD_MAINTAINER_ROLE_ID", "1")
+    monkeypatch.setenv("REMOVAL_DESK_DISCORD_INDEX", str(served.served))
+    address = client.scheduler.address
+
+    assert main(["run", "--dask", address]) == 0
+    assert started == [address]
+
+    damaged = served.served / "parts" / "001" / "shards" / "00000" / "pdq.npy"
+    data = bytearray(damaged.read_bytes())
+    data[-1] ^= 0x5A
+    damaged.write_bytes(bytes(data))
+    assert main(["run", "--dask", address]) == 2  # refused before anything connects to Discord
+    assert main(["run"]) == 2  # and in one process alike
+    assert started == [address]
+    # (the workers' own logs go to the same stderr: only the command's lines are read)
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2
+    assert all(str(damaged) in error for error in errors)
