@@ -50,8 +50,9 @@ from bench.search import DATA_VERSION, _entry_hashes, _pictures, _query_hashes, 
 from bench.serving import evict, forget_opened_parts, index_files, percentile, summary, time_look_ups
 from bot.config import load_settings
 from bot.hashing import QueryHashes
-from bot.index.parts import PartedIndex, open_part, read_parts, write_parts
+from bot.index.parts import PartedIndex, read_parts, write_parts
 from bot.index.search import HashIndex
+from bot.index.serving import warm
 from bot.index.storage import Manifest
 
 ROOT = Path("/tmp/removal-desk-bench")
@@ -209,8 +210,7 @@ def warm_queries(folder: Path, queries: list[QueryHashes], count: int) -> dict[s
     forget_opened_parts()
     index = PartedIndex(folder)
     started = time.perf_counter()
-    for part in read_parts(folder):
-        open_part(part.path).warm()
+    warm(index)
     warm_s = time.perf_counter() - started
     time_look_ups(index, queries, rule, 3)
     timings, _ = time_look_ups(index, queries, rule, count)

@@ -54,15 +54,15 @@ from bench.serving import (
     summary,
     time_look_ups,
     time_parts,
-    warm_on_workers,
 )
 from bot.config import Settings, load_settings
 from bot.decoding import decode_picture
 from bot.hashing import QueryHashes, hash_entry, hash_query
 from bot.index.mih import refresh_search_tables
-from bot.index.parts import open_part, read_parts
+from bot.index.parts import PartedIndex, read_parts
 from bot.index.search import HashIndex
 from bot.index.served import DaskIndex
+from bot.index.serving import warm
 from bot.index.storage import ROW_COLUMNS, WHOLE_PICTURE, Manifest
 
 SHARD_ENTRIES = 10_000_000
@@ -289,14 +289,13 @@ def measure_served(
         parts = args.parts or workers
         folder = Path(f"{args.data}-parts{parts}")
         split_index(args.data, folder, parts, f"{DATA_VERSION}:{args.data}:{parts}")
-        for part in read_parts(folder):
-            open_part(part.path).warm()
+        warm(PartedIndex(folder))
         time_parts(folder, queries, rule, 3)
         parted, slowest, parted_answers = time_parts(folder, queries, rule, count)
         served = DaskIndex(client, folder)
         served.open()
         assigned = served._assignment(read_parts(folder))
-        warm_on_workers(client, folder, assigned)
+        warm(served)  # on each part's worker, as the bot warms at start
         time_look_ups(served, queries, rule, 3)
         on_cluster, cluster_answers = time_look_ups(served, queries, rule, count)
         empty = round_trips(client, folder, assigned, count)

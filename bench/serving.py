@@ -22,7 +22,7 @@ from bot.config import MatchingSettings
 from bot.hashing import QueryHashes
 from bot.index import parts as parts_module
 from bot.index.mih import refresh_search_tables
-from bot.index.parts import Part, PartQuery, merge, open_part, read_parts, search_part, write_parts
+from bot.index.parts import Part, PartQuery, merge, read_parts, search_part, write_parts
 from bot.index.search import LookUp, Searchable
 from bot.index.storage import Manifest
 
@@ -138,13 +138,6 @@ def summary(timings: Sequence[float]) -> dict[str, float]:
     }
 
 
-def _warm_part(part: Part) -> int:
-    """A worker's task: open a part and read its search tables into memory, as the bot warms."""
-    index = open_part(part.path)
-    index.warm()
-    return len(index)
-
-
 def _nothing(_part: Part) -> None:
     """A worker's task that does nothing: its round trip is the cost of asking a worker at all."""
 
@@ -168,15 +161,6 @@ def cluster_client(address: str) -> Iterator[Any]:
         Client(cluster) as client,
     ):
         yield client
-
-
-def warm_on_workers(client: Any, folder: Path, assigned: dict[str, str]) -> None:
-    """Have each part's worker read its tables before the queries (as the bot warms at start)."""
-    futures = [
-        client.submit(_warm_part, part, workers=[assigned[part.name]], pure=False)
-        for part in read_parts(folder)
-    ]
-    client.gather(futures)
 
 
 def round_trips(client: Any, folder: Path, assigned: dict[str, str], count: int) -> list[float]:
