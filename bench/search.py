@@ -26,8 +26,9 @@ entries are also served as K parts (``--parts``, default one per worker; hard li
 generated shards, search tables of their own, kept in ``DATA-partsK``) and the run adds, from
 whole look-ups of the same queries: one process over the one index (``single_process_*``), the
 parts one after another in one process (``parted_*``), the cluster (``dask_*``), the scatter/gather
-overhead (each query's cluster time minus its slowest part's time in one process) and an empty
-task per part's round trip, and whether all three answered alike.
+overhead (each query's cluster time minus its slowest part's time in one process), an empty
+task per part's round trip and one of ``--fanout`` empty tasks (default 59: LAION-5B in parts of
+1e8), and whether all three answered alike.
 """
 
 from __future__ import annotations
@@ -299,6 +300,7 @@ def measure_served(
         time_look_ups(served, queries, rule, 3)
         on_cluster, cluster_answers = time_look_ups(served, queries, rule, count)
         empty = round_trips(client, folder, assigned, count)
+        fanned = round_trips(client, folder, assigned, count, args.fanout) if args.fanout else []
     overhead = [total - part for total, part in zip(on_cluster, slowest, strict=True)]
     expected = [identities(answer) for answer in single_answers]
     return {
@@ -311,6 +313,9 @@ def measure_served(
         "scatter_gather_overhead_p50_ms": round(statistics.median(overhead), 2),
         "scatter_gather_overhead_p99_ms": round(_percentile(overhead, 0.99), 2),
         "empty_round_trip_p50_ms": round(statistics.median(empty), 2),
+        "fanout_tasks": args.fanout,
+        "fanout_round_trip_p50_ms": round(statistics.median(fanned), 2) if fanned else None,
+        "fanout_round_trip_p99_ms": round(_percentile(fanned, 0.99), 2) if fanned else None,
         "served_identical": all(
             [identities(answer, drop_part=True) for answer in answers] == expected
             for answers in (parted_answers, cluster_answers)
@@ -337,6 +342,12 @@ def main() -> None:
         help="also serve the index in parts on this Dask cluster (local:W: W local worker processes)",
     )
     parser.add_argument("--parts", type=int, default=None, help="parts with --dask (default: one per worker)")
+    parser.add_argument(
+        "--fanout",
+        type=int,
+        default=59,
+        help="with --dask, also an empty round trip of this many tasks (59: LAION-5B in parts of 1e8)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     args.entries = int(args.entries)
@@ -399,7 +410,8 @@ def main() -> None:
             f"p99 {result['parted_p99_ms']} ms (slowest part p50 {result['slowest_part_p50_ms']} ms)\n"
             f"  scatter/gather overhead p50 {result['scatter_gather_overhead_p50_ms']} ms  "
             f"p99 {result['scatter_gather_overhead_p99_ms']} ms "
-            f"(an empty task per part: p50 {result['empty_round_trip_p50_ms']} ms)\n"
+            f"(an empty task per part: p50 {result['empty_round_trip_p50_ms']} ms; "
+            f"{result['fanout_tasks']} empty tasks: p50 {result['fanout_round_trip_p50_ms']} ms)\n"
             f"  identical answers: {result['served_identical']}"
         )
 

@@ -163,15 +163,19 @@ def cluster_client(address: str) -> Iterator[Any]:
         yield client
 
 
-def round_trips(client: Any, folder: Path, assigned: dict[str, str], count: int) -> list[float]:
-    """Milliseconds of ``count`` rounds of one empty task per part on its worker, gathered as a
-    query's tasks are: the scatter/gather cost with no search in it."""
+def round_trips(
+    client: Any, folder: Path, assigned: dict[str, str], count: int, tasks: int = 0
+) -> list[float]:
+    """Milliseconds of ``count`` rounds of one empty task per part on its worker (or ``tasks`` of
+    them, dealt over the parts' workers in turn), gathered as a query's tasks are: the
+    scatter/gather cost with no search in it."""
     parts = read_parts(folder)
+    dealt = [parts[number % len(parts)] for number in range(tasks or len(parts))]
     timings = []
     for _ in range(count):
         started = time.perf_counter()
         client.gather(
-            [client.submit(_nothing, part, workers=[assigned[part.name]], pure=False) for part in parts]
+            [client.submit(_nothing, part, workers=[assigned[part.name]], pure=False) for part in dealt]
         )
         timings.append((time.perf_counter() - started) * 1000)
     return timings
