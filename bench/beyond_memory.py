@@ -47,7 +47,15 @@ from pathlib import Path
 from typing import Any
 
 from bench.search import DATA_VERSION, _entry_hashes, _pictures, _query_hashes, generate
-from bench.serving import evict, forget_opened_parts, index_files, percentile, summary, time_look_ups
+from bench.serving import (
+    evict,
+    forget_opened_parts,
+    index_files,
+    percentile,
+    rss_mb,
+    summary,
+    time_look_ups,
+)
 from bot.config import load_settings
 from bot.hashing import QueryHashes
 from bot.index.parts import PartedIndex, read_parts, write_parts
@@ -218,7 +226,7 @@ def warm_queries(folder: Path, queries: list[QueryHashes], count: int) -> dict[s
         **{f"warm_{key}": value for key, value in summary(timings).items()},
         "warm_queries": count,
         "warm_tables_s": round(warm_s, 1),
-        "resident_mb": round(_rss_mb()),
+        "resident_mb": round(rss_mb()),
         "page_cache_gb": round(_meminfo("Cached") / 1e9, 1),
     }
 
@@ -260,13 +268,6 @@ def pressed_queries(folder: Path, queries: list[QueryHashes], count: int, share:
         "pressed_held_gb": round(held / 1e9, 1),
         "pressed_page_cache_gb": round(cached / 1e9, 1),
     }
-
-
-def _rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def describe(folder: Path) -> dict[str, Any]:

@@ -50,7 +50,9 @@ from bench import DEVSET, REPO
 from bench.serving import (
     cluster_client,
     identities,
+    percentile,
     round_trips,
+    rss_mb,
     split_index,
     summary,
     time_look_ups,
@@ -201,20 +203,8 @@ def generate(
     (folder / "bench-ready").write_text(str(DATA_VERSION), encoding="utf-8")
 
 
-def _rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
-
-
 def measure(args: argparse.Namespace, settings: Settings, queries: list[QueryHashes]) -> dict[str, Any]:
-    rss_before = _rss_mb()
+    rss_before = rss_mb()
     started = time.perf_counter()
     index = HashIndex(args.data)
     open_s = time.perf_counter() - started
@@ -233,9 +223,9 @@ def measure(args: argparse.Namespace, settings: Settings, queries: list[QueryHas
         matches = index.search(query, rule)
         timings.append((time.perf_counter() - started) * 1000)
         found.append(len(matches))
-    rss_after = _rss_mb()
+    rss_after = rss_mb()
     print(  # before the scans, which take minutes a query at 1e8
-        f"search p50 {statistics.median(timings):.2f} ms, p99 {_percentile(timings, 0.99):.2f} ms",
+        f"search p50 {statistics.median(timings):.2f} ms, p99 {percentile(timings, 0.99):.2f} ms",
         file=sys.stderr,
         flush=True,
     )
@@ -260,7 +250,7 @@ def measure(args: argparse.Namespace, settings: Settings, queries: list[QueryHas
         "core_phash_max_distance": rule.core_phash_max_distance,
         "pdq_max_distance": rule.pdq_max_distance,
         "p50_ms": round(statistics.median(timings), 2),
-        "p99_ms": round(_percentile(timings, 0.99), 2),
+        "p99_ms": round(percentile(timings, 0.99), 2),
         "max_ms": round(max(timings), 2),
         "matches_per_query_median": statistics.median(found),
         "linear_scan_p50_ms": round(statistics.median(scan_timings), 1) if scan_timings else None,
@@ -311,11 +301,11 @@ def measure_served(
         **{f"slowest_part_{key}": value for key, value in summary(slowest).items()},
         **{f"dask_{key}": value for key, value in summary(on_cluster).items()},
         "scatter_gather_overhead_p50_ms": round(statistics.median(overhead), 2),
-        "scatter_gather_overhead_p99_ms": round(_percentile(overhead, 0.99), 2),
+        "scatter_gather_overhead_p99_ms": round(percentile(overhead, 0.99), 2),
         "empty_round_trip_p50_ms": round(statistics.median(empty), 2),
         "fanout_tasks": args.fanout,
         "fanout_round_trip_p50_ms": round(statistics.median(fanned), 2) if fanned else None,
-        "fanout_round_trip_p99_ms": round(_percentile(fanned, 0.99), 2) if fanned else None,
+        "fanout_round_trip_p99_ms": round(percentile(fanned, 0.99), 2) if fanned else None,
         "served_identical": all(
             [identities(answer, drop_part=True) for answer in answers] == expected
             for answers in (parted_answers, cluster_answers)

@@ -34,6 +34,14 @@ def percentile(values: Sequence[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
+def rss_mb() -> float:
+    """This process's resident memory, MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def split_index(source: Path, folder: Path, parts: int, stamp: str) -> None:
     """Make ``folder`` a served index of ``parts`` parts holding the shards of the index at
     ``source`` (hard links: no copy of the data), each part with search tables of its own, as
