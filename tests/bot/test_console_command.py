@@ -25,7 +25,9 @@ def test_the_removal_desk_command_runs_from_another_folder(tmp_path: Path):
     )
 
     assert result.returncode == 2
-    assert result.stderr == f"error: {tmp_path} is not an index (no manifest.json)\n"
+    assert result.stderr == (
+        f"error: {tmp_path} is not an index (no manifest.json) nor a list of parts (parts.json)\n"
+    )
 
 
 def _run(tmp_path: Path, *argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
