@@ -3,7 +3,8 @@
 #   docker build -t removal-desk .
 #   docker compose up -d            (compose.yaml: the bot, its volumes and health check)
 #
-# Two stages: pdqhash is compiled from source (g++), and the compiler stays in the first stage.
+# Two stages: pdqhash and weighted-levenshtein (threatexchange's) are compiled from source (g++, which
+# brings gcc), and the compilers stay in the first stage.
 # The index and the ticket database live on volumes (/data/index read by the bot, /data/db written),
 # never in the image: a new image keeps the ticket history. Runs as an unprivileged user.
 
