@@ -1,4 +1,4 @@
-"""The command line: ``python -m bot index|check|tickets|removals ...`` (see the README)."""
+"""The command line: ``python -m bot index|check|tickets|removals|hash-lists ...`` (see the README)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from bot import messages, ticket_cli
+from bot import hashlist_cli, messages, ticket_cli
 from bot.checking import check_picture
 from bot.config import ConfigError, Settings, config_file, load_settings
 from bot.decoding import ImageRejectedError
@@ -111,6 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="one JSON object per picture, per line")
     check.add_argument("images", nargs="+", type=Path)
     ticket_cli.add_commands(commands)
+    hashlist_cli.add_commands(commands)
     run = commands.add_parser("run", help="start the Discord bot (settings: [discord] in the config)")
     run.add_argument("--no-sync", action="store_true", help="do not sync slash commands at start")
     run.add_argument(
@@ -406,6 +407,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run_bot(args, settings)
         if args.command in {"tickets", "removals", "db"}:
             return ticket_cli.run(args, settings)
+        if args.command == "hash-lists":
+            return hashlist_cli.run(args, settings)
         return _run_check(args, settings)
     except RemovalDeskError as exc:  # every error meant for the person running the command
         print(f"error: {exc}", file=sys.stderr)

@@ -129,6 +129,44 @@ MIGRATIONS += (
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        4,
+        "partner hash lists: each imported list file and its entries (bot.hashlists)",
+        (
+            # One row per list file imported: (source, sha256) is unique, so the same file
+            # imported again is recognised and stores nothing.
+            """
+            CREATE TABLE hash_lists (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                source TEXT NOT NULL,
+                format TEXT NOT NULL,
+                sha256 TEXT NOT NULL,
+                imported_at TEXT NOT NULL,
+                entries INTEGER NOT NULL,
+                bad_lines INTEGER NOT NULL,
+                counts TEXT NOT NULL DEFAULT '{}',
+                UNIQUE (source, sha256)
+            )
+            """,
+            # The hashes per source: what a newer version of a list adds is what is not here yet.
+            """
+            CREATE TABLE hash_list_entries (
+                list_id INTEGER NOT NULL REFERENCES hash_lists (id),
+                line INTEGER NOT NULL,
+                signal_type TEXT NOT NULL CHECK (signal_type IN ('pdq', 'phash', 'md5')),
+                hash TEXT NOT NULL,
+                entry_id TEXT,
+                category TEXT,
+                list_source TEXT,
+                PRIMARY KEY (list_id, line)
+            )
+            """,
+            "CREATE INDEX hash_list_entries_by_hash ON hash_list_entries (signal_type, hash)",
+        ),
+    ),
+)
+
 LATEST_VERSION = MIGRATIONS[-1].number
 
 

@@ -91,7 +91,7 @@ async def test_opening_an_existing_store_again_migrates_nothing(
 async def test_a_version_1_database_upgrades_in_place_keeping_its_tickets(
     tmp_path: Path, settings: Settings
 ) -> None:
-    """A database written before migrations 2 and 3 existed gains their tables and keeps every ticket."""
+    """A database written before migrations 2 to 4 existed gains their tables and keeps every ticket."""
     path = tmp_path / "old.sqlite3"
     first = await TicketStore.open(path, settings.tickets)
     ticket = await first.create_ticket(ALICE, query(), [entry("a")])
@@ -99,6 +99,8 @@ async def test_a_version_1_database_upgrades_in_place_keeping_its_tickets(
     with _conn(path) as db:  # take it back to what release 1 wrote
         db.execute("DROP TABLE review_messages")
         db.execute("DROP TABLE front_end_schemas")
+        db.execute("DROP TABLE hash_list_entries")
+        db.execute("DROP TABLE hash_lists")
         db.execute("DELETE FROM counters WHERE name = 'relayed_event'")
         db.execute("PRAGMA user_version = 1")
         db.commit()
@@ -111,5 +113,5 @@ async def test_a_version_1_database_upgrades_in_place_keeping_its_tickets(
         assert db.execute("PRAGMA user_version").fetchone()[0] == LATEST_VERSION
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         relayed = db.execute("SELECT value FROM counters WHERE name = 'relayed_event'").fetchall()
-    assert {"review_messages", "front_end_schemas"} <= tables
+    assert {"review_messages", "front_end_schemas", "hash_lists", "hash_list_entries"} <= tables
     assert relayed == [(0,)]
