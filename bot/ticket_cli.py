@@ -117,6 +117,12 @@ def _add_removal_commands(
     export.add_argument(
         "--blocklist", type=Path, help="default: OUT's name with .blocklist before the suffix"
     )
+    export.add_argument(
+        "--te-pdq",
+        type=Path,
+        metavar="FILE",
+        help="also write the blocklist's PDQ hashes as a ThreatExchange/HMA list (`pdq HASH` lines)",
+    )
     apply = sub.add_parser("apply", parents=[as_json], help="drop listed rows from metadata Parquet files")
     apply.add_argument("--list", required=True, type=Path, dest="list_path")
     apply.add_argument("metadata", nargs="+", type=Path)
@@ -268,19 +274,23 @@ async def _export(args: argparse.Namespace, settings: Settings) -> int:
         version, rows, args.out, format_for(args.out, args.format),
         hashing=hashing_parameters(settings), blocklist=args.blocklist,
     )  # fmt: skip
-    document = {
+    document: dict[str, Any] = {
         "version": report.version,
         "entries": report.entries,
         "pictures": report.pictures,
         "list": str(report.list_path),
         "blocklist": str(report.blocklist_path),
     }
-    _emit(
-        args,
-        document,
+    text = (
         f"removal list version {report.version}: {report.entries} entries -> {report.list_path}; "
-        f"{report.pictures} picture hashes -> {report.blocklist_path}",
+        f"{report.pictures} picture hashes -> {report.blocklist_path}"
     )
+    if args.te_pdq is not None:
+        from bot.hashlists.export import write_te_pdq  # python-threatexchange: loaded when asked for
+
+        document["te_pdq"] = {"path": str(args.te_pdq), "hashes": write_te_pdq(args.te_pdq, rows)}
+        text += f"; {document['te_pdq']['hashes']} PDQ hashes (ThreatExchange list) -> {args.te_pdq}"
+    _emit(args, document, text)
     return 0
 
 
