@@ -247,3 +247,17 @@ async def test_a_version_3_database_gains_the_hash_list_tables(tmp_path: Path, s
         assert new
         assert stored.entries == 1
     assert rows(path, "PRAGMA user_version") == [(LATEST_VERSION,)]
+
+
+def test_a_large_list_is_stored_whole(capsys, index_dir, db, tmp_path) -> None:
+    """100,000 lines through the command (no timing asserted; ~23 s for 1e6 on the bench machine)."""
+    count = 100_000
+    path = tmp_path / "big.csv"
+    path.write_text("hash,id\n" + "".join(f"{n:064x},e{n}\n" for n in range(count)))
+    code, report = imported(capsys, index_dir, db, path, "--source", "big")
+    assert code == 0
+    assert report["counts"] == {"pdq": count}
+    assert rows(db, "SELECT count(*), min(line), max(line) FROM hash_list_entries") == [(count, 2, count + 1)]
+    assert rows(db, "SELECT hash, entry_id FROM hash_list_entries WHERE line = 12345") == [
+        (f"{12343:064x}", "e12343")
+    ]
