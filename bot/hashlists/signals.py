@@ -20,10 +20,12 @@ from dataclasses import dataclass
 from threatexchange.signal_type.md5 import VideoMD5Signal
 from threatexchange.signal_type.pdq.signal import PdqSignal
 
+from bot.errors import RemovalDeskError
+
 _HEX = frozenset(string.hexdigits)
 
 
-class BadHashError(ValueError):
+class BadHashError(RemovalDeskError, ValueError):
     """A list line that cannot be imported; ``reason`` is the count it goes under."""
 
     def __init__(self, reason: str) -> None:
