@@ -42,7 +42,7 @@ class ListFormatError(RemovalDeskError, ValueError):
     """The file is not a hash list in the format asked for (a CSV without a hash column...)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a list may have millions
 class ListEntry:
     """One good line: its hash (lower-case hex) and what the list says about it."""
 

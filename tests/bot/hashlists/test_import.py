@@ -250,7 +250,7 @@ async def test_a_version_3_database_gains_the_hash_list_tables(tmp_path: Path, s
 
 
 def test_a_large_list_is_stored_whole(capsys, index_dir, db, tmp_path) -> None:
-    """100,000 lines through the command (no timing asserted; ~23 s for 1e6 on the bench machine)."""
+    """100,000 lines through the command (no timing asserted; 23-25 s for 1e6 on the 2-core build machine)."""
     count = 100_000
     path = tmp_path / "big.csv"
     path.write_text("hash,id\n" + "".join(f"{n:064x},e{n}\n" for n in range(count)))
