@@ -89,7 +89,7 @@ def warm(column: np.ndarray) -> float:
 
 def baseline(words: np.ndarray, column: np.ndarray) -> set[tuple[int, int, int]]:
     """One list hash at a time against the whole column: (entry, list position, distance)."""
-    found = set()
+    found: set[tuple[int, int, int]] = set()
     for position in range(len(words)):
         for start in range(0, len(column), CHUNK * 16):
             chunk = np.asarray(column[start : start + CHUNK * 16])

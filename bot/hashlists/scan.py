@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -199,13 +199,14 @@ def column_pairs(
         yield from zip(entries.tolist(), listed.tolist(), distances.tolist(), strict=True)
 
 
-def _picture_row(shard: ShardReader, number: int) -> int:
-    """The row of entry ``number``'s whole picture: its first row (ShardWriter.add writes it first)."""
+def _picture_rows(shard: ShardReader) -> Callable[[int], int]:
+    """Entry number -> the row of its whole picture: its first row (ShardWriter.add writes it
+    first). rows.npy is opened once a shard and read only where the binary search looks."""
     rows_path = shard.path / "rows.npy"
     if not rows_path.exists():
-        return number
+        return lambda number: number
     rows = np.load(rows_path, mmap_mode="r")
-    return bisect.bisect_left(range(len(rows)), number, key=lambda row: int(rows[row, 0]))
+    return lambda number: bisect.bisect_left(range(len(rows)), number, key=lambda row: int(rows[row, 0]))
 
 
 def scan_index(folder: Path, hashes: Sequence[ListHash]) -> ScanReport:
@@ -240,6 +241,7 @@ def _scan_shard(
     except UnscannableShardError as exc:
         report.unscannable[name] = str(exc)
         return
+    picture_row = _picture_rows(shard)
     usable = np.asarray(whole.quality) >= PDQ_MIN_QUALITY
     report.entries += shard.entries
     report.low_quality += int(shard.entries - np.count_nonzero(usable))
@@ -248,7 +250,5 @@ def _scan_shard(
         for number, position, distance in column_pairs(matcher, whole.column(signal), allowed):
             entry = shard.record(number)
             report.hits.append(
-                ScanHit(
-                    listed[position], f"{name}/{_picture_row(shard, number)}", entry.key, entry.url, distance
-                )
+                ScanHit(listed[position], f"{name}/{picture_row(number)}", entry.key, entry.url, distance)
             )

@@ -197,20 +197,22 @@ def test_distance_31_is_a_hit_and_32_is_not(built, padding) -> None:
     assert report.hits[0].entry.startswith(f"{open_part(built.index).shards[0].name}/")
 
 
-def test_entries_under_the_quality_cut_off_never_match_a_pdq_list(built, tmp_path) -> None:
+@pytest.mark.parametrize("quality", [PDQ_MIN_QUALITY - 1, PDQ_MIN_QUALITY])
+def test_entries_under_the_quality_cut_off_never_match_a_pdq_list(built, tmp_path, quality) -> None:
     index = tmp_path / "index"
     shutil.copytree(built.index, index)
     name = INDEXED[1]
     shard = open_part(index).shards[0]
     number = next(n for n in range(shard.entries) if shard.record(n).key.endswith(name))
-    quality = np.load(shard.path / "whole_quality.npy")
-    assert quality[number] >= PDQ_MIN_QUALITY
-    quality[number] = PDQ_MIN_QUALITY - 1
-    np.save(shard.path / "whole_quality.npy", quality)
+    qualities = np.load(shard.path / "whole_quality.npy")
+    assert qualities[number] > quality
+    qualities[number] = quality
+    np.save(shard.path / "whole_quality.npy", qualities)
     data = (DATASET / name).read_bytes()
     report = scan_index(index, listed("pdq", [partner_pdq(data)]) + listed("phash", [partner_phash(data)]))
-    assert [hit.list_hash.signal for hit in report.hits] == ["phash"]  # pHash has no quality gate
-    assert report.low_quality == 1
+    usable = quality >= PDQ_MIN_QUALITY
+    assert [hit.list_hash.signal for hit in report.hits] == (["pdq", "phash"] if usable else ["phash"])
+    assert report.low_quality == (0 if usable else 1)
 
 
 def test_parts_are_scanned_and_a_shard_without_whole_hashes_is_reported(built, tmp_path) -> None:
