@@ -31,7 +31,7 @@ SHOWN_LINES = 10  # line numbers shown per reason; the count is always whole
 
 def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register the ``hash-lists`` command group on the main parser."""
-    group = commands.add_parser("hash-lists", help="partner hash lists: import them (scanning comes next)")
+    group = commands.add_parser("hash-lists", help="partner hash lists: import them, scan the index")
     sub = group.add_subparsers(dest="hash_lists_command", required=True)
     imported = sub.add_parser("import", help="read a hash list and store it in the ticket database")
     imported.add_argument("file", type=Path)
@@ -45,6 +45,14 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     )
     imported.add_argument("--skip-bad", action="store_true", help="store the good lines when some are bad")
     imported.add_argument("--json", action="store_true", help="JSON output for scripts")
+    scan = sub.add_parser("scan", help="search every hash of stored lists against the whole index")
+    scan.add_argument("--index", required=True, type=Path, dest="index_folder", help="an index or parts")
+    which = scan.add_mutually_exclusive_group(required=True)
+    which.add_argument("--source", help="every list imported under this source")
+    which.add_argument("--list", type=int, dest="list_id", help="one list, by the id import printed")
+    scan.add_argument("--db", type=Path, help="the ticket database (default: tickets.database in config)")
+    scan.add_argument("--json", action="store_true", help="JSON output for scripts")
+    scan.add_argument("--out", type=Path, help="also write the JSON report (every hit) to this file")
 
 
 def matchable_kinds(folder: Path, settings: Settings) -> frozenset[str]:
@@ -140,4 +148,8 @@ def _emit(args: argparse.Namespace, document: dict[str, Any], text: list[str], s
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run a ``hash-lists`` command."""
+    if args.hash_lists_command == "scan":
+        from bot.hashlist_scan_cli import scan
+
+        return asyncio.run(scan(args, settings))
     return asyncio.run(_import(args, settings))

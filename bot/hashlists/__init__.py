@@ -7,9 +7,10 @@ NCMEC, IWF, C3P), imported into the ticket database and written back out in thei
   into entries and bad lines, each with its line number;
 * :mod:`bot.hashlists.storage`: a read list stored in one transaction, or refused whole;
 * :mod:`bot.hashlists.export`: the approved pictures' PDQ hashes as a list python-threatexchange
-  (and HMA through it) reads.
+  (and HMA through it) reads;
+* :mod:`bot.hashlists.scan`: a stored list's hashes against every entry's whole-picture hashes.
 
-Scanning the index with an imported list and filing its hits for review come next (issue 21).
+Filing a scan's hits for review comes next (issue 21).
 """
 
 import logging

@@ -12,10 +12,13 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.hashlists.reading import ReadList
 from bot.tickets.store import TicketStore
+
+if TYPE_CHECKING:
+    from bot.hashlists.scan import ListHash
 
 log = logging.getLogger(__name__)
 
@@ -103,3 +106,39 @@ async def source_hashes(store: TicketStore, source: str) -> set[tuple[str, str]]
         (source,),
     ) as cursor:
         return {(row[0], row[1]) for row in await cursor.fetchall()}
+
+
+async def stored_lists(
+    store: TicketStore, source: str | None = None, list_id: int | None = None
+) -> list[StoredList]:
+    """The lists imported under ``source``, or the list ``list_id`` (every list when neither)."""
+    where: list[str] = []
+    values: list[object] = []
+    if source is not None:
+        where.append("source = ?")
+        values.append(source)
+    if list_id is not None:
+        where.append("id = ?")
+        values.append(list_id)
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    async with store.database.reader.execute(
+        f"SELECT {_LIST_COLUMNS} FROM hash_lists{clause} ORDER BY id", values
+    ) as cursor:
+        return [_stored(row) for row in await cursor.fetchall()]
+
+
+async def list_hashes(store: TicketStore, list_ids: Sequence[int]) -> list[ListHash]:
+    """Every entry of the lists ``list_ids``, in list and line order: what a scan searches."""
+    from bot.hashlists.scan import ListHash
+
+    found: list[ListHash] = []
+    for list_id in list_ids:
+        async with store.database.reader.execute(
+            "SELECT list_id, line, signal_type, hash, entry_id FROM hash_list_entries "
+            "WHERE list_id = ? ORDER BY line",
+            (list_id,),
+        ) as cursor:
+            found.extend(
+                ListHash(int(r[0]), int(r[1]), str(r[2]), str(r[3]), r[4]) for r in await cursor.fetchall()
+            )
+    return found

@@ -1,0 +1,92 @@
+"""``python -m bot hash-lists scan ...``: the stored lists of a source (or one list) against the index.
+
+Prints every hit (the list, line and list's own entry id, the list hash, the dataset entry as
+PART/SHARD/ROW with its key and URL, the distance) and the counts; ``--out`` writes the same
+report as JSON to a file. Nothing is filed: turning hits into tickets is the next step, and the
+output says so. Exit 1 when a shard could not be scanned (it lacks whole-picture hashes: the
+report names it) or no list matches the request; 0 otherwise, hits or not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from bot.config import Settings
+from bot.durable import written_aside
+from bot.tickets.store import TicketStore
+
+NOT_FILED = "nothing filed: hits become tickets in a later step (issue 21, item 3)"
+
+
+async def scan(args: argparse.Namespace, settings: Settings) -> int:
+    """Run ``hash-lists scan``."""
+    # python-threatexchange (and faiss with it) loads only when a list is scanned.
+    from bot.hashlists.scan import PDQ_MAX_DISTANCE, PDQ_MIN_QUALITY, PHASH_MAX_DISTANCE, scan_index
+    from bot.hashlists.storage import list_hashes, stored_lists
+
+    database = args.db or settings.tickets.database_path
+    async with await TicketStore.open(database, settings.tickets) as store:
+        lists = await stored_lists(store, source=args.source, list_id=args.list_id)
+        hashes = await list_hashes(store, [stored.id for stored in lists])
+    asked = f"source {args.source!r}" if args.source is not None else f"list {args.list_id}"
+    if not lists:
+        print(f"error: no hash list stored for {asked} (hash-lists import stores one)", file=sys.stderr)
+        return 1
+    report = scan_index(args.index_folder, hashes)
+    document: dict[str, Any] = {
+        "lists": [stored.id for stored in lists],
+        "hashes": report.hashes,
+        "not_scanned": len(hashes) - sum(report.hashes.values()),
+        "entries": report.entries,
+        "low_quality_entries": report.low_quality,
+        "rule": {"pdq_max_distance": PDQ_MAX_DISTANCE, "pdq_min_quality": PDQ_MIN_QUALITY,
+                 "phash_max_distance": PHASH_MAX_DISTANCE},
+        "complete": report.complete,
+        "unscannable": report.unscannable,
+        "hit_count": len(report.hits),
+        "hits": [hit.to_dict() for hit in report.hits],
+        "seconds": round(report.seconds, 3),
+        "filed": 0,
+        "note": NOT_FILED,
+    }  # fmt: skip
+    if args.out is not None:
+        with written_aside(args.out) as temporary:
+            temporary.write_text(json.dumps(document, ensure_ascii=False, indent=1), encoding="utf-8")
+    if args.json:
+        print(json.dumps(document, ensure_ascii=False))
+    else:
+        print("\n".join(_text(asked, document)))
+    return 0 if report.complete else 1
+
+
+def _text(asked: str, document: dict[str, Any]) -> list[str]:
+    hashes = ", ".join(f"{name} {count}" for name, count in sorted(document["hashes"].items())) or "none"
+    lines = [
+        f"scanned {asked} (lists {', '.join(str(n) for n in document['lists'])}): {hashes} hashes "
+        f"against {document['entries']} entries in {document['seconds']} s",
+    ]
+    if document["not_scanned"]:
+        lines.append(f"  {document['not_scanned']} hashes of other types (MD5) not scanned")
+    if document["low_quality_entries"]:
+        lines.append(
+            f"  {document['low_quality_entries']} entries never match a PDQ list: their whole-picture "
+            f"PDQ quality is under {document['rule']['pdq_min_quality']}"
+        )
+    for shard, why in sorted(document["unscannable"].items()):
+        lines.append(f"  shard {shard}: {why}")
+    if document["unscannable"]:
+        lines.append(f"INCOMPLETE: {len(document['unscannable'])} shard(s) not scanned")
+    lines.append(f"{document['hit_count']} hit(s):")
+    for hit in document["hits"]:
+        listed = f"list {hit['list']} line {hit['line']}" + (
+            f" (id {hit['list_entry_id']})" if hit["list_entry_id"] else ""
+        )
+        lines.append(
+            f"  {listed} {hit['signal']} {hit['hash']} -> {hit['entry']} {hit['key']} "
+            f"{hit['url'] or '-'} distance {hit['distance']}"
+        )
+    lines.append(NOT_FILED)
+    return lines

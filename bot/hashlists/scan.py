@@ -1,0 +1,254 @@
+"""Search every hash of an imported partner list against the whole index, on the hashes alone.
+
+A partner list carries a hash, never the picture: nothing can be lined up and compared as a
+person's picture is (bot.verification), so the rule here is a hash-only one, stricter than a
+person's check:
+
+* **PDQ**: distance ≤ 31 (python-threatexchange's ``PDQ_CONFIDENT_MATCH_THRESHOLD``, what its own
+  PDQ index matches within) to the entry's *whole-picture* PDQ, and that hash's quality ≥ 50
+  (``PdqSignal.QUALITY_THRESHOLD``, PDQ's authors' cut-off: a flatter picture's hash is noise, and
+  python-threatexchange does not even hash it). Two unrelated pictures' PDQ hashes lie ~128 bits
+  apart; a re-encoded or resized copy stays within a few bits, well inside 31.
+* **pHash**: distance ≤ 4 of 64 to the entry's whole-picture pHash, no quality gate (pHash does not
+  rate its hashes). Weaker than the PDQ rule: pHash's bits are far from independent on real
+  photographs, and 64 bits leave little room (the index's own pHash radius is 16, and only a
+  verified picture makes that safe), so its hits deserve a closer look at review.
+
+A list's hash is of the whole picture (python-threatexchange hashes the file as it is), while an
+index row hashes an entry's central region: the two differ by ~126 of 256 bits, so the scan
+compares list hashes with each entry's whole-picture hashes, kept per entry beside the shard's
+rows (``whole_pdq.npy`` (N, 4) uint64 in ``pdq.npy``'s word layout, ``whole_phash.npy`` (N,),
+``whole_quality.npy`` (N,) uint8). A shard without them cannot be scanned: it is reported (rebuild
+it), never silently skipped, and the scan says it is incomplete.
+
+The search is exact. The list is the small side: its hashes go into a faiss binary index
+(``IndexBinaryFlat``, a popcount per pair) and the entries stream through it a chunk at a time
+(``range_search``). A list of one to three hashes is compared by numpy instead, where faiss's
+per-query overhead costs more than it saves (bench/hashlist.py, docs/measurements.md).
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from threatexchange.signal_type.pdq.pdq_utils import PDQ_CONFIDENT_MATCH_THRESHOLD
+from threatexchange.signal_type.pdq.signal import PdqSignal
+
+from bot.errors import RemovalDeskError
+from bot.index.parts import Part, open_part, read_parts
+from bot.index.storage import ShardReader
+
+PDQ_MAX_DISTANCE = PDQ_CONFIDENT_MATCH_THRESHOLD  # 31
+PDQ_MIN_QUALITY = PdqSignal.QUALITY_THRESHOLD  # 50
+PHASH_MAX_DISTANCE = 4
+MAX_DISTANCE = {"pdq": PDQ_MAX_DISTANCE, "phash": PHASH_MAX_DISTANCE}
+WORDS = {"pdq": 4, "phash": 1}
+SCANNED_SIGNALS = tuple(MAX_DISTANCE)
+
+CHUNK = 1 << 16  # entries compared at once: a few MB, whatever the shard's size
+NUMPY_BELOW = 4  # lists shorter than this are compared by numpy (faster there, measured)
+WHOLE_FILES = ("whole_pdq.npy", "whole_phash.npy", "whole_quality.npy")
+
+
+@dataclass(frozen=True, slots=True)
+class ListHash:
+    """One hash of a stored list: which list and line it came from, and the list's own entry id."""
+
+    list_id: int
+    line: int
+    signal: str
+    hash: str
+    entry_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ScanHit:
+    """A dataset entry a list hash matched: ``entry`` is PART/SHARD/ROW as tickets name entries."""
+
+    list_hash: ListHash
+    entry: str
+    key: str
+    url: str | None
+    distance: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "list": self.list_hash.list_id, "line": self.list_hash.line,
+            "list_entry_id": self.list_hash.entry_id, "signal": self.list_hash.signal,
+            "hash": self.list_hash.hash, "entry": self.entry, "key": self.key, "url": self.url,
+            "distance": self.distance,
+        }  # fmt: skip
+
+
+@dataclass
+class ScanReport:
+    """What a scan found and what it could not look at."""
+
+    hits: list[ScanHit] = field(default_factory=list)
+    hashes: dict[str, int] = field(default_factory=dict)  # list hashes scanned, by signal
+    entries: int = 0  # entries compared
+    low_quality: int = 0  # entries whose whole-picture PDQ is under PDQ_MIN_QUALITY
+    unscannable: dict[str, str] = field(default_factory=dict)  # PART/SHARD -> why
+    seconds: float = 0.0
+
+    @property
+    def complete(self) -> bool:
+        return not self.unscannable
+
+
+@dataclass(frozen=True)
+class WholeColumns:
+    """A shard's whole-picture hashes, one row per entry, memory-mapped."""
+
+    pdq: np.ndarray  # (N, 4) uint64
+    phash: np.ndarray  # (N,) uint64
+    quality: np.ndarray  # (N,) uint8
+
+    def column(self, signal: str) -> np.ndarray:
+        """(N, words) uint64 of ``signal``."""
+        column = self.pdq if signal == "pdq" else self.phash
+        return column.reshape(len(column), WORDS[signal])
+
+
+class UnscannableShardError(RemovalDeskError):
+    """A shard that has no whole-picture hashes (or damaged ones): it must be rebuilt."""
+
+
+def whole_columns(shard: ShardReader) -> WholeColumns:
+    """The shard's whole-picture hash files; UnscannableShardError when absent or not its size."""
+    missing = [name for name in WHOLE_FILES if not (shard.path / name).exists()]
+    if missing:
+        raise UnscannableShardError(
+            f"not scannable: no whole-picture hashes ({', '.join(missing)}); rebuild it"
+        )
+    try:
+        pdq, phash, quality = (np.load(shard.path / name, mmap_mode="r") for name in WHOLE_FILES)
+    except (OSError, ValueError, EOFError) as exc:
+        raise UnscannableShardError(
+            f"not scannable: its whole-picture hashes cannot be read ({exc})"
+        ) from exc
+    n = shard.entries
+    if pdq.shape != (n, 4) or phash.shape != (n,) or quality.shape != (n,):
+        raise UnscannableShardError(
+            f"not scannable: its whole-picture hashes do not fit its {n} entries; rebuild it"
+        )
+    return WholeColumns(np.asarray(pdq, np.uint64), np.asarray(phash, np.uint64), quality)
+
+
+def hash_words(text: str) -> np.ndarray:
+    """A list hash (hex, first bit first) as the index's words: (words,) uint64."""
+    return np.frombuffer(bytes.fromhex(text), dtype=">u8").astype(np.uint64)
+
+
+class ListMatcher:
+    """Every pair (list hash, entry) within ``radius`` bits, exactly, for one signal's list."""
+
+    def __init__(self, words: np.ndarray, radius: int) -> None:
+        self.words = np.ascontiguousarray(words, dtype=np.uint64)  # (L, W)
+        self.radius = radius
+        self._faiss = None
+        if len(self.words) >= NUMPY_BELOW:
+            import faiss
+
+            self._faiss = faiss.IndexBinaryFlat(self.words.shape[1] * 64)
+            self._faiss.add(self.words.view(np.uint8))
+
+    def pairs(self, chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(entry positions in ``chunk``, list positions, distances) of every pair within the radius."""
+        chunk = np.ascontiguousarray(chunk, dtype=np.uint64)
+        if self._faiss is None:
+            return numpy_pairs(self.words, chunk, self.radius)
+        # faiss's range is exclusive: < radius + 1 is <= radius. The distance is the same whatever
+        # the bytes' order, as long as both sides use one (the same uint64 words seen as bytes).
+        limits, distances, labels = self._faiss.range_search(chunk.view(np.uint8), self.radius + 1)
+        entries = np.repeat(np.arange(len(chunk)), np.diff(limits).astype(np.int64))
+        return entries, labels.astype(np.int64), distances.astype(np.int64)
+
+
+def numpy_pairs(
+    words: np.ndarray, chunk: np.ndarray, radius: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:meth:`ListMatcher.pairs` one list hash at a time by numpy popcount (also the baseline)."""
+    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for position, word in enumerate(words):
+        distance = np.bitwise_count(chunk ^ word).sum(axis=1, dtype=np.int64)
+        near = np.flatnonzero(distance <= radius)
+        found.append((near, np.full(len(near), position, np.int64), distance[near]))
+    if not found:
+        return (np.zeros(0, np.int64),) * 3  # type: ignore[return-value]
+    entries, listed, distances = (np.concatenate(parts) for parts in zip(*found, strict=True))
+    return entries, listed, distances
+
+
+def column_pairs(
+    matcher: ListMatcher, column: np.ndarray, allowed: np.ndarray | None = None
+) -> Iterator[tuple[int, int, int]]:
+    """(entry number, list position, distance) of every pair of ``column`` (N, W) within the
+    matcher's radius, streamed a chunk at a time; entries where ``allowed`` is False are left out."""
+    for start in range(0, len(column), CHUNK):
+        entries, listed, distances = matcher.pairs(column[start : start + CHUNK])
+        entries = entries + start
+        if allowed is not None and len(entries):
+            keep = allowed[entries]
+            entries, listed, distances = entries[keep], listed[keep], distances[keep]
+        yield from zip(entries.tolist(), listed.tolist(), distances.tolist(), strict=True)
+
+
+def _picture_rows(shard: ShardReader) -> Callable[[int], int]:
+    """Entry number -> the row of its whole picture: its first row (ShardWriter.add writes it
+    first). rows.npy is opened once a shard and read only where the binary search looks."""
+    rows_path = shard.path / "rows.npy"
+    if not rows_path.exists():
+        return lambda number: number
+    rows = np.load(rows_path, mmap_mode="r")
+    return lambda number: bisect.bisect_left(range(len(rows)), number, key=lambda row: int(rows[row, 0]))
+
+
+def scan_index(folder: Path, hashes: Sequence[ListHash]) -> ScanReport:
+    """Every hash of ``hashes`` (PDQ and pHash; others are not scanned) against every entry of the
+    index at ``folder`` (an index or a folder of parts), by the module's hash-only rule."""
+    started = time.perf_counter()
+    report = ScanReport()
+    by_signal = {signal: [h for h in hashes if h.signal == signal] for signal in SCANNED_SIGNALS}
+    report.hashes = {signal: len(listed) for signal, listed in by_signal.items() if listed}
+    matchers = {
+        signal: (listed, ListMatcher(np.stack([hash_words(h.hash) for h in listed]), MAX_DISTANCE[signal]))
+        for signal, listed in by_signal.items()
+        if listed
+    }
+    for part in read_parts(folder):
+        for shard in open_part(part.path).shards:
+            _scan_shard(part, shard, matchers, report)
+    report.hits.sort(key=lambda hit: (hit.list_hash.list_id, hit.list_hash.line, hit.distance, hit.entry))
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _scan_shard(
+    part: Part,
+    shard: ShardReader,
+    matchers: dict[str, tuple[list[ListHash], ListMatcher]],
+    report: ScanReport,
+) -> None:
+    name = part.qualified(shard.name)
+    try:
+        whole = whole_columns(shard)
+    except UnscannableShardError as exc:
+        report.unscannable[name] = str(exc)
+        return
+    picture_row = _picture_rows(shard)
+    usable = np.asarray(whole.quality) >= PDQ_MIN_QUALITY
+    report.entries += shard.entries
+    report.low_quality += int(shard.entries - np.count_nonzero(usable))
+    for signal, (listed, matcher) in matchers.items():
+        allowed = usable if signal == "pdq" else None
+        for number, position, distance in column_pairs(matcher, whole.column(signal), allowed):
+            entry = shard.record(number)
+            report.hits.append(
+                ScanHit(listed[position], f"{name}/{picture_row(number)}", entry.key, entry.url, distance)
+            )
