@@ -82,3 +82,20 @@ def test_columns_are_kept_only_when_every_entry_has_its_values(settings: Setting
     assert columns.phash.shape == (3,)
     assert [columns.row(row).phash for row in range(3)] == [value.phash for value in values]
     assert WholeColumns.stack([values[0], None]) is None
+
+
+def test_a_file_pdqhash_refuses_is_hashed_from_the_work_picture(monkeypatch, settings: Settings):
+    """No list can hold the library's hash of such a file (the library fails on it too); the entry
+    still gets values, so its shard keeps whole-picture hashes for every entry."""
+    data = (SAMPLES / "dataset" / "hubble.jpg").read_bytes()
+    work = decode_picture(data, settings.decoding).image
+
+    def refuse(image):  # type: ignore[no-untyped-def]
+        raise ValueError("Buffer dtype mismatch")  # what pdqhash says of an array it cannot take
+
+    monkeypatch.setattr("bot.whole_picture.library_array", refuse)
+    got = hash_whole_picture(data, work)
+
+    words, quality = PDQ.compute_rated(work)
+    assert (PDQ.to_hex(got.pdq), got.quality) == (PDQ.to_hex(words), quality)
+    assert PDQ.to_hex(got.pdq) != pdq_from_bytes(data)[0]
