@@ -1,6 +1,6 @@
 """`index build` speed: photos per second per core, the speed-up of parallel workers, and a baseline.
 
-Usage: python -m bench.build [--photos DIR] [--count 768] [--workers 2] [--json]
+Usage: python -m bench.build [--photos DIR] [--count 768] [--workers 2] [--without-whole-picture] [--json]
 
 Photos: 1024 px JPEGs (quality 90) made from the dev set's real photographs (``/tmp/devset/index``,
 see ../shared/README.md; the sample photos in ``samples/dataset`` if it is missing): each original
@@ -16,7 +16,10 @@ Measured, each over the same files:
   speed-up, and photos per CPU-second (all processes), which other load on the machine does not skew;
 * the baseline in the same run: a plain ``imagehash.phash(Image.open(f))`` loop;
 * the index's bytes per entry on disk, and how fast the client merges batch results into shards
-  (the ceiling of a Dask build's client).
+  (the ceiling of a Dask build's client);
+* what the whole-picture hashes cost (:mod:`bot.whole_picture`: the file decoded again at full
+  size, PDQ and pHash of it): their time per photo; ``--without-whole-picture`` runs everything
+  as the build ran before they were kept, for a before/after on the same tree and machine.
 
 Rates per core are photos per CPU-second of the processes doing the work.
 """
@@ -24,6 +27,7 @@ Rates per core are photos per CPU-second of the processes doing the work.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import math
@@ -46,10 +50,12 @@ from bench import DEVSET, REPO
 from bot.config import Settings, load_settings
 from bot.decoding import decode_picture
 from bot.hashing import PDQ, EntryHashes, EntryPart, PHash, RowKind, inner_region
+from bot.index import batches
 from bot.index.batches import BatchResult, hash_item, keep_freed_memory_for_reuse
 from bot.index.build import build_index
 from bot.index.sources import SourceItem
 from bot.index.storage import DatasetEntry, ShardWriter
+from bot.whole_picture import WholeColumns, hash_whole_picture
 
 DEVSET_ORIGINALS = DEVSET / "index"
 SAMPLE_PHOTOS = REPO / "samples" / "dataset"
@@ -239,6 +245,11 @@ def merge_rate(out: Path, entries: int = 200_000) -> float:
             chroma=rng.integers(-128, 128, (batch, 2, 8, 8), dtype=np.int8),
             failures=[],
             parts={row: (_core_part(rng),) for row in range(batch)},  # every entry keeps its core
+            whole=WholeColumns(
+                pdq=rng.integers(0, 2**63, (batch, 4), dtype=np.uint64),
+                phash=rng.integers(0, 2**63, batch, dtype=np.uint64),
+                quality=np.full(batch, 90, dtype=np.uint8),
+            ),
         )
         for start in range(0, entries, batch)
     ]
@@ -263,10 +274,24 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=768, help="photos to make (default 768)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="the parallel build")
     parser.add_argument("--repeat", type=int, default=3, help="best of N for the per-photo loops")
+    parser.add_argument(
+        "--without-whole-picture",
+        action="store_true",
+        help="build as before whole-picture hashes were kept (the before of a before/after)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     settings = load_settings(with_deployment_files=False)
 
+    with contextlib.ExitStack() as stack:
+        if args.without_whole_picture:  # forked build workers inherit the patch
+            stack.enter_context(patch.object(batches, "hash_whole_picture", lambda *_: None))
+        figures = measure(args, settings)
+    report(figures, args)
+
+
+def measure(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    """Every figure of the module docstring, over one set of photos."""
     with tempfile.TemporaryDirectory(prefix="bench-build-") as scratch:
         work = Path(scratch)
         if args.photos:
@@ -281,6 +306,7 @@ def main() -> None:
             "median_long_side": float(np.median([max(size) for size in sizes])),
             "mean_file_kb": sum(map(len, datas)) / len(datas) / 1024,
             "cpus": os.cpu_count(),
+            "whole_picture_hashes": not args.without_whole_picture,
         }
         hash_one = lambda data: hash_item(SourceItem(DatasetEntry("k"), picture=data), settings)  # noqa: E731
         # First the plain script and our hashing as any script would run it, then as the build's
@@ -293,6 +319,12 @@ def main() -> None:
             datas, lambda data: decode_picture(data, settings.decoding), args.repeat
         )
         figures["stages_ms"] = stage_breakdown(datas[:BREAKDOWN_PHOTOS], settings, args.repeat)
+        if not args.without_whole_picture:
+            # the fallback picture is hashed only where pdqhash refuses a file: never a JPEG here
+            fallback = decode_picture(datas[0], settings.decoding).image
+            figures["whole_picture_only"] = per_photo(
+                datas, lambda data: hash_whole_picture(data, fallback), args.repeat
+            )
         one = build_rate(folder, work / "index-1", settings, 1)
         many = build_rate(folder, work / f"index-{args.workers}", settings, args.workers)
         figures["build"] = [one, many]
@@ -300,7 +332,10 @@ def main() -> None:
         figures["free_core_speed_up"] = free_core_speed_up(args.workers)
         figures["disk_bytes_per_entry"] = disk_bytes_per_entry(work / "index-1")
         figures["merge_entries_per_s"] = merge_rate(work / "merge")
+    return figures
 
+
+def report(figures: dict[str, Any], args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(figures, indent=1))
         return
@@ -319,6 +354,13 @@ def main() -> None:
         f"= {default['photos_per_cpu_s']:.0f} photos/s per core"
     )
     print(f"  of which decode_picture: {figures['decode_only']['ms_per_photo']:.2f} ms")
+    if "whole_picture_only" in figures:
+        print(
+            f"  of which the whole-picture hashes (full-size decode, PDQ, pHash): "
+            f"{figures['whole_picture_only']['ms_per_photo']:.2f} ms"
+        )
+    else:
+        print("  (without the whole-picture hashes: the build as before issue 21)")
     for stage, value in figures["stages_ms"].items():
         unit = "" if stage.startswith("share") else " ms"
         print(f"    {stage}: {value:.2f}{unit}")

@@ -305,6 +305,12 @@ def _info_lines(described: IndexDescription) -> list[str]:
         "thresholds:",
         *("  " + line for line in messages.thresholds_lines(**described.thresholds)),
         f"hashing: {json.dumps(described.hashing, sort_keys=True)}",
+        f"whole-picture hashes: in {described.whole_picture_shards} of {len(described.shards)} shard(s)"
+        + (
+            ""
+            if described.whole_picture_shards == len(described.shards)
+            else " (a hash-list scan needs them; rebuild the others)"
+        ),
     ]
     tables = described.search_tables
     if not tables["covered_shards"]:

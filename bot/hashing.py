@@ -26,6 +26,7 @@ from bot.config import HashingSettings
 from bot.panels import Box, find_panels
 from bot.signals import PDQ, PHash, SignalValues, signal_keywords, signal_kinds
 from bot.verification import QueryViews, chroma, thumbnail
+from bot.whole_picture import WholeHashes
 
 __all__ = ["PDQ", "PHash"]  # the kinds, also from here (bench/ imports them so)
 
@@ -71,6 +72,9 @@ class EntryHashes(SignalValues):
     # The photographs inside the picture when it is a composite (a before-and-after picture, a
     # grid, a photo on a page): each is hashed as an entry of its own (bot.panels).
     parts: tuple[EntryPart, ...] = ()
+    # The entry's whole-picture hashes as partner hash lists compute them (bot.whole_picture), set
+    # by the build from the file's bytes; read only by a hash-list scan. None: not kept.
+    whole: WholeHashes | None = None
 
 
 class RowKind(IntEnum):

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -29,6 +29,7 @@ from bot.index.storage import DatasetEntry
 from bot.index.units import ReadTask, read_task
 from bot.signals import SignalValues, signal_keywords, signal_kinds
 from bot.verification import CHROMA_SIDE, THUMBNAIL_SIDE
+from bot.whole_picture import WholeColumns, hash_whole_picture
 
 _worker_settings: Settings | None = None
 
@@ -39,7 +40,8 @@ def hash_item(
     """Hash one source item; a picture that cannot be hashed gives a failure reason instead.
 
     This is ``hash_entry(decode_picture(...))``, exactly what a query's original would give, so an
-    entry of the index and a copy checked later are hashed the same way.
+    entry of the index and a copy checked later are hashed the same way; and the whole picture's
+    hashes as a partner hash list computes them (:mod:`bot.whole_picture`), for hash-list scans.
     """
     settings = settings or _worker_settings
     assert settings is not None, "hash_item needs settings (the pool initializer sets them)"
@@ -50,7 +52,9 @@ def hash_item(
         picture = decode_picture(item.picture, settings.decoding)
     except ImageRejectedError as rejected:
         return item.entry, None, rejected.reason
-    return item.entry, hash_entry(picture.image, settings.hashing), None
+    hashes = hash_entry(picture.image, settings.hashing)
+    whole = hash_whole_picture(item.picture, picture.image)
+    return item.entry, replace(hashes, whole=whole), None
 
 
 @signal_keywords
@@ -67,6 +71,9 @@ class BatchResult(SignalValues):
     source_error: str | None = None  # the slice could not be read at all (e.g. a broken .tar)
     # The photographs inside composites, by entry row (few: only composites have any).
     parts: dict[int, tuple[EntryPart, ...]] = field(default_factory=dict)
+    # The entries' whole-picture hashes (bot.whole_picture); None where the batch's entries came
+    # without them (a hash Parquet file without the whole_* columns).
+    whole: WholeColumns | None = None
 
     @property
     def seen(self) -> int:
@@ -83,6 +90,7 @@ class BatchResult(SignalValues):
                     thumbnail=self.thumbnail[row],
                     chroma=self.chroma[row],
                     parts=self.parts.get(row, ()),
+                    whole=None if self.whole is None else self.whole.row(row),
                 ),
             )
 
@@ -149,6 +157,7 @@ def _batch_result(
         failures=[(entry, problem or "unknown") for entry, hashes, problem in hashed if hashes is None],
         source_error=source_error,
         parts={row: hashes.parts for row, (_, hashes) in enumerate(entries) if hashes.parts},
+        whole=WholeColumns.stack([hashes.whole for _, hashes in entries]),
     )
 
 

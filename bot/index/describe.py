@@ -75,6 +75,9 @@ class IndexDescription:
     search_tables: dict[str, int]
     size_bytes: int
     failures: dict[str, int] = field(default_factory=dict)
+    # Shards that keep each entry's whole-picture hashes (bot.whole_picture): a hash-list scan
+    # needs them, and a shard written before has none until rebuilt.
+    whole_picture_shards: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready; the keys ``index info --json`` printed before (folder, entries, rows,
@@ -182,6 +185,7 @@ def describe_index(index: HashIndex, settings: Settings, removed: int | None = N
         },
         size_bytes=size_on_disk(index.folder),
         failures=dict(failures),
+        whole_picture_shards=sum(shard.has_whole for shard in index.shards),
     )
 
 
@@ -238,4 +242,5 @@ def combined(folder: str, parts: list[tuple[str, IndexDescription]], removed: in
         search_tables={key: tables[key] for key in ("covered_shards", "scanned_shards", "bytes")},
         size_bytes=sum(d.size_bytes for d in descriptions),
         failures=dict(failures),
+        whole_picture_shards=sum(d.whole_picture_shards for d in descriptions),
     )

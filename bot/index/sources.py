@@ -11,7 +11,12 @@ Supported sources (see README, "Building an index"):
   ``000010.txt``) and sit next to each other, so the tar is streamed, never unpacked;
 * a Parquet file of precomputed hashes with columns ``key``, one per kind of hash (:mod:`bot.signals`:
   ``phash``, ``pdq``; hex digits or bytes, a 64-bit kind also an integer) and optionally
-  ``url``, ``caption`` and ``quality`` (read in batches, never loaded whole);
+  ``url``, ``caption`` and ``quality`` (read in batches, never loaded whole); and optionally each
+  entry's whole-picture hashes (:mod:`bot.whole_picture`) in ``whole_pdq`` and ``whole_phash``
+  (written as ``pdq`` and ``phash`` are; both or neither) with ``whole_quality`` (default 100).
+  A file without them gives shards without whole-picture files (a hash-list scan cannot read
+  those); a file with them gives every entry its values, a row with a missing or bad one being
+  a ``bad_hash_value`` failure, so a shard never holds them for some entries and not others;
 * a URL list (LAION-style metadata), whose pictures are downloaded: see :mod:`bot.index.url_lists`
   (its rows) and :mod:`bot.index.download_thread` (its pictures).
 
@@ -33,7 +38,8 @@ import pyarrow.parquet as pq
 from bot.errors import RemovalDeskError
 from bot.hashing import EntryHashes
 from bot.index.storage import DatasetEntry
-from bot.signals import SIGNAL_KINDS, signal_kinds
+from bot.signals import PDQ, SIGNAL_KINDS, PHash, signal_kinds
+from bot.whole_picture import WholeHashes
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"})
 
@@ -180,7 +186,30 @@ def _open_hash_parquet(path: Path) -> tuple[pq.ParquetFile, list[str]]:
     missing = {"key", *kinds} - names
     if missing:
         raise SourceError(f"{path} lacks the column(s) {', '.join(sorted(missing))} a hash file needs")
-    return parquet, [c for c in ("key", "url", "caption", *kinds, "quality") if c in names]
+    whole = [name for name in _WHOLE_HASH_COLUMNS if name in names]
+    if len(whole) == 1:
+        other = next(name for name in _WHOLE_HASH_COLUMNS if name not in names)
+        raise SourceError(f"{path} has the column {whole[0]} but not {other}: give both or neither")
+    if whole and "whole_quality" in names:
+        whole.append("whole_quality")
+    return parquet, [c for c in ("key", "url", "caption", *kinds, "quality", *whole) if c in names]
+
+
+# The whole-picture hashes' columns of a hash Parquet file, both or neither (whole_quality: optional).
+_WHOLE_HASH_COLUMNS = ("whole_pdq", "whole_phash")
+
+
+def _whole_hashes(columns: dict[str, list], row: int) -> WholeHashes | None:
+    """Row ``row``'s whole-picture hashes; None when the file has no such columns. A missing or
+    bad value is a TypeError or ValueError (the row is a failure, as a bad hash of its own is)."""
+    if "whole_pdq" not in columns:
+        return None
+    qualities = columns.get("whole_quality")
+    return WholeHashes(
+        pdq=PDQ.parse(columns["whole_pdq"][row]),
+        phash=PHash.parse(columns["whole_phash"][row]),
+        quality=100 if qualities is None else _quality_value(qualities[row]),
+    )
 
 
 def count_hash_rows(path: Path) -> int:
@@ -231,6 +260,7 @@ def iter_hash_parquet(
                 hashes = EntryHashes(
                     signals={kind.name: kind.parse(columns[kind.name][i]) for kind in signal_kinds()},
                     quality=_quality_value(qualities[i]),
+                    whole=_whole_hashes(columns, i),
                 )
             except (TypeError, ValueError):
                 yield SourceItem(entry=entry, problem="bad_hash_value")

@@ -21,6 +21,12 @@ wider one, first hash bit = MSB)::
                                       (0, 0, 10000, 10000: the whole), and its RowKind (0 a
                                       picture's central region, 1 its core; (R, 5): all 0).
                                       Absent: one row per entry
+    DIR/shards/NNNNN/whole_pdq.npy    uint64 (N, 4)  PDQ of each ENTRY's whole picture as partner
+                                      hash lists compute it (bot.whole_picture), for hash-list
+                                      scans only; with whole_phash.npy (N,) uint64 and
+                                      whole_quality.npy (N,) uint8. All three or none: absent in
+                                      a shard written before, or from a hash Parquet file
+                                      without the whole_* columns
     DIR/shards/NNNNN/meta.jsonl       one JSON object per entry: key, url, caption
     DIR/shards/NNNNN/meta.offsets.npy uint64 (N+1,)  byte offset of each entry's line in meta.jsonl
     DIR/shards/NNNNN/shard.json       entry and row counts, sources, failures by kind with examples
@@ -60,6 +66,7 @@ from bot.errors import RemovalDeskError
 from bot.hashing import EntryHashes, RowKind
 from bot.signals import SignalValues, signal_kinds
 from bot.verification import CHROMA_SIDE, THUMBNAIL_SIDE
+from bot.whole_picture import WholeColumns, WholeHashes
 
 # A part's box is stored in these units of the picture's width and height.
 BOX_SCALE = 10_000
@@ -71,6 +78,8 @@ log = logging.getLogger(__name__)
 
 FORMAT_NAME = "removal-desk-index"
 FORMAT_VERSION = 1
+# The whole-picture files of a shard (bot.whole_picture), by ShardReader attribute.
+WHOLE_FILES = {name: f"{name}.npy" for name in ("whole_pdq", "whole_phash", "whole_quality")}
 _MAX_FAILURE_EXAMPLES = 20
 
 
@@ -250,6 +259,7 @@ class ShardWriter:
         self._chroma: list[np.ndarray] = []
         self._meta: list[bytes] = []
         self._rows: list[tuple[int, ...]] = []  # (entry, box in BOX_SCALE units, RowKind)
+        self._whole: list[WholeHashes | None] = []  # one per entry
         self.failures: Counter[str] = Counter()
         self.failure_examples: list[dict[str, str]] = []
         self.sources: list[str] = []
@@ -265,6 +275,7 @@ class ShardWriter:
         for part in hashes.parts:
             box = tuple(min(BOX_SCALE, max(0, round(v * BOX_SCALE))) for v in part.box)
             self._add_row(part.hashes, (number, *box, part.kind))
+        self._whole.append(hashes.whole)
         line = {"key": entry.key, "url": entry.url, "caption": entry.caption}
         self._meta.append(json.dumps(line, ensure_ascii=False).encode("utf-8") + b"\n")
 
@@ -301,6 +312,7 @@ class ShardWriter:
                 handle.write(line)
                 offsets[i + 1] = offsets[i] + len(line)
         np.save(temporary / "meta.offsets.npy", offsets)
+        self._save_whole(temporary)
         summary = {
             "entries": len(self._meta),
             "rows": count,
@@ -311,6 +323,19 @@ class ShardWriter:
         (temporary / "shard.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
         self.files = describe_files(temporary)  # for the manifest: read back while in the page cache
         replace_durably(temporary, self.final_path)
+
+    def _save_whole(self, temporary: Path) -> None:
+        """The whole-picture files, when every entry has its whole-picture hashes. A shard whose
+        entries came some with and some without keeps none (one source gives one shard, so only
+        a hand-made mix gets here): a scan then knows the shard needs rebuilding."""
+        whole = WholeColumns.stack(self._whole)
+        if whole is None:
+            if any(value is not None for value in self._whole):
+                log.warning("shard %s: some entries came without whole-picture hashes; none kept", self.name)
+            return
+        np.save(temporary / WHOLE_FILES["whole_pdq"], whole.pdq)
+        np.save(temporary / WHOLE_FILES["whole_phash"], whole.phash)
+        np.save(temporary / WHOLE_FILES["whole_quality"], whole.quality)
 
 
 class ShardReader(SignalValues):
@@ -361,6 +386,44 @@ class ShardReader(SignalValues):
         if len(lengths) != 1:
             raise IndexFormatError(f"shard {path} is inconsistent: its arrays differ in length")
         self._kinds: np.ndarray | None = None
+        present = [name for name, file in WHOLE_FILES.items() if (path / file).exists()]
+        if present and len(present) != len(WHOLE_FILES):
+            raise IndexFormatError(f"shard {path} is inconsistent: it has only some whole-picture files")
+        self.has_whole = bool(present)
+        self._whole: dict[str, np.ndarray] = {}
+
+    # The whole-picture hashes (bot.whole_picture): mapped on first use, so a person's check,
+    # which never reads them, never opens the files; None for a shard without them.
+    @property
+    def whole_pdq(self) -> np.ndarray | None:
+        """(N, 4) uint64: each entry's whole-picture PDQ, in the words of :attr:`pdq`'s rows."""
+        return self._whole_column("whole_pdq")
+
+    @property
+    def whole_phash(self) -> np.ndarray | None:
+        """(N,) uint64: each entry's whole-picture pHash."""
+        return self._whole_column("whole_phash")
+
+    @property
+    def whole_quality(self) -> np.ndarray | None:
+        """(N,) uint8: each entry's whole-picture PDQ quality, 0-100."""
+        return self._whole_column("whole_quality")
+
+    def _whole_column(self, name: str) -> np.ndarray | None:
+        if not self.has_whole:
+            return None
+        if name not in self._whole:
+            path = self.path / WHOLE_FILES[name]
+            try:
+                column = np.load(path, mmap_mode="r")
+            except (OSError, ValueError, EOFError) as exc:
+                raise _refuse(path, f"cannot be read ({exc})") from exc
+            if len(column) != self.entries:
+                raise IndexFormatError(
+                    f"shard {self.path} is inconsistent: {path.name} has not one row an entry"
+                )
+            self._whole[name] = column
+        return self._whole[name]
 
     @property
     def kinds(self) -> np.ndarray:

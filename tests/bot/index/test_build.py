@@ -23,7 +23,7 @@ from bot.hashing import hash_entry
 from bot.index import units
 from bot.index.build import build_index
 from bot.index.search import HashIndex
-from bot.index.storage import IndexFormatError, ShardReader
+from bot.index.storage import WHOLE_FILES, IndexFormatError, ShardReader
 
 SAMPLES = Path(__file__).resolve().parents[3] / "samples"
 DATASET = SAMPLES / "dataset"
@@ -295,7 +295,7 @@ def test_any_worker_count_builds_exactly_the_same_index(tmp_path, monkeypatch, s
     assert dict(reference.failures) == {"not_an_image": 2, "corrupt": 1, "no_picture": 1}
     assert reference.shards == ["00000", "00001", "00002", "00003"]  # 10 + 10 + 9 files, the tar
     for shard in reference.shards:
-        for name in (*ARRAYS, "meta.jsonl", "shard.json"):
+        for name in (*ARRAYS, *WHOLE_FILES.values(), "meta.jsonl", "shard.json"):
             first = (tmp_path / "reference" / "shards" / shard / name).read_bytes()
             assert first == (tmp_path / "other" / "shards" / shard / name).read_bytes(), f"{shard}/{name}"
     for name in ("manifest.json", "units.jsonl"):

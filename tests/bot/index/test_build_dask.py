@@ -11,6 +11,7 @@ from distributed import LocalCluster
 from bot.config import Settings
 from bot.index import cluster, units
 from bot.index.build import build_index
+from bot.index.storage import WHOLE_FILES
 from tests.bot.index.test_build import ARRAYS, PHOTOS, make_source, run, shard_files, write_tar
 from tests.bot.index.test_build_resume import photo_folder
 
@@ -43,7 +44,7 @@ def test_dask_build_equals_the_local_build_entry_for_entry(
     assert dict(remote.failures) == {"not_an_image": 2, "corrupt": 1, "no_picture": 1}
     assert remote.shards == ["00000", "00001", "00002", "00003"]  # 8 + 8 + 4 files, the tar
     for shard in local.shards:
-        for name in (*ARRAYS, "meta.jsonl", "shard.json"):
+        for name in (*ARRAYS, *WHOLE_FILES.values(), "meta.jsonl", "shard.json"):
             expected = (tmp_path / "local" / "shards" / shard / name).read_bytes()
             assert (tmp_path / "dask" / "shards" / shard / name).read_bytes() == expected, f"{shard}/{name}"
     for name in ("manifest.json", "units.jsonl"):
