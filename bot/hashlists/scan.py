@@ -41,7 +41,7 @@ from threatexchange.signal_type.pdq.signal import PdqSignal
 
 from bot.errors import RemovalDeskError
 from bot.index.parts import Part, open_part, read_parts
-from bot.index.storage import ShardReader
+from bot.index.storage import IndexFormatError, ShardReader
 
 PDQ_MAX_DISTANCE = PDQ_CONFIDENT_MATCH_THRESHOLD  # 31
 PDQ_MIN_QUALITY = PdqSignal.QUALITY_THRESHOLD  # 50
@@ -52,7 +52,6 @@ SCANNED_SIGNALS = tuple(MAX_DISTANCE)
 
 CHUNK = 1 << 16  # entries compared at once: a few MB, whatever the shard's size
 NUMPY_BELOW = 4  # lists shorter than this are compared by numpy (faster there, measured)
-WHOLE_FILES = ("whole_pdq.npy", "whole_phash.npy", "whole_quality.npy")
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,22 +119,19 @@ class UnscannableShardError(RemovalDeskError):
 
 
 def whole_columns(shard: ShardReader) -> WholeColumns:
-    """The shard's whole-picture hash files; UnscannableShardError when absent or not its size."""
-    missing = [name for name in WHOLE_FILES if not (shard.path / name).exists()]
-    if missing:
-        raise UnscannableShardError(
-            f"not scannable: no whole-picture hashes ({', '.join(missing)}); rebuild it"
-        )
+    """The shard's whole-picture hashes; UnscannableShardError when it has none or they are
+    damaged (a shard written before they were kept must be rebuilt)."""
     try:
-        pdq, phash, quality = (np.load(shard.path / name, mmap_mode="r") for name in WHOLE_FILES)
-    except (OSError, ValueError, EOFError) as exc:
+        pdq, phash, quality = shard.whole_pdq, shard.whole_phash, shard.whole_quality
+    except IndexFormatError as exc:
         raise UnscannableShardError(
             f"not scannable: its whole-picture hashes cannot be read ({exc})"
         ) from exc
-    n = shard.entries
-    if pdq.shape != (n, 4) or phash.shape != (n,) or quality.shape != (n,):
+    if pdq is None or phash is None or quality is None:
+        raise UnscannableShardError("not scannable: no whole-picture hashes; rebuild it")
+    if pdq.ndim != 2 or pdq.shape[1] != 4:
         raise UnscannableShardError(
-            f"not scannable: its whole-picture hashes do not fit its {n} entries; rebuild it"
+            "not scannable: its whole-picture PDQ is not 4 words an entry; rebuild it"
         )
     return WholeColumns(np.asarray(pdq, np.uint64), np.asarray(phash, np.uint64), quality)
 

@@ -35,6 +35,7 @@ from bot.hashlists.scan import (
 )
 from bot.index.build import build_index
 from bot.index.parts import open_part, write_parts
+from bot.index.storage import WHOLE_FILES, Manifest
 from bot.signals import PDQ, PHash
 from tests.made_up import jpeg, photo
 
@@ -215,13 +216,24 @@ def test_entries_under_the_quality_cut_off_never_match_a_pdq_list(built, tmp_pat
     assert report.low_quality == (0 if usable else 1)
 
 
+def as_written_before_whole_hashes(built, index: Path) -> None:
+    """Make ``index``'s shard look as one written before whole-picture hashes were kept: no files,
+    and a manifest that does not list them."""
+    for file in WHOLE_FILES.values():
+        (shard_of(built, index) / file).unlink()
+    manifest = Manifest.read(index)
+    for shard_files in manifest.files.values():
+        for file in WHOLE_FILES.values():
+            shard_files.pop(file, None)
+    manifest.write(index)
+
+
 def test_parts_are_scanned_and_a_shard_without_whole_hashes_is_reported(built, tmp_path) -> None:
     served = tmp_path / "served"
     for part in ("parts/a", "parts/b"):
         shutil.copytree(built.index, served / part)
     write_parts(served, ["parts/a", "parts/b"])
-    for file in ("whole_pdq.npy", "whole_phash.npy", "whole_quality.npy"):
-        (shard_of(built, served / "parts/b") / file).unlink()
+    as_written_before_whole_hashes(built, served / "parts/b")
     name = INDEXED[0]
     report = scan_index(served, listed("pdq", [partner_pdq((DATASET / name).read_bytes())]))
     assert [hit.entry for hit in report.hits] == [f"parts/a/{built.entries[name]}"]
@@ -284,7 +296,7 @@ def test_the_command_scans_a_sources_imported_lists(built, tmp_path, capsys) -> 
 def test_the_command_fails_when_a_shard_cannot_be_scanned(built, tmp_path, capsys) -> None:
     index = tmp_path / "index"
     shutil.copytree(built.index, index)
-    (shard_of(built, index) / "whole_pdq.npy").unlink()
+    as_written_before_whole_hashes(built, index)
     db = tmp_path / "tickets.sqlite3"
     path = tmp_path / "list.txt"
     path.write_text(f"pdq {partner_pdq((DATASET / INDEXED[0]).read_bytes())}\n")
