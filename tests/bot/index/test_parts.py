@@ -21,7 +21,7 @@ from bot.index.mih import refresh_search_tables
 from bot.index.parts import PARTS_NAME, IncompleteSearchError, PartedIndex, read_parts, write_parts
 from bot.index.search import HashIndex, LookUp
 from bot.index.storage import DatasetEntry, IndexFormatError, Manifest, ShardWriter
-from tests.bot.index.test_search import WORDS_PDQ, flip_pdq, flip_phash, make_query, query_near, random_words
+from tests.bot.index.test_search import WORDS_PDQ, clustered_entries, make_query, query_near, random_words
 
 RULES = [
     MatchingSettings(phash_max_distance=16, pdq_max_distance=80, pdq_min_quality=50),  # the defaults
@@ -66,20 +66,9 @@ class Served:
 def make_served(root: Path) -> Served:
     """Clusters of near-duplicates (some too plain to judge), spread over three shards."""
     rng = np.random.default_rng(20)
-    centres = [
-        EntryHashes(phash=int(random_words(rng, 1)[0]), pdq=random_words(rng, WORDS_PDQ), quality=100)
-        for _ in range(120)
-    ]
-    entries = list(centres)
-    for centre in centres:
-        for _ in range(int(rng.integers(0, 6))):
-            entries.append(
-                EntryHashes(
-                    phash=flip_phash(rng, centre.phash, int(rng.integers(0, 18))),
-                    pdq=flip_pdq(rng, centre.pdq, int(rng.integers(0, 90))),
-                    quality=int(rng.choice([100, 80, 49, 10])),
-                )
-            )
+    _, entries = clustered_entries(
+        rng, 120, copies=6, phash_bits=18, pdq_bits=90, qualities=[100, 80, 49, 10]
+    )
     order = rng.permutation(len(entries))
     keyed = [(f"entry{i}", entries[i]) for i in order]
     third = len(keyed) // 3

@@ -137,24 +137,36 @@ def random_index(tmp_path_factory) -> tuple[HashIndex, list[EntryHashes]]:
     return write_index(tmp_path_factory.mktemp("random-index"), shards), entries
 
 
+def clustered_entries(
+    rng: np.random.Generator, count: int, *, copies: int, phash_bits: int, pdq_bits: int, qualities: list[int]
+) -> tuple[list[EntryHashes], list[EntryHashes]]:
+    """``count`` random centres (quality 100) and, after them, each centre's 0..copies-1
+    near-duplicates (under ``phash_bits`` pHash and ``pdq_bits`` PDQ bits flipped, a quality drawn
+    from ``qualities``): (centres, centres + copies)."""
+    centres = [
+        EntryHashes(phash=int(random_words(rng, 1)[0]), pdq=random_words(rng, WORDS_PDQ), quality=100)
+        for _ in range(count)
+    ]
+    entries = list(centres)
+    for centre in centres:
+        for _ in range(int(rng.integers(0, copies))):
+            entries.append(
+                EntryHashes(
+                    phash=flip_phash(rng, centre.phash, int(rng.integers(0, phash_bits))),
+                    pdq=flip_pdq(rng, centre.pdq, int(rng.integers(0, pdq_bits))),
+                    quality=int(rng.choice(qualities)),
+                )
+            )
+    return centres, entries
+
+
 @pytest.fixture(scope="module")
 def clustered_index(tmp_path_factory) -> tuple[HashIndex, list[EntryHashes]]:
     """300 centres with 0-15 near-duplicates each (0-20 pHash bits, 0-100 PDQ bits flipped), shuffled."""
     rng = np.random.default_rng(7)
-    centres = [
-        EntryHashes(phash=int(random_words(rng, 1)[0]), pdq=random_words(rng, WORDS_PDQ), quality=100)
-        for _ in range(300)
-    ]
-    entries = list(centres)
-    for centre in centres:
-        for _ in range(int(rng.integers(0, 16))):
-            entries.append(
-                EntryHashes(
-                    phash=flip_phash(rng, centre.phash, int(rng.integers(0, 21))),
-                    pdq=flip_pdq(rng, centre.pdq, int(rng.integers(0, 101))),
-                    quality=int(rng.choice([100, 80, 50, 49, 10])),
-                )
-            )
+    centres, entries = clustered_entries(
+        rng, 300, copies=16, phash_bits=21, pdq_bits=101, qualities=[100, 80, 50, 49, 10]
+    )
     order = rng.permutation(len(entries))
     entries = [entries[i] for i in order]
     third = len(entries) // 3
