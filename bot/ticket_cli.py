@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -288,8 +289,14 @@ async def _export(args: argparse.Namespace, settings: Settings) -> int:
     if args.te_pdq is not None:
         from bot.hashlists.export import write_te_pdq  # python-threatexchange: loaded when asked for
 
-        document["te_pdq"] = {"path": str(args.te_pdq), "hashes": write_te_pdq(args.te_pdq, rows)}
-        text += f"; {document['te_pdq']['hashes']} PDQ hashes (ThreatExchange list) -> {args.te_pdq}"
+        exported = write_te_pdq(args.te_pdq, rows)
+        document["te_pdq"] = {"path": str(args.te_pdq), **asdict(exported)}
+        text += f"; {exported.hashes} whole-picture PDQ hashes (ThreatExchange list) -> {args.te_pdq}"
+        if exported.without_whole_pdq:
+            text += (
+                f" ({exported.without_whole_pdq} approved entries left out: no whole-picture PDQ was kept"
+                " for them; rebuild their index and file again to include them)"
+            )
     _emit(args, document, text)
     return 0
 
