@@ -63,6 +63,7 @@ class ListHash:
     signal: str
     hash: str
     entry_id: str | None = None
+    category: str | None = None
 
 
 @dataclass(frozen=True)
