@@ -158,7 +158,7 @@ def describe_ticket(ticket: Ticket) -> str:
     ]
     if ticket.list_hit:
         lines.append(f"  from hash list {messages.list_origin(ticket.list_hit)}")
-        if ticket.list_hit.policy:
+        if ticket.approved_by_policy:
             lines.append(f"  approved by policy: {messages.policy_approval(ticket.list_hit)}")
     if ticket.flagged:
         lines.append(f"  FLAGGED: {ticket.flag_reason}")

@@ -87,7 +87,7 @@ def ticket_embed(ticket: Ticket, overlapping: list[str] | None = None) -> discor
         embed.add_field(
             name=messages.LIST_HIT_FIELD, value=_short(messages.list_origin(origin), 1000), inline=False
         )
-        if origin.policy is not None:
+        if ticket.approved_by_policy:
             embed.add_field(name=messages.POLICY_FIELD, value=messages.policy_approval(origin), inline=False)
     if ticket.flagged:
         embed.add_field(name=messages.FLAGGED_FIELD, value=_short(ticket.flag_reason, 1000), inline=False)

@@ -155,6 +155,17 @@ class Ticket:
     # Set on a ticket a partner hash list filed (it has no requester); None for a person's.
     list_hit: ListOrigin | None = None
 
+    @property
+    def approved_by_policy(self) -> bool:
+        """Approved at filing by a hash-list policy, and not decided again since by a maintainer
+        (a reopened and re-decided ticket names its maintainer instead)."""
+        return (
+            self.list_hit is not None
+            and self.list_hit.policy is not None
+            and self.state is TicketState.APPROVED
+            and self.decided_by is None
+        )
+
     def to_dict(self) -> dict[str, Any]:
         document = asdict(self)
         document["state"] = str(self.state)

@@ -18,6 +18,7 @@ from bot.checking import check_picture
 from bot.cli import main
 from bot.config import Settings, load_settings
 from bot.index.parts import open_served
+from bot.ticket_cli import describe_ticket
 from bot.tickets.intake import file_removal_request
 from bot.tickets.lifecycle import TicketState
 from bot.tickets.list_filing import AUTO_APPROVE_POLICY, LIST_SOURCE
@@ -136,6 +137,18 @@ def test_a_policy_approves_a_named_sources_hits_and_logs_it(built, tmp_path, cap
     assert row.key.endswith(trusted)
     assert (row.removed_by_list, row.list_entry_id, row.ticket_id) == ("iwf", "iwf-9", ticket.id)
     assert row.whole_pdq == ticket.entries[0].whole_pdq
+    assert ticket.approved_by_policy
+    assert "approved by policy: `hash_lists.auto_approve`" in describe_ticket(ticket)
+    reopened = asyncio.run(reopen(db, ticket.id))  # a maintainer may still take it back
+    assert reopened.state is TicketState.OPEN
+    assert not reopened.approved_by_policy
+    assert "approved by policy" not in describe_ticket(reopened)
+
+
+async def reopen(db: Path, ticket_id: str) -> Ticket:
+    settings = load_settings(with_deployment_files=False)
+    async with await TicketStore.open(db, settings.tickets) as store:
+        return (await store.reopen(ticket_id, MAINTAINER, "the list's category is out of our scope")).ticket
 
 
 def test_a_newer_version_of_a_list_files_only_what_it_adds(built, tmp_path, capsys) -> None:
