@@ -281,6 +281,11 @@ def fetch(exchange: Exchange, since: int | None) -> Fetched:
                     f"{' and '.join(CREDENTIALS[exchange.name])}; nothing stored"
                 ) from None
             raise ExchangeError(f"{exchange.name} at {host} answered HTTP {status}; nothing stored") from None
+        except requests.exceptions.RetryError:  # the client retries 429 and 5xx four times
+            raise ExchangeError(
+                f"{exchange.name} at {host} kept answering with server errors; nothing stored, "
+                "try again later"
+            ) from None
         except requests.RequestException as exc:
             raise ExchangeError(
                 f"could not reach {exchange.name} at {host} ({type(exc).__name__}); nothing stored"

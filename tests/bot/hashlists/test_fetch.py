@@ -49,6 +49,7 @@ class FakeExchanges:
     ncmec: list[dict[str, Any]] = field(default_factory=list)
     threat_updates: list[dict[str, Any]] = field(default_factory=list)
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    failing: int | None = None  # an HTTP status every request is answered with
     port: int = 0
 
     def url(self, exchange: str) -> str:
@@ -68,7 +69,9 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         query = {key: values[0] for key, values in parse_qs(parts.query).items()}
         self.fake.requests.append((parts.path, query))
-        if parts.path == "/v1/FetchHashes":
+        if self.fake.failing is not None:
+            self._send(self.fake.failing, "text/plain", b"failing")
+        elif parts.path == "/v1/FetchHashes":
             self._stopncii(query)
         elif parts.path == "/ncmec/v2/entries":
             self._ncmec(query)
@@ -458,6 +461,20 @@ def test_an_unreachable_exchange_is_a_clear_error(desk) -> None:
     assert TE_TOKEN.split("|")[1] not in err
 
 
+def test_a_failing_exchange_is_retried_then_a_clear_error(desk) -> None:
+    desk.fake.failing = 503
+    code, report, err = desk.fetch("stopncii")
+    assert (code, report) == (2, None)
+    assert "kept answering with server errors" in err
+    assert len(desk.fake.requests) == 5  # the client's own retries: 4 after the first
+    desk.fake.failing = 400
+    code, _, err = desk.fetch("stopncii")
+    assert (code, err.strip()) == (
+        2,
+        f"error: stopncii at 127.0.0.1:{desk.fake.port} answered HTTP 400; nothing stored",
+    )
+
+
 def test_nothing_secret_or_hashed_reaches_the_log_at_debug(desk, monkeypatch) -> None:
     monkeypatch.setenv("REMOVAL_DESK_LOGGING_LEVEL", "DEBUG")
     desk.fake.stopncii = [stopncii_record(pdq(n), T0 + n) for n in range(1, 4)]
@@ -472,3 +489,20 @@ def test_nothing_secret_or_hashed_reaches_the_log_at_debug(desk, monkeypatch) ->
     for secret in (*(pdq(n) for n in range(1, 10)), SUBSCRIPTION_KEY, FETCH_KEY, NCMEC_PASSWORD, TE_TOKEN,
                    TE_TOKEN.split("|")[1], "access_token"):  # fmt: skip
         assert secret not in log
+
+
+def test_a_fetched_list_is_scanned_as_an_imported_one(desk) -> None:
+    from threatexchange.signal_type.pdq.pdq_hasher import pdq_from_bytes
+
+    coffee = pdq_from_bytes((test_import.DATASET / "coffee.jpg").read_bytes())[0]
+    desk.fake.ncmec = [ncmec_entry("coffee", T0 + 1, pdq=coffee), ncmec_entry("other", T0 + 2, pdq=pdq(1))]
+    code, report, _ = desk.fetch("ncmec")
+    assert (code, report["entries"]) == (0, {"pdq": 2})
+    code, out, _ = desk.run(
+        "hash-lists", "scan", "--index", desk.index, "--db", desk.db, "--source", "ncmec", "--json"
+    )
+    scan = json.loads(out)
+    assert code == 0
+    assert [(hit["list_entry_id"], hit["key"], hit["distance"]) for hit in scan["hits"]] == [
+        ("42-coffee", "coffee.jpg", 0)
+    ]
