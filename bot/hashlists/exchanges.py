@@ -104,6 +104,8 @@ class Fetched:
 
 
 class Exchange(Protocol):
+    """What the fetch command needs of an exchange, whichever it is."""
+
     @property
     def name(self) -> str: ...
 
@@ -116,6 +118,8 @@ class Exchange(Protocol):
 
 @dataclass
 class StopNCII:
+    """StopNCII's hash records; the checkpoint is the last page's ``nextSetTimestamp``."""
+
     client: StopNCIIAPI
     name: str = "stopncii"
     feed: str = "stopncii"
@@ -140,6 +144,8 @@ class StopNCII:
 
 @dataclass
 class NCMEC:
+    """One NCMEC database's entries; the checkpoint is the end of the range read whole."""
+
     client: NCMECHashAPI
     environment: str
     name: str = "ncmec"
@@ -174,6 +180,8 @@ class NCMEC:
 
 @dataclass
 class ThreatExchange:
+    """A privacy group's ``/threat_updates``; the checkpoint is the latest update's time."""
+
     client: ThreatExchangeAPI
     privacy_group: int
     name: str = "threatexchange"
