@@ -29,9 +29,10 @@ if TYPE_CHECKING:
 SHOWN_LINES = 10  # line numbers shown per reason; the count is always whole
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Register the ``hash-lists`` command group on the main parser."""
-    group = commands.add_parser("hash-lists", help="partner hash lists: import or fetch them, scan the index")
+def add_commands(commands: argparse._SubParsersAction) -> argparse._SubParsersAction:  # type: ignore[type-arg]
+    """Register the ``hash-lists`` command group on the main parser; return its subcommands, to
+    which bot.hashlist_fetch_cli adds ``fetch`` (it borrows this module's report helpers)."""
+    group = commands.add_parser("hash-lists", help="partner hash lists: import them, scan the index")
     sub = group.add_subparsers(dest="hash_lists_command", required=True)
     imported = sub.add_parser("import", help="read a hash list and store it in the ticket database")
     imported.add_argument("file", type=Path)
@@ -53,9 +54,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     scan.add_argument("--db", type=Path, help="the ticket database (default: tickets.database in config)")
     scan.add_argument("--json", action="store_true", help="JSON output for scripts")
     scan.add_argument("--out", type=Path, help="also write the JSON report (every hit) to this file")
-    from bot.hashlist_fetch_cli import add_command  # it borrows this module's report helpers
-
-    add_command(sub)
+    return sub
 
 
 def matchable_kinds(folder: Path, settings: Settings) -> frozenset[str]:
@@ -155,8 +154,4 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         from bot.hashlist_scan_cli import scan
 
         return asyncio.run(scan(args, settings))
-    if args.hash_lists_command == "fetch":
-        from bot.hashlist_fetch_cli import fetch_list
-
-        return asyncio.run(fetch_list(args, settings))
     return asyncio.run(_import(args, settings))

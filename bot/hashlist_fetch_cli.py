@@ -57,8 +57,13 @@ def add_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     fetch.add_argument("--json", action="store_true", help="JSON output for scripts")
 
 
-async def fetch_list(args: argparse.Namespace, settings: Settings) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run ``hash-lists fetch``."""
+    return asyncio.run(fetch_list(args, settings))
+
+
+async def fetch_list(args: argparse.Namespace, settings: Settings) -> int:
+    """Fetch, store, move the checkpoint, report; the exit code."""
     # python-threatexchange (and faiss with it) loads only when a list is fetched.
     from bot.hashlists.exchanges import fetch, open_exchange
     from bot.hashlists.fetching import feed_list
