@@ -22,11 +22,10 @@ import io
 from dataclasses import dataclass
 
 import numpy as np
-import pdqhash
 from PIL import Image
 
 from bot.decoding import ALLOWED_FORMATS
-from bot.signals import PDQ, PHash
+from bot.signals import PDQ, PHash, pdq_fast
 from bot.signals.base import pack_bits
 
 
@@ -60,7 +59,7 @@ def hash_whole_picture(data: bytes, fallback: Image.Image) -> WholeHashes:
     with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as image:
         try:
             image.load()
-            bits, quality = pdqhash.compute(library_array(image))
+            bits, quality = pdq_fast.compute(library_array(image))
             phash = PHash.entry_value(PHash.compute(image))
             return WholeHashes(pdq=pack_bits(bits), phash=phash, quality=int(quality))
         except (ValueError, TypeError, OSError):

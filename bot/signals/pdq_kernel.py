@@ -1,0 +1,133 @@
+"""The compiled part of PDQ (see :mod:`bot.signals.pdq_fast`): a picture's luma, blurred and cut
+down to the 64 x 64 samples PDQ's DCT reads, with the float operations of pdqhash's C++.
+
+pdqhash (0.2.8, Meta's ``pdq/cpp``) spends ~80% of a full-size picture's time here: its grey
+conversion is numpy in float64 over the whole picture, and its blur (the Jarosz filter: a running
+box sum along each row, then each column, twice) walks one line at a time, so every pixel waits
+for the addition before it (~8 cycles a pixel and pass). This module does the same arithmetic on
+the same values in the same order *within each line* -- the luma in float64 as numpy evaluates
+``R*0.299 + G*0.587 + B*0.114`` then rounded to float32; each box sum a float32 ``sum += in[r];
+sum -= in[l]`` divided by the window's length as a float32 -- so every value is bit-for-bit the
+library's; only independent lines run side by side (the column pass over a whole row of columns
+at once, which the compiler turns into vector instructions). No ``fastmath``: numba's default
+neither reorders nor fuses float operations (no FMA), which exactness needs.
+
+A module of its own so that importing :mod:`bot.signals` does not load numba (~1 s).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+PDQ_SIDE = 64  # the samples PDQ's DCT reads, along each side
+JAROSZ_PASSES = 2  # PDQ_NUM_JAROSZ_XY_PASSES: two box passes make a tent filter
+
+
+@numba.njit(cache=True, nogil=True)
+def _luma(pixels: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """pdqhash's grey: ``(image[:, :, 0]*0.299 + image[:, :, 1]*0.587 + image[:, :, 2]*0.114)
+    .astype('float32')``, each product and sum in float64 as numpy does them, left to right."""
+    rows, cols = pixels.shape[0], pixels.shape[1]
+    luma = np.empty((rows, cols), np.float32)
+    for i in range(rows):
+        for j in range(cols):
+            value = pixels[i, j, 0] * 0.299 + pixels[i, j, 1] * 0.587
+            value = value + pixels[i, j, 2] * 0.114
+            luma[i, j] = np.float32(value)
+    return luma
+
+
+@numba.njit(cache=True, nogil=True)
+def _box_along_rows(source: np.ndarray, target: np.ndarray, window: int) -> None:  # pragma: no cover
+    """``boxAlongRowsFloat``: each row through ``box1DFloat``'s four phases (growing window,
+    full window, shrinking window), the running sum a float32 as in the C++."""
+    rows, cols = source.shape
+    half = (window + 2) // 2
+    for i in range(rows):
+        total = np.float32(0.0)
+        count = 0
+        for right in range(half - 1):
+            total += source[i, right]
+            count += 1
+        out = 0
+        for right in range(half - 1, window):
+            total += source[i, right]
+            count += 1
+            target[i, out] = total / np.float32(count)
+            out += 1
+        full = np.float32(count)
+        for left in range(cols - window):
+            total += source[i, left + window]
+            total -= source[i, left]
+            target[i, out] = total / full
+            out += 1
+        for left in range(cols - window, cols - window + half - 1):
+            total -= source[i, left]
+            count -= 1
+            target[i, out] = total / np.float32(count)
+            out += 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _box_along_columns(source: np.ndarray, target: np.ndarray, window: int) -> None:  # pragma: no cover
+    """``boxAlongColsFloat``: ``box1DFloat`` down each column, every column's running sum kept
+    side by side and advanced a row at a time (the inner loop over columns vectorises; each
+    column still sees its own additions in the C++'s order)."""
+    rows, cols = source.shape
+    half = (window + 2) // 2
+    totals = np.zeros(cols, np.float32)
+    count = 0
+    for right in range(half - 1):
+        for j in range(cols):
+            totals[j] += source[right, j]
+        count += 1
+    out = 0
+    for right in range(half - 1, window):
+        count += 1
+        size = np.float32(count)
+        for j in range(cols):
+            total = totals[j] + source[right, j]
+            totals[j] = total
+            target[out, j] = total / size
+        out += 1
+    full = np.float32(count)
+    for left in range(rows - window):
+        for j in range(cols):
+            total = totals[j] + source[left + window, j]
+            total = total - source[left, j]
+            totals[j] = total
+            target[out, j] = total / full
+        out += 1
+    for left in range(rows - window, rows - window + half - 1):
+        count -= 1
+        size = np.float32(count)
+        for j in range(cols):
+            total = totals[j] - source[left, j]
+            totals[j] = total
+            target[out, j] = total / size
+        out += 1
+
+
+@numba.njit(cache=True, nogil=True)
+def downsample(pixels: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """The (64, 64) float32 buffer ``pdqFloat256FromFloatLuma`` hands its quality metric and DCT,
+    for an (rows, cols, >= 3) uint8 array of at least 5 x 5 pixels: luma, the Jarosz filter with
+    ``computeJaroszFilterWindowSize``'s windows, then ``decimateFloat``'s sample centres (a
+    64 x 64 picture is taken as it is, as the C++ does)."""
+    luma = _luma(pixels)
+    rows, cols = luma.shape
+    if rows == PDQ_SIDE and cols == PDQ_SIDE:
+        return luma
+    along_rows = (cols + 2 * PDQ_SIDE - 1) // (2 * PDQ_SIDE)
+    along_columns = (rows + 2 * PDQ_SIDE - 1) // (2 * PDQ_SIDE)
+    scratch = np.empty_like(luma)
+    for _ in range(JAROSZ_PASSES):
+        _box_along_rows(luma, scratch, along_rows)
+        _box_along_columns(scratch, luma, along_columns)
+    samples = np.empty((PDQ_SIDE, PDQ_SIDE), np.float32)
+    for i in range(PDQ_SIDE):
+        row = int(((i + 0.5) * rows) / PDQ_SIDE)
+        for j in range(PDQ_SIDE):
+            samples[i, j] = luma[row, int(((j + 0.5) * cols) / PDQ_SIDE)]
+    return samples
