@@ -27,7 +27,7 @@ from bot.hashing import EntryHashes, EntryPart, hash_entry
 from bot.index.sources import SourceError, SourceItem
 from bot.index.storage import DatasetEntry
 from bot.index.units import ReadTask, read_task
-from bot.signals import SignalValues, signal_keywords, signal_kinds
+from bot.signals import SignalValues, pdq_fast, signal_keywords, signal_kinds
 from bot.verification import CHROMA_SIDE, THUMBNAIL_SIDE
 from bot.whole_picture import WholeColumns, hash_whole_picture
 
@@ -231,6 +231,7 @@ class ProcessRunner:
         self._context = multiprocessing.get_context("fork") if "fork" in methods else None
         self._settings = settings
         self._workers = workers
+        pdq_fast.load()  # compiled PDQ kernel (numba) loaded once here, inherited by every worker
         self._pool = self._new_pool(workers)
         self._pool.submit(int).result()
         # Enough queued batches that no worker waits for the next one, few enough that a slow
