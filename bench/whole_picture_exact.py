@@ -105,7 +105,9 @@ def main() -> None:
             f"{figures['whole_equal']}; pdq_fast equal to pdqhash.compute at full size: "
             f"{figures['kernel_equal']}, on the work picture: {figures['work_equal']}"
         )
-        print(f"full-size PDQ per picture: pdqhash {timing['library']:.2f} ms, pdq_fast {timing['fast']:.2f} ms")
+        print(
+            f"full-size PDQ per picture: pdqhash {timing['library']:.2f} ms, pdq_fast {timing['fast']:.2f} ms"
+        )
         for line in figures["differ"]:  # type: ignore[attr-defined]
             print("DIFFERS", line)
     if figures["differ"]:

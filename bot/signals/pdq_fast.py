@@ -28,7 +28,7 @@ import pdqhash.bindings
 # facebook::pdq::hashing::pdqHash256FromFloatLuma(float*, float*, int, int, float[64][64],
 # float[16][64], float[16][16], Hash256&, int&), as g++ names it.
 _HASH_FROM_LUMA = "_ZN8facebook3pdq7hashing23pdqHash256FromFloatLumaEPfS2_iiPA64_fS4_PA16_fRNS1_7Hash256ERi"
-_MIN_SIDE = 5  # MIN_HASHABLE_DIM: pdqhash gives a zero hash of quality 0 under it
+_MIN_SIDE = 5  # pdq_kernel.MIN_SIDE, PDQ's MIN_HASHABLE_DIM (importing the kernel loads numba)
 _BIT_NUMBERS = np.arange(256)
 
 

@@ -22,6 +22,8 @@ import numpy as np
 
 PDQ_SIDE = 64  # the samples PDQ's DCT reads, along each side
 JAROSZ_PASSES = 2  # PDQ_NUM_JAROSZ_XY_PASSES: two box passes make a tent filter
+MIN_SIDE = 5  # MIN_HASHABLE_DIM: pdqhash gives a zero hash of quality 0 under it
+ROWS_AT_ONCE = 4  # the row pass's interleave: 1.45 -> 1.04 ms a 1024 x 684 pass (8: no better)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -41,31 +43,46 @@ def _luma(pixels: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
 @numba.njit(cache=True, nogil=True)
 def _box_along_rows(source: np.ndarray, target: np.ndarray, window: int) -> None:  # pragma: no cover
     """``boxAlongRowsFloat``: each row through ``box1DFloat``'s four phases (growing window,
-    full window, shrinking window), the running sum a float32 as in the C++."""
+    full window, shrinking window), the running sum a float32 as in the C++.
+
+    Four rows at a time: one row's sums wait on each other (~8 cycles a pixel), four rows' do
+    not. Needs 4+ rows (the fast path's pictures have 5+); the last block overlaps the one
+    before it when the rows do not divide by four, which writes the same values again."""
     rows, cols = source.shape
     half = (window + 2) // 2
-    for i in range(rows):
-        total = np.float32(0.0)
+    totals = np.zeros(ROWS_AT_ONCE, np.float32)
+    for block in range(0, rows, ROWS_AT_ONCE):
+        first = min(block, rows - ROWS_AT_ONCE)
+        totals[:] = 0.0
         count = 0
         for right in range(half - 1):
-            total += source[i, right]
+            for r in range(ROWS_AT_ONCE):
+                totals[r] += source[first + r, right]
             count += 1
         out = 0
         for right in range(half - 1, window):
-            total += source[i, right]
             count += 1
-            target[i, out] = total / np.float32(count)
+            size = np.float32(count)
+            for r in range(ROWS_AT_ONCE):
+                total = totals[r] + source[first + r, right]
+                totals[r] = total
+                target[first + r, out] = total / size
             out += 1
         full = np.float32(count)
         for left in range(cols - window):
-            total += source[i, left + window]
-            total -= source[i, left]
-            target[i, out] = total / full
+            for r in range(ROWS_AT_ONCE):
+                total = totals[r] + source[first + r, left + window]
+                total = total - source[first + r, left]
+                totals[r] = total
+                target[first + r, out] = total / full
             out += 1
         for left in range(cols - window, cols - window + half - 1):
-            total -= source[i, left]
             count -= 1
-            target[i, out] = total / np.float32(count)
+            size = np.float32(count)
+            for r in range(ROWS_AT_ONCE):
+                total = totals[r] - source[first + r, left]
+                totals[r] = total
+                target[first + r, out] = total / size
             out += 1
 
 
@@ -115,6 +132,8 @@ def downsample(pixels: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
     for an (rows, cols, >= 3) uint8 array of at least 5 x 5 pixels: luma, the Jarosz filter with
     ``computeJaroszFilterWindowSize``'s windows, then ``decimateFloat``'s sample centres (a
     64 x 64 picture is taken as it is, as the C++ does)."""
+    if pixels.shape[0] < MIN_SIDE or pixels.shape[1] < MIN_SIDE:
+        raise ValueError("PDQ's kernel takes pictures of 5 x 5 pixels or more")
     luma = _luma(pixels)
     rows, cols = luma.shape
     if rows == PDQ_SIDE and cols == PDQ_SIDE:
