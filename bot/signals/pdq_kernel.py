@@ -26,6 +26,14 @@ MIN_SIDE = 5  # MIN_HASHABLE_DIM: pdqhash gives a zero hash of quality 0 under i
 ROWS_AT_ONCE = 4  # the row pass's interleave: 1.45 -> 1.04 ms a 1024 x 684 pass (8: no better)
 
 
+# Each channel value's product with its luma weight, as numpy forms it for pdqhash (a uint8 times a
+# Python float is that value as a float64 times the weight): looked up, not multiplied, which
+# halves the grey conversion's time and gives the same float64s.
+_RED = np.arange(256) * 0.299
+_GREEN = np.arange(256) * 0.587
+_BLUE = np.arange(256) * 0.114
+
+
 @numba.njit(cache=True, nogil=True)
 def _luma(pixels: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
     """pdqhash's grey: ``(image[:, :, 0]*0.299 + image[:, :, 1]*0.587 + image[:, :, 2]*0.114)
@@ -34,9 +42,8 @@ def _luma(pixels: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
     luma = np.empty((rows, cols), np.float32)
     for i in range(rows):
         for j in range(cols):
-            value = pixels[i, j, 0] * 0.299 + pixels[i, j, 1] * 0.587
-            value = value + pixels[i, j, 2] * 0.114
-            luma[i, j] = np.float32(value)
+            value = _RED[pixels[i, j, 0]] + _GREEN[pixels[i, j, 1]]
+            luma[i, j] = np.float32(value + _BLUE[pixels[i, j, 2]])
     return luma
 
 

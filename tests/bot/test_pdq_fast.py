@@ -63,3 +63,15 @@ def test_arrays_the_kernel_is_not_for_go_to_pdqhash_itself():
         pdqhash.compute(np.zeros((32, 32, 3), np.int32))
     with pytest.raises(ValueError, match="dtype"):
         pdq_fast.compute(np.zeros((32, 32, 3), np.int32))
+
+
+def test_the_grey_of_every_colour_is_pdqhashs():
+    """The luma pdqhash computes in numpy (float64, then float32), for all 2**24 RGB colours."""
+    from bot.signals.pdq_kernel import _luma
+
+    green, blue = np.mgrid[0:256, 0:256].astype(np.uint8)
+    for red in range(256):
+        image = np.stack([np.full_like(green, red), green, blue], axis=2)
+        grey = image[:, :, 0] * 0.299 + image[:, :, 1] * 0.587 + image[:, :, 2] * 0.114
+        expected = grey.astype("float32")
+        assert _luma(image).tobytes() == expected.tobytes()
