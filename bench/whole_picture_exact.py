@@ -1,7 +1,8 @@
 """Whether the whole-picture hashes an index keeps are exactly what partner lists compute, on every
-picture of the dev sets: python-threatexchange's ``pdq_hasher.pdq_from_bytes`` (PDQ and quality)
-and ``imagehash.phash(Image.open(f))``; and whether bot.signals.pdq_fast gives pdqhash.compute's
-bits and quality on each decoded picture, whole and as the work picture (decode_picture's).
+picture of the dev sets hashed as the build hashes it (``hash_item``): python-threatexchange's
+``pdq_hasher.pdq_from_bytes`` (PDQ and quality) and ``imagehash.phash(Image.open(f))``; and
+whether bot.signals.pdq_fast gives pdqhash.compute's bits and quality on each decoded picture,
+whole and as the work picture (decode_picture's).
 
 Usage: python -m bench.whole_picture_exact [--json] [FOLDER ...]
 (default: every file under /tmp/devset and /tmp/hardset, see ../shared/README.md).
@@ -26,9 +27,12 @@ from threatexchange.signal_type.pdq.pdq_hasher import pdq_from_bytes
 
 from bench import DEVSET, HARDSET
 from bot.config import load_settings
-from bot.decoding import ImageRejectedError, decode_picture
+from bot.decoding import decode_picture
+from bot.index.batches import hash_item
+from bot.index.sources import SourceItem
+from bot.index.storage import DatasetEntry
 from bot.signals import PDQ, pdq_fast
-from bot.whole_picture import hash_whole_picture, library_array
+from bot.whole_picture import library_array
 
 PICTURE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp"}
 
@@ -46,12 +50,11 @@ def compare(files: list[Path]) -> dict[str, object]:
     seconds = {"library": 0.0, "fast": 0.0}
     for path in files:
         data = path.read_bytes()
-        try:
-            work = decode_picture(data, settings.decoding).image
-        except ImageRejectedError:
-            counts["refused"] += 1
+        _, hashes, _ = hash_item(SourceItem(DatasetEntry(path.name), picture=data), settings)
+        if hashes is None or hashes.whole is None:
+            counts["refused"] += 1  # by decode_picture: too small, too thin, ...
             continue
-        got = hash_whole_picture(data, work)
+        got, work = hashes.whole, decode_picture(data, settings.decoding).image
         expected_hex, expected_quality = pdq_from_bytes(data)
         expected_phash = int(str(imagehash.phash(Image.open(path))), 16)
         if (PDQ.to_hex(got.pdq), got.quality, got.phash) == (expected_hex, expected_quality, expected_phash):

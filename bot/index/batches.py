@@ -49,11 +49,11 @@ def hash_item(
         return item.entry, item.hashes, item.problem
     assert item.picture is not None
     try:
-        picture = decode_picture(item.picture, settings.decoding)
+        picture = decode_picture(item.picture, settings.decoding, keep_full=True)
     except ImageRejectedError as rejected:
         return item.entry, None, rejected.reason
     hashes = hash_entry(picture.image, settings.hashing)
-    whole = hash_whole_picture(item.picture, picture.image)
+    whole = hash_whole_picture(item.picture, picture.image, picture.full)
     return item.entry, replace(hashes, whole=whole), None
 
 
