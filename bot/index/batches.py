@@ -41,7 +41,8 @@ def hash_item(
 
     This is ``hash_entry(decode_picture(...))``, exactly what a query's original would give, so an
     entry of the index and a copy checked later are hashed the same way; and the whole picture's
-    hashes as a partner hash list computes them (:mod:`bot.whole_picture`), for hash-list scans.
+    hashes as a partner hash list computes them (:mod:`bot.whole_picture`), for hash-list scans,
+    unless ``[index] whole_picture_hashes`` is off.
     """
     settings = settings or _worker_settings
     assert settings is not None, "hash_item needs settings (the pool initializer sets them)"
@@ -49,11 +50,12 @@ def hash_item(
         return item.entry, item.hashes, item.problem
     assert item.picture is not None
     try:
-        picture = decode_picture(item.picture, settings.decoding, keep_full=True)
+        keep = settings.index.whole_picture_hashes
+        picture = decode_picture(item.picture, settings.decoding, keep_full=keep)
     except ImageRejectedError as rejected:
         return item.entry, None, rejected.reason
     hashes = hash_entry(picture.image, settings.hashing)
-    whole = hash_whole_picture(item.picture, picture.image, picture.full)
+    whole = hash_whole_picture(item.picture, picture.image, picture.full) if keep else None
     return item.entry, replace(hashes, whole=whole), None
 
 
