@@ -227,6 +227,13 @@ class LoggingSettings:
 
 
 @dataclass(frozen=True)
+class HashListSettings:
+    """Partner hash lists (bot.hashlists): the sources whose hits need no review."""
+
+    auto_approve: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class HealthSettings:
     """The bot's /healthz and /metrics server (bot.health_server); port 0: none."""
 
@@ -244,6 +251,7 @@ class Settings:
     discord: DiscordSettings
     download: DownloadSettings
     logging: LoggingSettings
+    hash_lists: HashListSettings
     health: HealthSettings
 
 

@@ -53,6 +53,19 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     scan.add_argument("--db", type=Path, help="the ticket database (default: tickets.database in config)")
     scan.add_argument("--json", action="store_true", help="JSON output for scripts")
     scan.add_argument("--out", type=Path, help="also write the JSON report (every hit) to this file")
+    scan.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        default=None,
+        help="scan on the Dask cluster whose scheduler is at ADDRESS (tcp://host:8786): every part at "
+        "once, each by a worker that can read it",
+    )
+    scan.add_argument(
+        "--file",
+        action="store_true",
+        dest="file_hits",
+        help="file the hits as tickets for review (each hit once; [hash_lists] auto_approve applies)",
+    )
 
 
 def matchable_kinds(folder: Path, settings: Settings) -> frozenset[str]:

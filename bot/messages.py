@@ -18,7 +18,7 @@ from typing import Any
 
 from bot import i18n
 from bot.tickets.lifecycle import TicketState
-from bot.tickets.models import Ticket
+from bot.tickets.models import ListOrigin, MatchedEntry, Ticket
 
 Locale = object  # a Discord locale (``discord.Locale`` or its value, "de", "en-US"); None: English
 
@@ -322,6 +322,38 @@ def card_filed(when: str, source: str) -> str:
 
 def decided_by(state: str) -> str:
     return f"{state.capitalize()} by"
+
+
+LIST_HIT_GUIDANCE = (
+    "A partner organisation's hash list matched these entries; there is no requester to tell. "
+    "Judge the entries by their URL (or key); the list carries a hash, never a picture."
+)
+LIST_HIT_FIELD = "From a partner hash list"
+POLICY_FIELD = "Approved by policy"
+BITS = {"pdq": 256, "phash": 64}
+
+
+def list_origin(origin: ListOrigin) -> str:
+    """Which list, line and hash filed a hit ticket, as a maintainer reads it."""
+    own_id = f", its id `{origin.list_entry_id}`" if origin.list_entry_id else ""
+    category = f", category `{origin.category}`" if origin.category else ""
+    return (
+        f"`{origin.source}` (list {origin.list_id}, line {origin.line}{own_id}{category}): "
+        f"{origin.signal_type} `{origin.hash}`"
+    )
+
+
+def list_hit_closeness(entry: MatchedEntry, signal: str) -> str:
+    """How near a list's hash lies to the entry's whole picture (a hash-only match: no closeness
+    words, which describe a verified match of a person's picture)."""
+    if signal == "md5":
+        return "the file's MD5 is the list's: the very same file"
+    distance = entry.pdq_distance if signal == "pdq" else entry.phash_distance
+    return f"{signal} {distance}/{BITS.get(signal, '?')} bits from the entry's whole picture"
+
+
+def policy_approval(origin: ListOrigin) -> str:
+    return f"`{origin.policy}` approves every hit of the `{origin.source}` list (no maintainer decided it)"
 
 
 def more_entries(count: int) -> str:

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from bot.removals.export import FORMATS, export_removal_list, format_for
 from bot.tickets.backup import backup_database, restore_database
 from bot.tickets.intake import file_removal_request
 from bot.tickets.lifecycle import TicketAction, TicketError, TicketState
-from bot.tickets.models import AuditEvent, Ticket
+from bot.tickets.models import AuditEvent, MatchedEntry, Ticket
 from bot.tickets.stats import RECENT_DAYS, TicketStats
 from bot.tickets.store import TicketStore
 
@@ -147,8 +148,18 @@ def describe_ticket(ticket: Ticket) -> str:
         + (f" (linked to {ticket.linked_to})" if ticket.linked_to else "")
         + (f", claimed by {ticket.assignee}" if ticket.state is TicketState.CLAIMED else ""),
         f"  filed {ticket.created_at} via {ticket.source}; "
-        + ("requester data erased" if ticket.erased_at else "requester known"),
+        + (
+            "no requester: a partner hash list's hit"
+            if ticket.list_hit
+            else "requester data erased"
+            if ticket.erased_at
+            else "requester known"
+        ),
     ]
+    if ticket.list_hit:
+        lines.append(f"  from hash list {messages.list_origin(ticket.list_hit)}")
+        if ticket.approved_by_policy:
+            lines.append(f"  approved by policy: {messages.policy_approval(ticket.list_hit)}")
     if ticket.flagged:
         lines.append(f"  FLAGGED: {ticket.flag_reason}")
     if ticket.note:
@@ -157,10 +168,15 @@ def describe_ticket(ticket: Ticket) -> str:
         lines.append(f"  decided by {ticket.decided_by} at {ticket.closed_at}: {ticket.decision_reason}")
     lines.append(f"  {len(ticket.entries)} entr{'y' if len(ticket.entries) == 1 else 'ies'}:")
     lines.extend(
-        f"    {entry.key}  pdq {entry.pdq_distance}/256 phash {entry.phash_distance}/64  {entry.url or '-'}"
-        for entry in ticket.entries
+        f"    {entry.key}  {_closeness(ticket, entry)}  {entry.url or '-'}" for entry in ticket.entries
     )
     return "\n".join(lines)
+
+
+def _closeness(ticket: Ticket, entry: MatchedEntry) -> str:
+    if ticket.list_hit is not None:
+        return messages.list_hit_closeness(entry, ticket.list_hit.signal_type)
+    return f"pdq {entry.pdq_distance}/256 phash {entry.phash_distance}/64"
 
 
 def _describe_event(event: AuditEvent) -> str:
@@ -288,8 +304,14 @@ async def _export(args: argparse.Namespace, settings: Settings) -> int:
     if args.te_pdq is not None:
         from bot.hashlists.export import write_te_pdq  # python-threatexchange: loaded when asked for
 
-        document["te_pdq"] = {"path": str(args.te_pdq), "hashes": write_te_pdq(args.te_pdq, rows)}
-        text += f"; {document['te_pdq']['hashes']} PDQ hashes (ThreatExchange list) -> {args.te_pdq}"
+        exported = write_te_pdq(args.te_pdq, rows)
+        document["te_pdq"] = {"path": str(args.te_pdq), **asdict(exported)}
+        text += f"; {exported.hashes} whole-picture PDQ hashes (ThreatExchange list) -> {args.te_pdq}"
+        if exported.without_whole_pdq:
+            text += (
+                f" ({exported.without_whole_pdq} approved entries left out: no whole-picture PDQ was kept"
+                " for them; rebuild their index and file again to include them)"
+            )
     _emit(args, document, text)
     return 0
 

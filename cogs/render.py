@@ -75,11 +75,20 @@ def check_result(found: list[FoundEntry], intro: str, *, locale: str | None = No
 
 def ticket_embed(ticket: Ticket, overlapping: list[str] | None = None) -> discord.Embed:
     """The review card: the dataset's own entries (never the requester's picture)."""
+    origin = ticket.list_hit
     embed = discord.Embed(
         title=messages.card_title(ticket.id, ticket.state),
         colour=_COLOURS[ticket.state],
-        description=messages.card_filed(when(ticket.created_at), ticket.source),
+        description=messages.card_filed(when(ticket.created_at), ticket.source)
+        if origin is None
+        else f"{when(ticket.created_at)}: {messages.LIST_HIT_GUIDANCE}",
     )
+    if origin is not None:
+        embed.add_field(
+            name=messages.LIST_HIT_FIELD, value=_short(messages.list_origin(origin), 1000), inline=False
+        )
+        if ticket.approved_by_policy:
+            embed.add_field(name=messages.POLICY_FIELD, value=messages.policy_approval(origin), inline=False)
     if ticket.flagged:
         embed.add_field(name=messages.FLAGGED_FIELD, value=_short(ticket.flag_reason, 1000), inline=False)
     if ticket.note:
@@ -100,8 +109,11 @@ def ticket_embed(ticket: Ticket, overlapping: list[str] | None = None) -> discor
         )
     shown = 0
     for entry in ticket.entries[:MAX_LISTED]:
-        closeness = messages.closeness(entry.pdq_distance)
-        value = f"{closeness} (PDQ {entry.pdq_distance}/256)\n{_short(entry.url, 400)}"
+        if origin is None:
+            closeness = f"{messages.closeness(entry.pdq_distance)} (PDQ {entry.pdq_distance}/256)"
+        else:
+            closeness = messages.list_hit_closeness(entry, origin.signal_type)
+        value = f"{closeness}\n{_short(entry.url, 400)}"
         if not _add_listed(embed, _short(entry.key, 250), value):
             break
         shown += 1
@@ -114,6 +126,8 @@ def ticket_line(ticket: Ticket, *, locale: str | None = None) -> str:
     """One ticket in a list: ``/tickets`` (English), or the requester's ``/mytickets`` (``locale``)."""
     claimed_by = f"<@{ticket.assignee}>" if ticket.state is TicketState.CLAIMED else None
     extras = messages.ticket_line_extras(claimed_by, ticket.flagged, locale=locale)
+    if ticket.list_hit is not None:  # only maintainers list such tickets: no requester has one
+        extras += f" · list `{ticket.list_hit.source}`"
     entries = messages.entries_of(len(ticket.entries), locale=locale)
     state = messages.state_name(ticket.state, locale)
     return f"`{ticket.id}` {state} · {entries} · {when(ticket.created_at)}{extras}"

@@ -32,7 +32,8 @@ from __future__ import annotations
 import bisect
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -40,8 +41,11 @@ from threatexchange.signal_type.pdq.pdq_utils import PDQ_CONFIDENT_MATCH_THRESHO
 from threatexchange.signal_type.pdq.signal import PdqSignal
 
 from bot.errors import RemovalDeskError
-from bot.index.parts import Part, open_part, read_parts
+from bot.index.parts import open_served
+from bot.index.search import HashIndex, Searchable
 from bot.index.storage import IndexFormatError, ShardReader
+from bot.signals import PDQ, PHash
+from bot.tickets.models import MatchedEntry
 
 PDQ_MAX_DISTANCE = PDQ_CONFIDENT_MATCH_THRESHOLD  # 31
 PDQ_MIN_QUALITY = PdqSignal.QUALITY_THRESHOLD  # 50
@@ -49,6 +53,7 @@ PHASH_MAX_DISTANCE = 4
 MAX_DISTANCE = {"pdq": PDQ_MAX_DISTANCE, "phash": PHASH_MAX_DISTANCE}
 WORDS = {"pdq": 4, "phash": 1}
 SCANNED_SIGNALS = tuple(MAX_DISTANCE)
+NOT_COMPARED = -1  # a ticket entry's distance for the signal type the list hash is not
 
 CHUNK = 1 << 16  # entries compared at once: a few MB, whatever the shard's size
 NUMPY_BELOW = 4  # lists shorter than this are compared by numpy (faster there, measured)
@@ -63,6 +68,7 @@ class ListHash:
     signal: str
     hash: str
     entry_id: str | None = None
+    category: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,15 @@ class ScanHit:
     key: str
     url: str | None
     distance: int
+    ticket_entry: MatchedEntry | None = None  # what a ticket keeps of the entry, if filed
+
+    def in_part(self, part: str) -> ScanHit:
+        """The hit named as the served index names it: PART/SHARD/ROW."""
+        if not part:
+            return self
+        entry = f"{part}/{self.entry}"
+        kept = None if self.ticket_entry is None else replace(self.ticket_entry, entry_id=entry)
+        return replace(self, entry=entry, ticket_entry=kept)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -98,6 +113,15 @@ class ScanReport:
     @property
     def complete(self) -> bool:
         return not self.unscannable
+
+    def add(self, part: str, found: ScanReport) -> None:
+        """Take in one part's report (its names made PART/SHARD/ROW)."""
+        self.hits.extend(hit.in_part(part) for hit in found.hits)
+        self.entries += found.entries
+        self.low_quality += found.low_quality
+        self.unscannable.update(
+            {f"{part}/{name}" if part else name: why for name, why in found.unscannable.items()}
+        )
 
 
 @dataclass(frozen=True)
@@ -207,35 +231,52 @@ def _picture_rows(shard: ShardReader) -> Callable[[int], int]:
 
 def scan_index(folder: Path, hashes: Sequence[ListHash]) -> ScanReport:
     """Every hash of ``hashes`` (PDQ and pHash; others are not scanned) against every entry of the
-    index at ``folder`` (an index or a folder of parts), by the module's hash-only rule."""
+    index at ``folder`` (an index or a folder of parts), part after part in this process, by the
+    module's hash-only rule."""
+    return scan_served(open_served(folder), hashes)
+
+
+def scan_served(index: Searchable, hashes: Sequence[ListHash]) -> ScanReport:
+    """:func:`scan_index` over a served index: each part scanned where the index keeps it (in
+    turn here, or by its Dask worker, all at once, for a :class:`bot.index.served.DaskIndex`);
+    IncompleteSearchError (bot.index.parts) naming a part that could not be reached."""
     started = time.perf_counter()
     report = ScanReport()
-    by_signal = {signal: [h for h in hashes if h.signal == signal] for signal in SCANNED_SIGNALS}
-    report.hashes = {signal: len(listed) for signal, listed in by_signal.items() if listed}
-    matchers = {
-        signal: (listed, ListMatcher(np.stack([hash_words(h.hash) for h in listed]), MAX_DISTANCE[signal]))
-        for signal, listed in by_signal.items()
-        if listed
+    for part_name, found in index.each_part(partial(scan_part, hashes=tuple(hashes))):
+        report.add(part_name, found)
+    report.hashes = {
+        signal: count for signal in SCANNED_SIGNALS if (count := sum(h.signal == signal for h in hashes))
     }
-    for part in read_parts(folder):
-        for shard in open_part(part.path).shards:
-            _scan_shard(part, shard, matchers, report)
     report.hits.sort(key=lambda hit: (hit.list_hash.list_id, hit.list_hash.line, hit.distance, hit.entry))
     report.seconds = time.perf_counter() - started
     return report
 
 
+def scan_part(index: HashIndex, hashes: Sequence[ListHash]) -> ScanReport:
+    """One part's (or one plain index's) scan, its hits named SHARD/ROW: run where the part is
+    (a module-level function, so a Dask worker can run it)."""
+    by_signal = {signal: [h for h in hashes if h.signal == signal] for signal in SCANNED_SIGNALS}
+    matchers = {
+        signal: (listed, ListMatcher(np.stack([hash_words(h.hash) for h in listed]), MAX_DISTANCE[signal]))
+        for signal, listed in by_signal.items()
+        if listed
+    }
+    report = ScanReport()
+    for shard in index.shards:
+        _scan_shard(index, shard, matchers, report)
+    return report
+
+
 def _scan_shard(
-    part: Part,
+    index: HashIndex,
     shard: ShardReader,
     matchers: dict[str, tuple[list[ListHash], ListMatcher]],
     report: ScanReport,
 ) -> None:
-    name = part.qualified(shard.name)
     try:
         whole = whole_columns(shard)
     except UnscannableShardError as exc:
-        report.unscannable[name] = str(exc)
+        report.unscannable[shard.name] = str(exc)
         return
     picture_row = _picture_rows(shard)
     usable = np.asarray(whole.quality) >= PDQ_MIN_QUALITY
@@ -244,7 +285,30 @@ def _scan_shard(
     for signal, (listed, matcher) in matchers.items():
         allowed = usable if signal == "pdq" else None
         for number, position, distance in column_pairs(matcher, whole.column(signal), allowed):
-            entry = shard.record(number)
-            report.hits.append(
-                ScanHit(listed[position], f"{name}/{picture_row(number)}", entry.key, entry.url, distance)
-            )
+            report.hits.append(_hit(index, shard, picture_row(number), listed[position], distance))
+
+
+def _hit(index: HashIndex, shard: ShardReader, row: int, list_hash: ListHash, distance: int) -> ScanHit:
+    """A hit, with what a ticket keeps of its entry read where the shard is: the row's hashes
+    (which the hash blocklist carries) and the entry's whole-picture PDQ (which the ThreatExchange
+    export carries), so that filing needs no second visit to the part. The list hash's distance
+    goes in its signal's column; the other's is -1 (not compared: a list hash is of one type)."""
+    described = shard.entry(row)
+    hashes = index.filed_hashes(shard.name, row)
+    whole = hashes.whole
+    signal = list_hash.signal
+    entry = MatchedEntry(
+        key=described.key,
+        url=described.url,
+        caption=described.caption,
+        entry_id=f"{shard.name}/{row}",
+        phash=PHash.to_hex(hashes.phash),
+        pdq=PDQ.to_hex(hashes.pdq),
+        quality=hashes.quality,
+        pdq_distance=distance if signal == "pdq" else NOT_COMPARED,
+        phash_distance=distance if signal == "phash" else NOT_COMPARED,
+        variant=f"list:{signal}",
+        whole_pdq=None if whole is None else PDQ.to_hex(whole.pdq),
+        whole_quality=None if whole is None else whole.quality,
+    )
+    return ScanHit(list_hash, entry.entry_id, entry.key, entry.url, distance, entry)

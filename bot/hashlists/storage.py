@@ -134,11 +134,12 @@ async def list_hashes(store: TicketStore, list_ids: Sequence[int]) -> list[ListH
     found: list[ListHash] = []
     for list_id in list_ids:
         async with store.database.reader.execute(
-            "SELECT list_id, line, signal_type, hash, entry_id FROM hash_list_entries "
+            "SELECT list_id, line, signal_type, hash, entry_id, category FROM hash_list_entries "
             "WHERE list_id = ? ORDER BY line",
             (list_id,),
         ) as cursor:
             found.extend(
-                ListHash(int(r[0]), int(r[1]), str(r[2]), str(r[3]), r[4]) for r in await cursor.fetchall()
+                ListHash(int(r[0]), int(r[1]), str(r[2]), str(r[3]), r[4], r[5])
+                for r in await cursor.fetchall()
             )
     return found

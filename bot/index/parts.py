@@ -196,7 +196,7 @@ def search_part(part: Part, request: PartQuery, worker: str | None = None) -> Pa
 
 def part_entry_hashes(part: Part, shard: str, row: int) -> EntryHashes:
     """The hashes ``part`` stores for row ``row`` of its shard ``shard`` (bare name)."""
-    return open_part(part.path).row_hashes(shard, row)
+    return open_part(part.path).filed_hashes(shard, row)
 
 
 def on_part(part: Part, function: Callable[[HashIndex], T]) -> T:

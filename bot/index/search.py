@@ -27,6 +27,7 @@ from bot.index.storage import DatasetEntry, Manifest, ShardReader
 from bot.matching import EntryMatch, MatchDistance, phash_limits, verification_order
 from bot.signals import SEARCHED, checked_kinds, ranked_kinds, signal_kinds
 from bot.verification import QueryViews, correlation_passes, has_thumbnail, unjudgeable
+from bot.whole_picture import WholeHashes
 
 log = logging.getLogger(__name__)
 
@@ -337,7 +338,11 @@ class HashIndex:
         return self._by_name[name]
 
     def describe(self, match: EntryMatch) -> DatasetEntry:
-        return self._shard(match.shard).entry(match.row)
+        return self.describe_row(match.shard, match.row)
+
+    def describe_row(self, shard_name: str, row: int) -> DatasetEntry:
+        """The dataset's description (key, URL, caption) of row ``row``'s entry."""
+        return self._shard(shard_name).entry(row)
 
     def part_box(self, match: EntryMatch) -> tuple[float, float, float, float] | None:
         """Where in the entry's picture the matched photograph lies; None: the whole picture."""
@@ -345,7 +350,20 @@ class HashIndex:
 
     def entry_hashes(self, match: EntryMatch) -> EntryHashes:
         """The hashes the index stores for a matched entry (a removal list carries them)."""
-        return self.row_hashes(match.shard, match.row)
+        return self.filed_hashes(match.shard, match.row)
+
+    def filed_hashes(self, shard_name: str, row: int) -> EntryHashes:
+        """What a ticket keeps of row ``row``'s entry: the row's hashes and the entry's
+        whole-picture hashes where the shard keeps them (one row of each mapped file: filing
+        reads them, a check never does)."""
+        hashes = self.row_hashes(shard_name, row)
+        shard = self._shard(shard_name)
+        pdq, phash, quality = shard.whole_pdq, shard.whole_phash, shard.whole_quality
+        if pdq is None or phash is None or quality is None:
+            return hashes
+        number = shard.entry_number(row)
+        whole = WholeHashes(np.array(pdq[number], np.uint64), int(phash[number]), int(quality[number]))
+        return replace(hashes, whole=whole)
 
     def row_hashes(self, shard_name: str, row: int) -> EntryHashes:
         """The hashes the index stores for row ``row`` of shard ``shard_name``."""

@@ -42,6 +42,11 @@ REMOVAL_SCHEMA = pa.schema(
         ("ticket_id", pa.string()),
         ("decided_at", pa.string()),
         ("added_in", pa.int64()),
+        # the entry's whole-picture PDQ (what a platform's PDQ of the picture is near); may be empty
+        ("whole_pdq", pa.string()),
+        # set when a partner hash list's hit removed the entry: the list's source and its own id
+        ("removed_by_list", pa.string()),
+        ("list_entry_id", pa.string()),
     ]
 )
 

@@ -71,7 +71,7 @@ async def create_ticket(
         await _check_limit(db, requester, database.settings.max_open_per_requester)
         primary = await _primary_for(db, unique, requester)
         now = database.now()
-        ticket_id = await _unused_id(db)
+        ticket_id = await unused_ticket_id(db)
         state, decided_by, reason, closed_at = TicketState.OPEN, None, None, None
         if primary is not None and primary.state is TicketState.APPROVED:
             state, decided_by, closed_at = TicketState.APPROVED, primary.decided_by, now
@@ -107,27 +107,7 @@ async def create_ticket(
                 closed_at,
             ),
         )
-        await db.executemany(
-            f"INSERT INTO ticket_entries (ticket_id, position, {ENTRY_COLUMNS})"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    ticket_id,
-                    position,
-                    entry.key,
-                    entry.url,
-                    entry.caption,
-                    entry.entry_id,
-                    entry.phash,
-                    entry.pdq,
-                    entry.quality,
-                    entry.pdq_distance,
-                    entry.phash_distance,
-                    entry.variant,
-                )
-                for position, entry in enumerate(unique)
-            ],
-        )
+        await insert_entries(db, ticket_id, unique)
         detail: dict[str, Any] = {"entries": len(unique), "source": source}
         if primary is not None:
             detail["linked_to"] = primary.id
@@ -137,6 +117,20 @@ async def create_ticket(
             db, now, ticket_id, "create", actor_kind="requester", to_state=str(state), detail=detail
         )
         return await load_ticket(db, ticket_id)
+
+
+async def insert_entries(db: aiosqlite.Connection, ticket_id: str, entries: Sequence[MatchedEntry]) -> None:
+    """The ticket's matched entries, in the order given."""
+    await db.executemany(
+        f"INSERT INTO ticket_entries (ticket_id, position, {ENTRY_COLUMNS})"
+        f" VALUES (?, ?, {', '.join('?' * len(ENTRY_COLUMNS.split(',')))})",
+        [
+            (ticket_id, position, entry.key, entry.url, entry.caption, entry.entry_id, entry.phash,
+             entry.pdq, entry.quality, entry.pdq_distance, entry.phash_distance, entry.variant,
+             entry.whole_pdq, entry.whole_quality)
+            for position, entry in enumerate(entries)
+        ],
+    )  # fmt: skip
 
 
 async def _check_limit(db: aiosqlite.Connection, requester: str, limit: int) -> None:
@@ -156,8 +150,15 @@ async def _check_limit(db: aiosqlite.Connection, requester: str, limit: int) -> 
 async def _primary_for(
     db: aiosqlite.Connection, entries: Sequence[MatchedEntry], requester: str
 ) -> Ticket | None:
-    """The oldest open, claimed or approved ticket covering every one of ``entries``, if any."""
+    """The oldest open, claimed or approved ticket covering every one of ``entries``, if any;
+    refused when the requester asked for them before."""
     await _refuse_repeat(db, entries, requester)
+    return await covering_primary(db, entries)
+
+
+async def covering_primary(db: aiosqlite.Connection, entries: Sequence[MatchedEntry]) -> Ticket | None:
+    """The oldest open, claimed or approved ticket covering every one of ``entries``, if any: the
+    ticket a new one for the same entries is linked to."""
     common: set[str] | None = None
     for entry in entries:
         tickets = await covering(db, entry)
@@ -192,7 +193,7 @@ async def _refuse_repeat(db: aiosqlite.Connection, entries: Sequence[MatchedEntr
         ).translatable("repeated_request", id=ticket.id, state=ticket.state)
 
 
-async def _unused_id(db: aiosqlite.Connection) -> str:
+async def unused_ticket_id(db: aiosqlite.Connection) -> str:
     while True:
         candidate = new_ticket_id()
         async with db.execute("SELECT 1 FROM tickets WHERE id = ?", (candidate,)) as cursor:

@@ -167,6 +167,37 @@ MIGRATIONS += (
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        5,
+        "tickets filed for partner hash-list hits; each matched entry's whole-picture PDQ",
+        (
+            # A hit ticket has no requester: this row says which list, line and hash filed it, so
+            # maintainers see where it came from, the removal list can say which list removed an
+            # entry, and a newer version of the list files only the hits not filed before.
+            """
+            CREATE TABLE ticket_list_hits (
+                ticket_id TEXT PRIMARY KEY REFERENCES tickets (id),
+                source TEXT NOT NULL,
+                list_id INTEGER NOT NULL REFERENCES hash_lists (id),
+                line INTEGER NOT NULL,
+                list_entry_id TEXT,
+                category TEXT,
+                signal_type TEXT NOT NULL CHECK (signal_type IN ('pdq', 'phash', 'md5')),
+                hash TEXT NOT NULL,
+                policy TEXT
+            )
+            """,
+            "CREATE INDEX ticket_list_hits_by_hash ON ticket_list_hits (source, signal_type, hash)",
+            # The entry's whole-picture PDQ (bot.whole_picture), what a platform's PDQ of the
+            # picture is compared with: exported to ThreatExchange-readable lists. NULL for entries
+            # filed before, or from a shard that does not keep it.
+            "ALTER TABLE ticket_entries ADD COLUMN whole_pdq TEXT",
+            "ALTER TABLE ticket_entries ADD COLUMN whole_quality INTEGER",
+        ),
+    ),
+)
+
 LATEST_VERSION = MIGRATIONS[-1].number
 
 

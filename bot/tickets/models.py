@@ -35,13 +35,18 @@ class MatchedEntry:
     phash: str  # 16 hex digits
     pdq: str  # 64 hex digits
     quality: int
-    pdq_distance: int
-    phash_distance: int
-    variant: str
+    pdq_distance: int  # -1: not compared (a hash-list hit of another signal type)
+    phash_distance: int  # -1: as above
+    variant: str  # the query variant that found it; ``list:SIGNAL`` for a hash-list hit
+    # The entry's whole-picture PDQ and its quality (bot.whole_picture): what a platform's PDQ of
+    # the same picture is close to, exported for ThreatExchange. None where the index lacks it.
+    whole_pdq: str | None = None
+    whole_quality: int | None = None
 
     @classmethod
     def from_found(cls, found: FoundEntry, hashes: EntryHashes) -> MatchedEntry:
         match = found.match
+        whole = hashes.whole
         return cls(
             key=found.entry.key,
             url=found.entry.url,
@@ -53,6 +58,8 @@ class MatchedEntry:
             pdq_distance=match.distance.pdq,
             phash_distance=match.distance.phash,
             variant=match.variant,
+            whole_pdq=None if whole is None else PDQ.to_hex(whole.pdq),
+            whole_quality=None if whole is None else whole.quality,
         )
 
     @property
@@ -111,6 +118,22 @@ class StoredQuery(SignalValues):
 
 
 @dataclass(frozen=True)
+class ListOrigin:
+    """Where a hash-list hit ticket came from: the partner's list (imported under ``source``), the
+    line and hash that matched, the list's own id for it. ``policy`` names the setting that
+    approved it automatically, if one did."""
+
+    source: str
+    list_id: int
+    line: int
+    list_entry_id: str | None
+    category: str | None
+    signal_type: str
+    hash: str
+    policy: str | None = None
+
+
+@dataclass(frozen=True)
 class Ticket:
     id: str
     state: TicketState
@@ -129,6 +152,19 @@ class Ticket:
     updated_at: str
     closed_at: str | None
     erased_at: str | None
+    # Set on a ticket a partner hash list filed (it has no requester); None for a person's.
+    list_hit: ListOrigin | None = None
+
+    @property
+    def approved_by_policy(self) -> bool:
+        """Approved at filing by a hash-list policy, and not decided again since by a maintainer
+        (a reopened and re-decided ticket names its maintainer instead)."""
+        return (
+            self.list_hit is not None
+            and self.list_hit.policy is not None
+            and self.state is TicketState.APPROVED
+            and self.decided_by is None
+        )
 
     def to_dict(self) -> dict[str, Any]:
         document = asdict(self)
@@ -182,3 +218,6 @@ class RemovalRow:
     ticket_id: str
     decided_at: str
     added_in: int  # the removal list version that first carried this row
+    whole_pdq: str | None = None  # the entry's whole-picture PDQ (what --te-pdq exports)
+    removed_by_list: str | None = None  # the hash list's source when a list hit removed it
+    list_entry_id: str | None = None  # that list's own id for the hash

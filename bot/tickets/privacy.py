@@ -45,7 +45,9 @@ async def purge_expired(database: TicketDatabase) -> int:
         now = database.now()
         cursor = await db.execute(
             "UPDATE tickets SET requester = NULL, note = NULL, query = NULL, erased_at = ?"
-            f" WHERE erased_at IS NULL AND state IN ({marks}) AND closed_at < ?",
+            f" WHERE erased_at IS NULL AND state IN ({marks}) AND closed_at < ?"
+            # a hash-list hit has no requester data to erase: not counted as erased
+            " AND id NOT IN (SELECT ticket_id FROM ticket_list_hits)",
             (now, *sorted(CLOSED_STATES), cutoff),
         )
         count = cursor.rowcount

@@ -25,13 +25,16 @@ async def bump_removal_version(db: aiosqlite.Connection) -> int:
 
 async def removal_list(db: aiosqlite.Connection) -> tuple[int, list[RemovalRow]]:
     """The list version and every approved entry once, credited to its first approval (the
-    decided ticket before the linked ones approved with it), sorted by key, url."""
+    decided ticket before the linked ones approved with it), sorted by key, url. A row credited
+    to a hash-list hit names the list's source and its id for the hash."""
     # One statement, one snapshot: the version always belongs to exactly these rows.
     async with db.execute(
         "SELECT (SELECT value FROM counters WHERE name = 'removal_list_version') AS version,"
         " e.key, e.url, e.phash, e.pdq, e.quality, t.id AS ticket_id, t.closed_at AS decided_at,"
-        " t.removal_version AS added_in FROM counters c"
-        " LEFT JOIN (ticket_entries e JOIN tickets t ON t.id = e.ticket_id AND t.state = 'approved')"
+        " t.removal_version AS added_in, e.whole_pdq, h.source AS removed_by_list,"
+        " h.list_entry_id FROM counters c"
+        " LEFT JOIN (ticket_entries e JOIN tickets t ON t.id = e.ticket_id AND t.state = 'approved'"
+        " LEFT JOIN ticket_list_hits h ON h.ticket_id = t.id)"
         " WHERE c.name = 'removal_list_version'"
         " ORDER BY e.key, COALESCE(e.url, ''), t.closed_at, t.linked_to IS NOT NULL, t.id"
     ) as cursor:

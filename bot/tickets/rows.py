@@ -9,13 +9,17 @@ import aiosqlite
 
 from bot.tickets.ids import looks_like_ticket_id, normalise_ticket_id
 from bot.tickets.lifecycle import TicketError, TicketState
-from bot.tickets.models import MatchedEntry, StoredQuery, Ticket
+from bot.tickets.models import ListOrigin, MatchedEntry, StoredQuery, Ticket
 
 TICKET_COLUMNS = (
     "id, state, source, requester, note, query, assignee, decided_by, decision_reason, flagged, "
     "flag_reason, linked_to, created_at, updated_at, closed_at, erased_at"
 )
-ENTRY_COLUMNS = "key, url, caption, entry_id, phash, pdq, quality, pdq_distance, phash_distance, variant"
+ENTRY_COLUMNS = (
+    "key, url, caption, entry_id, phash, pdq, quality, pdq_distance, phash_distance, variant, "
+    "whole_pdq, whole_quality"
+)
+LIST_HIT_COLUMNS = "source, list_id, line, list_entry_id, category, signal_type, hash, policy"
 
 
 class TicketNotFoundError(TicketError):
@@ -29,7 +33,8 @@ async def load_tickets(db: aiosqlite.Connection, where: str, params: Iterable[An
     async with db.execute(f"SELECT {TICKET_COLUMNS} FROM tickets {where}", tuple(params)) as cursor:
         rows = [dict(row) for row in await cursor.fetchall()]
     entries = await _entries(db, [row["id"] for row in rows])
-    return [_ticket(row, entries[row["id"]]) for row in rows]
+    origins = await _list_hits(db, [row["id"] for row in rows])
+    return [_ticket(row, entries[row["id"]], origins.get(row["id"])) for row in rows]
 
 
 async def load_ticket(db: aiosqlite.Connection, ticket_id: str) -> Ticket:
@@ -59,7 +64,20 @@ async def _entries(db: aiosqlite.Connection, ticket_ids: Sequence[str]) -> dict[
     return found
 
 
-def _ticket(row: dict[str, Any], entries: list[MatchedEntry]) -> Ticket:
+async def _list_hits(db: aiosqlite.Connection, ticket_ids: Sequence[str]) -> dict[str, ListOrigin]:
+    """Which hash list filed each of ``ticket_ids``, for those a list filed."""
+    if not ticket_ids:
+        return {}
+    marks = ",".join("?" * len(ticket_ids))
+    async with db.execute(
+        f"SELECT ticket_id, {LIST_HIT_COLUMNS} FROM ticket_list_hits WHERE ticket_id IN ({marks})",
+        tuple(ticket_ids),
+    ) as cursor:
+        rows = [dict(row) for row in await cursor.fetchall()]
+    return {row.pop("ticket_id"): ListOrigin(**row) for row in rows}
+
+
+def _ticket(row: dict[str, Any], entries: list[MatchedEntry], origin: ListOrigin | None = None) -> Ticket:
     return Ticket(
         id=row["id"],
         state=TicketState(row["state"]),
@@ -78,6 +96,7 @@ def _ticket(row: dict[str, Any], entries: list[MatchedEntry]) -> Ticket:
         updated_at=row["updated_at"],
         closed_at=row["closed_at"],
         erased_at=row["erased_at"],
+        list_hit=origin,
     )
 
 

@@ -5,6 +5,7 @@ front end performs an action the same way and none reaches past it:
 
 * :mod:`bot.tickets.database` — connections, durability, one writer at a time;
 * :mod:`bot.tickets.filing` — a new request: refusals, duplicate linking, flagging;
+* :mod:`bot.tickets.list_filing` — a partner hash list's hits, filed once, approved by policy;
 * :mod:`bot.tickets.transitions` — claim, release, decide, reopen, withdraw, under the rules of
   :mod:`bot.tickets.lifecycle`;
 * :mod:`bot.tickets.privacy` — erasure, retention, a requester's export;
@@ -15,16 +16,17 @@ front end performs an action the same way and none reaches past it:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any, Unpack
 
 from bot.config import TicketSettings
-from bot.tickets import audit, filing, privacy, removal_list, transitions
+from bot.tickets import audit, filing, list_filing, privacy, removal_list, transitions
 from bot.tickets.audit import AuditFilters
 from bot.tickets.database import Clock, StoreBusyError, TicketDatabase
 from bot.tickets.filing import AnyQuery, RequestDetails, RequestRefusedError
 from bot.tickets.lifecycle import TicketAction, TicketState
+from bot.tickets.list_filing import ListFilingReport, ListHitRequest
 from bot.tickets.models import AuditEvent, MatchedEntry, RemovalRow, Ticket, TransitionResult
 from bot.tickets.rows import TicketNotFoundError, covering, load_ticket, load_tickets
 from bot.tickets.stats import RECENT_DAYS, TicketStats, ticket_stats
@@ -116,6 +118,12 @@ class TicketStore:
     ) -> Ticket:
         """File a removal request; see :func:`bot.tickets.filing.create_ticket`."""
         return await filing.create_ticket(self.database, requester, query, entries, **details)
+
+    async def file_list_hits(
+        self, requests: Sequence[ListHitRequest], auto_approve: Collection[str] = ()
+    ) -> ListFilingReport:
+        """File a partner hash list's hits; see :func:`bot.tickets.list_filing.file_list_hits`."""
+        return await list_filing.file_list_hits(self.database, requests, auto_approve)
 
     async def act(
         self, ticket_id: str, action: TicketAction, by: str, reason: str | None = None

@@ -5,6 +5,7 @@ file collaboration), its validation and its PDQ index, getting exactly the appro
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from threatexchange.signal_type.pdq.signal import PdqSignal
 from bot.cli import main
 from bot.config import Settings
 from bot.index.build import build_index
+from bot.tickets.models import MatchedEntry
 from bot.tickets.store import TicketStore
 from tests.bot.hashlists.test_import import DATASET
 from tests.bot.tickets.conftest import entry, query
@@ -25,17 +27,23 @@ async def approved_and_not(db: Path, settings: Settings) -> tuple[set[str], set[
     """Three approved tickets (one picture at two URLs), one rejected, one still open: the PDQs
     approved, and those that must not be exported."""
     async with await TicketStore.open(db, settings.tickets) as store:
-        same = entry("a", url="https://one.example/a.jpg")
-        again = entry("a2", url="https://two.example/a.jpg", pdq=same.pdq, phash=same.phash)
-        approved = [[same], [again, entry("b")], [entry("c")]]
+        same = whole_entry("a", url="https://one.example/a.jpg")
+        again = whole_entry("a2", url="https://two.example/a.jpg", pdq=same.pdq, whole_pdq=same.whole_pdq)
+        approved = [[same], [again, whole_entry("b")], [whole_entry("c"), entry("no-whole")]]
         for number, entries in enumerate(approved):
             ticket = await store.create_ticket(f"req-{number}", query(f"q{number}"), entries)
             await store.approve(ticket.id, MAINTAINER, REASON)
-        rejected = await store.create_ticket("req-r", query("r"), [entry("r")])
+        rejected = await store.create_ticket("req-r", query("r"), [whole_entry("r")])
         await store.reject(rejected.id, MAINTAINER, "not the requester")
-        await store.create_ticket("req-o", query("o"), [entry("o")])
-    kept = {entry("r").pdq, entry("o").pdq}
-    return {e.pdq for entries in approved for e in entries}, kept
+        await store.create_ticket("req-o", query("o"), [whole_entry("o")])
+    kept = {whole_entry("r").whole_pdq, whole_entry("o").whole_pdq}
+    return {e.whole_pdq for entries in approved for e in entries if e.whole_pdq}, kept
+
+
+def whole_entry(key: str, **overrides: object) -> MatchedEntry:
+    """An entry whose ticket keeps a whole-picture PDQ (derived from its key, unlike its row PDQ)."""
+    whole = hashlib.sha256(f"whole:{key}".encode()).hexdigest()
+    return entry(key, **{"whole_pdq": whole, "whole_quality": 80, **overrides})
 
 
 def read_back(path: Path) -> dict[str, object]:
@@ -62,8 +70,8 @@ def test_the_export_is_read_back_by_python_threatexchange(tmp_path: Path, settin
     )  # fmt: skip
     assert code == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["te_pdq"] == {"path": str(te_list), "hashes": len(approved)}
-    assert len(approved) == 3  # a, b, c: the same picture at two URLs is one hash
+    assert report["te_pdq"] == {"path": str(te_list), "hashes": len(approved), "without_whole_pdq": 1}
+    assert len(approved) == 3  # a, b, c: the same picture at two URLs is one hash; no-whole left out
 
     signals = read_back(te_list)
     assert set(signals) == approved
@@ -83,7 +91,7 @@ def test_an_empty_removal_list_gives_an_empty_te_list(tmp_path: Path, capsys) ->
          "--te-pdq", str(te_list)]
     )  # fmt: skip
     assert code == 0
-    assert "0 PDQ hashes (ThreatExchange list)" in capsys.readouterr().out
+    assert "0 whole-picture PDQ hashes (ThreatExchange list)" in capsys.readouterr().out
     assert te_list.read_text() == ""
     assert read_back(te_list) == {}
 

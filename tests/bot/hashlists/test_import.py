@@ -25,6 +25,7 @@ from bot.tickets.migrations import LATEST_VERSION
 from bot.tickets.store import TicketStore
 from tests.bot.hashlists.test_reading import MD5, PDQ1, PDQ2, PHASH1, hexes
 from tests.bot.tickets.conftest import entry, query
+from tests.bot.tickets.old_schemas import take_back
 
 DATASET = Path(__file__).resolve().parents[3] / "samples" / "dataset"
 
@@ -236,11 +237,7 @@ async def test_a_version_3_database_gains_the_hash_list_tables(tmp_path: Path, s
     path = tmp_path / "old.sqlite3"
     async with await TicketStore.open(path, settings.tickets) as first:
         ticket = await first.create_ticket("req-a", query(), [entry("a")])
-    with closing(sqlite3.connect(path)) as connection:  # back to what migration 3 left
-        connection.execute("DROP TABLE hash_list_entries")
-        connection.execute("DROP TABLE hash_lists")
-        connection.execute("PRAGMA user_version = 3")
-        connection.commit()
+    take_back(path, 3)
     async with await TicketStore.open(path, settings.tickets) as upgraded:
         assert await upgraded.get(ticket.id) == ticket
         stored, new = await store_list(upgraded, "s", ReadList("te", "e" * 64, [ListEntry(1, "pdq", PDQ1)]))

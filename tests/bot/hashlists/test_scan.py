@@ -11,6 +11,8 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import sqlite3
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -246,6 +248,11 @@ def test_parts_are_scanned_and_a_shard_without_whole_hashes_is_reported(built, t
         whole_columns(open_part(served / "parts/b").shards[0])
 
 
+def tickets_in(db: Path) -> int:
+    with closing(sqlite3.connect(db)) as connection:
+        return int(connection.execute("SELECT count(*) FROM tickets").fetchone()[0])
+
+
 def run(capsys, *argv: object) -> tuple[int, str, str]:
     code = main([str(arg) for arg in argv])
     captured = capsys.readouterr()
@@ -282,7 +289,8 @@ def test_the_command_scans_a_sources_imported_lists(built, tmp_path, capsys) -> 
         ("case-9", built.entries[name]),
     }
     assert report["hits"][0]["key"].endswith(name)
-    assert report["filed"] == 0
+    assert report["filed"] is None  # nothing stored without --file
+    assert tickets_in(db) == 0
     code, text, _ = run(capsys, "hash-lists", "scan", "--index", built.index, "--db", db, "--source", "iwf")
     assert code == 0
     assert "2 hit(s)" in text

@@ -42,7 +42,10 @@ from bot.tickets.store import TicketStore
 from .conftest import ASTRONAUT_KEY, COFFEE_A, DATASET, QUERIES
 
 HASHING = {"kinds": {"phash": 64, "pdq": 256}, "entry_margin": 0.1, "work_side": 512}
-LIST_COLUMNS = ["key", "url", "phash", "pdq", "quality", "ticket_id", "decided_at", "added_in"]
+LIST_COLUMNS = [
+    "key", "url", "phash", "pdq", "quality", "ticket_id", "decided_at", "added_in", "whole_pdq",
+    "removed_by_list", "list_entry_id",
+]  # fmt: skip
 BLOCKLIST_COLUMNS = ["key", "phash", "pdq", "quality", "ticket_id", "added_in"]
 FORMATS = ["parquet", "csv", "jsonl"]
 QUERY = StoredQuery(variants=("full",), phash=("0" * 16,), pdq=("0" * 64,), quality=90)
@@ -100,8 +103,9 @@ def read_rows(path: Path, kind: str) -> tuple[list[str], list[dict[str, Any]]]:
         for row in rows:
             for name in ("quality", "added_in"):
                 row[name] = int(row[name])
-            if "url" in row:
-                row["url"] = row["url"] or None
+            for name in ("url", "whole_pdq", "removed_by_list", "list_entry_id"):
+                if name in row:  # CSV writes None as an empty cell
+                    row[name] = row[name] or None
         return columns, rows
     records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     columns = list(records[0]) if records else []
@@ -182,7 +186,7 @@ def test_csv_writes_a_missing_url_as_empty_and_jsonl_as_null(tmp_path: Path):
 
     assert (tmp_path / "r.csv").read_text().splitlines() == [
         ",".join(LIST_COLUMNS),
-        f"k,,{7:016x},{7:064x},57,TKT009,2024-05-01T10:00:00.000000Z,1",
+        f"k,,{7:016x},{7:064x},57,TKT009,2024-05-01T10:00:00.000000Z,1,,,",
     ]
     assert json.loads((tmp_path / "r.jsonl").read_text())["url"] is None
 

@@ -14,6 +14,7 @@ from bot.config import Settings
 from bot.tickets.migrations import LATEST_VERSION, SchemaTooNewError, migrate
 from bot.tickets.store import TicketStore
 from tests.bot.tickets.conftest import FakeClock, OpenStore, entry, query
+from tests.bot.tickets.old_schemas import take_back
 
 ALICE, M1, REASON = "req-alice", "maint-one", "the reason given"
 
@@ -91,19 +92,13 @@ async def test_opening_an_existing_store_again_migrates_nothing(
 async def test_a_version_1_database_upgrades_in_place_keeping_its_tickets(
     tmp_path: Path, settings: Settings
 ) -> None:
-    """A database written before migrations 2 to 4 existed gains their tables and keeps every ticket."""
+    """A database written before migrations 2 to 5 existed gains their tables and columns and keeps
+    every ticket."""
     path = tmp_path / "old.sqlite3"
     first = await TicketStore.open(path, settings.tickets)
     ticket = await first.create_ticket(ALICE, query(), [entry("a")])
     await first.close()
-    with _conn(path) as db:  # take it back to what release 1 wrote
-        db.execute("DROP TABLE review_messages")
-        db.execute("DROP TABLE front_end_schemas")
-        db.execute("DROP TABLE hash_list_entries")
-        db.execute("DROP TABLE hash_lists")
-        db.execute("DELETE FROM counters WHERE name = 'relayed_event'")
-        db.execute("PRAGMA user_version = 1")
-        db.commit()
+    take_back(path, 1)
     upgraded = await TicketStore.open(path, settings.tickets)
     try:
         assert await upgraded.get(ticket.id) == ticket
@@ -113,5 +108,6 @@ async def test_a_version_1_database_upgrades_in_place_keeping_its_tickets(
         assert db.execute("PRAGMA user_version").fetchone()[0] == LATEST_VERSION
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         relayed = db.execute("SELECT value FROM counters WHERE name = 'relayed_event'").fetchall()
-    assert {"review_messages", "front_end_schemas", "hash_lists", "hash_list_entries"} <= tables
+    added = {"review_messages", "front_end_schemas", "hash_lists", "hash_list_entries", "ticket_list_hits"}
+    assert added <= tables
     assert relayed == [(0,)]

@@ -180,3 +180,23 @@ async def test_export_shows_a_requester_only_their_own_data(store: TicketStore, 
     assert (await store.export_requester("nobody"))["tickets"] == []
     await store.forget(ALICE)
     assert (await store.export_requester(ALICE))["tickets"] == []
+
+
+async def test_retention_counts_no_hash_list_hit_as_erased(
+    store: TicketStore, clock: FakeClock, settings: Settings
+) -> None:
+    """A list's hit has no requester data: retention leaves it as it is and does not count it."""
+    from bot.hashlists.reading import ListEntry, ReadList
+    from bot.hashlists.storage import store_list
+    from bot.tickets.list_filing import ListHitRequest
+    from bot.tickets.models import ListOrigin
+
+    stored, _ = await store_list(store, "iwf", ReadList("te", "f" * 64, [ListEntry(1, "pdq", "ab" * 32)]))
+    origin = ListOrigin("iwf", stored.id, 1, None, None, "pdq", "ab" * 32)
+    [hit] = (await store.file_list_hits([ListHitRequest(origin, (entry("h"),))], auto_approve={"iwf"})).filed
+    person = await file(store, ALICE, "p")
+    await store.approve(person.id, M1, REASON)
+    clock.advance(days=settings.tickets.retention_days + 1)
+    assert await store.purge_expired() == 1  # the person's ticket only
+    assert (await store.get(hit.id)).erased_at is None
+    assert (await store.get(person.id)).erased_at is not None

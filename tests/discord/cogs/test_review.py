@@ -1478,3 +1478,74 @@ async def test_run_logs_in_at_the_configured_api_and_explains_a_refused_token(
     assert "Discord refused the token" in err
     assert "INFO" in err  # the bot's own log is shown, not only warnings
     assert "not-a-token" not in err
+
+
+# --------------------------------------------------------------------------------------------------
+# Hash-list hits: a partner's list filed these, there is no requester
+# --------------------------------------------------------------------------------------------------
+
+
+async def file_list_hit(desk: Desk, numbers: tuple[int, ...] = (3, 4)) -> Ticket:
+    """A ticket as ``hash-lists scan --file`` files it: the list stored, its hit filed."""
+    from bot.hashlists.reading import ListEntry, ReadList
+    from bot.hashlists.storage import store_list
+    from bot.tickets.list_filing import ListHitRequest
+    from bot.tickets.models import ListOrigin
+
+    listed = "9f" * 32
+    stored, _ = await store_list(
+        desk.store, "iwf", ReadList("csv", "c" * 64, [ListEntry(2, "pdq", listed, "iwf-77")])
+    )
+    origin = ListOrigin("iwf", stored.id, 2, "iwf-77", None, "pdq", listed)
+    hits = [
+        dataclasses.replace(entry(n), pdq_distance=12, phash_distance=-1, variant="list:pdq") for n in numbers
+    ]
+    report = await desk.store.file_list_hits([ListHitRequest(origin, tuple(hits))])
+    [ticket] = report.filed
+    return ticket
+
+
+async def test_a_list_hit_gets_a_card_naming_the_list_and_its_decision_tells_nobody(
+    desk_bot: BotHarness, desk: Desk
+) -> None:
+    fake, world = desk_bot.fake, desk_bot.world
+    ticket = await file_list_hit(desk)
+    mark = fake.mark()
+    card = await card_of(desk_bot, desk, ticket)
+
+    [embed] = card["embeds"]
+    assert embed["title"] == f"Removal request {ticket.id}: open"
+    assert "hash list" in embed["description"]
+    listed = fields(embed)
+    origin = listed[messages.LIST_HIT_FIELD]
+    assert "`iwf`" in origin
+    assert "`iwf-77`" in origin
+    assert "line 2" in origin
+    assert listed[entry(3).key].startswith("pdq 12/256 bits from the entry's whole picture")
+    assert "Requester's note" not in listed
+    assert buttons(card) == card_buttons(ticket.id, "claim", "approve", "reject")
+    [line] = log_lines(desk_bot, mark)
+    assert f"`{ticket.id}` (system) create" in line
+
+    await press(desk_bot, "claim", ticket.id, world.maintainer, card)
+    modal = await press(desk_bot, "approve", ticket.id, world.maintainer, card)
+    mark = fake.mark()
+    submitted = await submit_reason(
+        desk_bot, modal, "The list's category is in scope.", world.maintainer, card
+    )
+    await desk_bot.bot.relay.run_once()  # type: ignore[attr-defined]
+
+    assert submitted.data["embeds"][0]["title"] == f"Removal request {ticket.id}: approved"
+    stored = await desk.store.get(ticket.id)
+    assert (stored.state, stored.decided_by) == (TicketState.APPROVED, str(world.maintainer.id))
+    assert fake.find("POST", r"/users/@me/channels", since=mark) == []  # no requester to write to
+    assert direct_messages(desk_bot, world.member, mark) == []
+    _, rows = await desk.store.removal_list()
+    assert {(row.key, row.removed_by_list, row.list_entry_id) for row in rows} == {
+        (entry(n).key, "iwf", "iwf-77") for n in (3, 4)
+    }
+
+
+async def test_tickets_lists_a_list_hit_with_its_source(desk_bot: BotHarness, desk: Desk) -> None:
+    ticket = await file_list_hit(desk)
+    assert render.ticket_line(ticket).endswith(" · list `iwf`")
