@@ -11,7 +11,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from bot import hashlist_cli, messages, ticket_cli
+from bot import hashlist_cli, hashlist_fetch_cli, messages, ticket_cli
 from bot.checking import check_picture
 from bot.config import ConfigError, Settings, config_file, load_settings
 from bot.decoding import ImageRejectedError
@@ -117,7 +117,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="one JSON object per picture, per line")
     check.add_argument("images", nargs="+", type=Path)
     ticket_cli.add_commands(commands)
-    hashlist_cli.add_commands(commands)
+    hashlist_fetch_cli.add_command(hashlist_cli.add_commands(commands))
     run = commands.add_parser("run", help="start the Discord bot (settings: [discord] in the config)")
     run.add_argument("--no-sync", action="store_true", help="do not sync slash commands at start")
     run.add_argument(
@@ -421,6 +421,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run_bot(args, settings)
         if args.command in {"tickets", "removals", "db"}:
             return ticket_cli.run(args, settings)
+        if args.command == "hash-lists" and args.hash_lists_command == "fetch":
+            return hashlist_fetch_cli.run(args, settings)
         if args.command == "hash-lists":
             return hashlist_cli.run(args, settings)
         return _run_check(args, settings)
