@@ -6,7 +6,9 @@ with the project installed (``make install``), e.g. ``python -m bench.precision`
 * ``false_matches``: false matches counted end to end through the matcher;
 * ``build``, ``search``, ``tickets``, ``apply``: speed of the index build, the search, the
   ticket store and ``removals apply``;
-* ``fuzz_decoding``: hostile input through the decoding path (bugs, refusals by reason, time, memory).
+* ``fuzz_decoding``: hostile input through the decoding path (bugs, refusals by reason, time, memory);
+* ``whole_picture_exact``: the whole-picture hashes against python-threatexchange and imagehash,
+  and the fast PDQ against pdqhash, on every dev-set picture.
 
 ``photo_corpus`` gathers the real photographs that ``precision`` and ``false_matches`` use, and
 ``verification_tail`` is how both estimate the verification's share below what they can count.

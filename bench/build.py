@@ -19,7 +19,7 @@ Measured, each over the same files:
   (the ceiling of a Dask build's client);
 * what the whole-picture hashes cost (:mod:`bot.whole_picture`: the file decoded again at full
   size, PDQ and pHash of it): their time per photo; ``--without-whole-picture`` runs everything
-  as the build ran before they were kept, for a before/after on the same tree and machine.
+  as ``index build --without-whole-picture`` does, for a with/without on the same tree and machine.
 
 Rates per core are photos per CPU-second of the processes doing the work.
 """
@@ -27,7 +27,6 @@ Rates per core are photos per CPU-second of the processes doing the work.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import io
 import json
 import math
@@ -38,6 +37,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
@@ -50,7 +50,6 @@ from bench import DEVSET, REPO
 from bot.config import Settings, load_settings
 from bot.decoding import decode_picture
 from bot.hashing import PDQ, EntryHashes, EntryPart, PHash, RowKind, inner_region
-from bot.index import batches
 from bot.index.batches import BatchResult, hash_item, keep_freed_memory_for_reuse
 from bot.index.build import build_index
 from bot.index.sources import SourceItem
@@ -277,17 +276,14 @@ def main() -> None:
     parser.add_argument(
         "--without-whole-picture",
         action="store_true",
-        help="build as before whole-picture hashes were kept (the before of a before/after)",
+        help="build without the whole-picture hashes (index build --without-whole-picture)",
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     settings = load_settings(with_deployment_files=False)
-
-    with contextlib.ExitStack() as stack:
-        if args.without_whole_picture:  # forked build workers inherit the patch
-            stack.enter_context(patch.object(batches, "hash_whole_picture", lambda *_: None))
-        figures = measure(args, settings)
-    report(figures, args)
+    if args.without_whole_picture:  # as `index build --without-whole-picture` builds
+        settings = replace(settings, index=replace(settings.index, whole_picture_hashes=False))
+    report(measure(args, settings), args)
 
 
 def measure(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
@@ -360,7 +356,7 @@ def report(figures: dict[str, Any], args: argparse.Namespace) -> None:
             f"{figures['whole_picture_only']['ms_per_photo']:.2f} ms"
         )
     else:
-        print("  (without the whole-picture hashes: the build as before issue 21)")
+        print("  (without the whole-picture hashes: index build --without-whole-picture)")
     for stage, value in figures["stages_ms"].items():
         unit = "" if stage.startswith("share") else " ms"
         print(f"    {stage}: {value:.2f}{unit}")

@@ -11,7 +11,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from bot import hashlist_cli, messages, ticket_cli
+from bot import hashlist_cli, hashlist_fetch_cli, messages, ticket_cli
 from bot.checking import check_picture
 from bot.config import ConfigError, Settings, config_file, load_settings
 from bot.decoding import ImageRejectedError
@@ -75,6 +75,12 @@ def _parser() -> argparse.ArgumentParser:
         help="hash on the Dask cluster whose scheduler is at ADDRESS (tcp://host:8786) instead of "
         "local processes; the sources must be readable from every worker under the same path",
     )
+    build.add_argument(
+        "--without-whole-picture",
+        action="store_true",
+        help="leave out the whole-picture hashes a hash-list scan needs: about twice as fast "
+        "([index] whole_picture_hashes = false); its shards are then not scannable",
+    )
     build.add_argument("--quiet", action="store_true", help="no progress bar")
     tables = index_commands.add_parser(
         "tables", help="(re)build an index's search tables (index build does it after hashing)"
@@ -111,7 +117,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="one JSON object per picture, per line")
     check.add_argument("images", nargs="+", type=Path)
     ticket_cli.add_commands(commands)
-    hashlist_cli.add_commands(commands)
+    hashlist_fetch_cli.add_command(hashlist_cli.add_commands(commands))
     run = commands.add_parser("run", help="start the Discord bot (settings: [discord] in the config)")
     run.add_argument("--no-sync", action="store_true", help="do not sync slash commands at start")
     run.add_argument(
@@ -199,6 +205,8 @@ def _match_record(found: FoundEntry) -> dict[str, object]:
 
 
 def _run_build(args: argparse.Namespace, settings: Settings) -> int:
+    if args.without_whole_picture:
+        settings = replace(settings, index=replace(settings.index, whole_picture_hashes=False))
     try:
         report = build_index(
             args.sources,
@@ -419,6 +427,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run_bot(args, settings)
         if args.command in {"tickets", "removals", "db"}:
             return ticket_cli.run(args, settings)
+        if args.command == "hash-lists" and args.hash_lists_command == "fetch":
+            return hashlist_fetch_cli.run(args, settings)
         if args.command == "hash-lists":
             return hashlist_cli.run(args, settings)
         return _run_check(args, settings)

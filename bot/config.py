@@ -146,6 +146,7 @@ class HashingSettings:
 @dataclass(frozen=True)
 class IndexSettings:
     shard_size: int
+    whole_picture_hashes: bool
 
 
 @dataclass(frozen=True)

@@ -48,14 +48,26 @@ def rejected(reason: str, key: str, **params: object) -> ImageRejectedError:
     return ImageRejectedError(reason, i18n.text(key, None, **params)).translatable(key, **params)
 
 
+# Formats whose one frame decode_picture decodes exactly as a plain ``Image.open(...).load()``
+# does when libjpeg is not asked to scale (GIF and WebP: counting frames seeks through the file).
+_FULL_DECODE_FORMATS = ("JPEG", "PNG", "BMP")
+
+
 @dataclass(frozen=True)
 class DecodedPicture:
-    """A decoded picture, oriented and flattened to RGB, no larger than the hashing work size."""
+    """A decoded picture, oriented and flattened to RGB, no larger than the hashing work size.
+
+    ``full``, asked for with ``keep_full``: the file's picture as decoded, before orientation and
+    RGB, where that decode was of the whole file at its own size (a single-frame JPEG libjpeg did
+    not scale, i.e. under twice the work side; a PNG or BMP) -- the very pixels a partner list's
+    tools hash, so :func:`bot.whole_picture.hash_whole_picture` need not decode the file again.
+    """
 
     image: Image.Image
     source_format: str
     source_size: tuple[int, int]
     frames: int
+    full: Image.Image | None = None
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -75,8 +87,9 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def decode_picture(data: bytes, settings: DecodingSettings) -> DecodedPicture:
-    """Decode ``data`` safely; raise :class:`ImageRejectedError` for anything we will not hash."""
+def decode_picture(data: bytes, settings: DecodingSettings, *, keep_full: bool = False) -> DecodedPicture:
+    """Decode ``data`` safely; raise :class:`ImageRejectedError` for anything we will not hash.
+    ``keep_full``: keep the full-size decode where there is one (:class:`DecodedPicture`)."""
     if not data:
         raise rejected("empty", "decoding.empty")
     if len(data) > settings.max_bytes:
@@ -107,6 +120,7 @@ def decode_picture(data: bytes, settings: DecodingSettings) -> DecodedPicture:
         # Scaled to the work size, such a strip would be under min_side across: nothing to compare.
         raise rejected("too_small", "decoding.too_thin", width=width, height=height)
     source_format = image.format or "unknown"
+    full: Image.Image | None = None
     try:
         # Counting frames walks the whole file: a truncated animated GIF fails here (IndexError).
         frames = getattr(image, "n_frames", 1)
@@ -121,16 +135,22 @@ def decode_picture(data: bytes, settings: DecodingSettings) -> DecodedPicture:
                 image.draft("RGB", (max(1, int(width * scale)), max(1, int(height * scale))))
         image.seek(0)  # animated pictures: the first frame stands for the picture
         image.load()
+        at_full_size = frames == 1 and source_format in _FULL_DECODE_FORMATS and image.size == (width, height)
         oriented = ImageOps.exif_transpose(image)
         rgb = _to_rgb(oriented)
         rgb.thumbnail((settings.work_side, settings.work_side), Image.Resampling.BILINEAR, reducing_gap=2.0)
+        if keep_full and at_full_size:
+            full = image  # last, so that a failure above still closes it
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise _too_many_pixels(settings.max_pixels) from exc
     except Exception as exc:  # truncated data, corrupt chunks, bad EXIF, ... all end here
         raise rejected("corrupt", "decoding.corrupt") from exc
     finally:
-        image.close()
-    return DecodedPicture(image=rgb, source_format=source_format, source_size=(width, height), frames=frames)
+        if full is None:
+            image.close()
+    return DecodedPicture(
+        image=rgb, source_format=source_format, source_size=(width, height), frames=frames, full=full
+    )
 
 
 def _too_many_pixels(limit: int) -> ImageRejectedError:

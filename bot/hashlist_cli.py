@@ -29,8 +29,9 @@ if TYPE_CHECKING:
 SHOWN_LINES = 10  # line numbers shown per reason; the count is always whole
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Register the ``hash-lists`` command group on the main parser."""
+def add_commands(commands: argparse._SubParsersAction) -> argparse._SubParsersAction:  # type: ignore[type-arg]
+    """Register the ``hash-lists`` command group on the main parser; return its subcommands, to
+    which bot.hashlist_fetch_cli adds ``fetch`` (it borrows this module's report helpers)."""
     group = commands.add_parser("hash-lists", help="partner hash lists: import them, scan the index")
     sub = group.add_subparsers(dest="hash_lists_command", required=True)
     imported = sub.add_parser("import", help="read a hash list and store it in the ticket database")
@@ -66,6 +67,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
         dest="file_hits",
         help="file the hits as tickets for review (each hit once; [hash_lists] auto_approve applies)",
     )
+    return sub
 
 
 def matchable_kinds(folder: Path, settings: Settings) -> frozenset[str]:

@@ -22,11 +22,10 @@ import io
 from dataclasses import dataclass
 
 import numpy as np
-import pdqhash
 from PIL import Image
 
 from bot.decoding import ALLOWED_FORMATS
-from bot.signals import PDQ, PHash
+from bot.signals import PDQ, PHash, pdq_fast
 from bot.signals.base import pack_bits
 
 
@@ -51,16 +50,19 @@ def library_array(image: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def hash_whole_picture(data: bytes, fallback: Image.Image) -> WholeHashes:
+def hash_whole_picture(data: bytes, fallback: Image.Image, decoded: Image.Image | None = None) -> WholeHashes:
     """The whole-picture hashes of a file that :func:`bot.decoding.decode_picture` has accepted
     (so its format and pixel count are already checked). ``fallback`` (the decoded work picture)
     is hashed instead where the file's own pixels cannot be (a mode pdqhash refuses): the library
     would fail on such a file too, so no list holds a hash of it to miss, and every entry of a
-    shard keeps a value (a shard has whole-picture hashes for all its entries or none)."""
-    with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as image:
+    shard keeps a value (a shard has whole-picture hashes for all its entries or none).
+    ``decoded``: decode_picture's full-size decode of ``data`` (``DecodedPicture.full``), hashed
+    instead of decoding the file again; it is closed here."""
+    image = decoded if decoded is not None else Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+    with image:
         try:
             image.load()
-            bits, quality = pdqhash.compute(library_array(image))
+            bits, quality = pdq_fast.compute(library_array(image))
             phash = PHash.entry_value(PHash.compute(image))
             return WholeHashes(pdq=pack_bits(bits), phash=phash, quality=int(quality))
         except (ValueError, TypeError, OSError):

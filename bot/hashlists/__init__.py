@@ -8,7 +8,10 @@ NCMEC, IWF, C3P), imported into the ticket database and written back out in thei
 * :mod:`bot.hashlists.storage`: a read list stored in one transaction, or refused whole;
 * :mod:`bot.hashlists.export`: the approved pictures' PDQ hashes as a list python-threatexchange
   (and HMA through it) reads;
-* :mod:`bot.hashlists.scan`: a stored list's hashes against every entry's whole-picture hashes.
+* :mod:`bot.hashlists.scan`: a stored list's hashes against every entry's whole-picture hashes;
+* :mod:`bot.hashlists.exchanges`: StopNCII, NCMEC and ThreatExchange through python-threatexchange's
+  API clients, credentials from the environment, a fetch's records and checkpoint;
+* :mod:`bot.hashlists.fetching`: a fetch's records made into a list that storage takes as a file.
 
 Filing a scan's hits for review comes next (issue 21).
 """

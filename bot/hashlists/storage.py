@@ -143,3 +143,29 @@ async def list_hashes(store: TicketStore, list_ids: Sequence[int]) -> list[ListH
                 for r in await cursor.fetchall()
             )
     return found
+
+
+def _checkpoint_name(source: str, feed: str) -> str:
+    # In the counters table, beside the bot's own cursor over the audit log ('relayed_event').
+    return f"hash-list checkpoint: {feed}: {source}"
+
+
+async def fetch_checkpoint(store: TicketStore, source: str, feed: str) -> int | None:
+    """Where the last complete fetch of ``feed`` under ``source`` stopped (None: never fetched)."""
+    async with store.database.reader.execute(
+        "SELECT value FROM counters WHERE name = ?", (_checkpoint_name(source, feed),)
+    ) as cursor:
+        row = await cursor.fetchone()
+    return None if row is None else int(row[0])
+
+
+async def save_fetch_checkpoint(store: TicketStore, source: str, feed: str, value: int) -> None:
+    """Record where the next fetch of ``feed`` under ``source`` starts. Called only after the
+    fetch's list is stored (or known stored): a crash between the two fetches that range again,
+    whose list is then stored again or recognised, never a range skipped."""
+    async with store.database.write() as db:
+        await db.execute(
+            "INSERT INTO counters (name, value) VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            (_checkpoint_name(source, feed), value),
+        )

@@ -28,7 +28,7 @@ from bot.hashing import EntryHashes, EntryPart, hash_entry
 from bot.index.sources import SourceError, SourceItem
 from bot.index.storage import DatasetEntry, stack_md5
 from bot.index.units import ReadTask, read_task
-from bot.signals import SignalValues, signal_keywords, signal_kinds
+from bot.signals import SignalValues, pdq_fast, signal_keywords, signal_kinds
 from bot.verification import CHROMA_SIDE, THUMBNAIL_SIDE
 from bot.whole_picture import WholeColumns, hash_whole_picture
 
@@ -42,9 +42,10 @@ def hash_item(
 
     This is ``hash_entry(decode_picture(...))``, exactly what a query's original would give, so an
     entry of the index and a copy checked later are hashed the same way; and the whole picture's
-    hashes as a partner hash list computes them (:mod:`bot.whole_picture`) and the MD5 of the
-    file's bytes (what img2dataset's ``compute_hash="md5"`` writes; ~0.7 ms for a 500 KB file at
-    ~700 MB/s a core, beside ~40 ms of hashing), for hash-list scans.
+    hashes as a partner hash list computes them (:mod:`bot.whole_picture`), unless ``[index]
+    whole_picture_hashes`` is off, and the MD5 of the file's bytes (what img2dataset's
+    ``compute_hash="md5"`` writes; ~0.7 ms for a 500 KB file at ~700 MB/s a core), for hash-list
+    scans.
     """
     settings = settings or _worker_settings
     assert settings is not None, "hash_item needs settings (the pool initializer sets them)"
@@ -52,11 +53,12 @@ def hash_item(
         return item.entry, item.hashes, item.problem
     assert item.picture is not None
     try:
-        picture = decode_picture(item.picture, settings.decoding)
+        keep = settings.index.whole_picture_hashes
+        picture = decode_picture(item.picture, settings.decoding, keep_full=keep)
     except ImageRejectedError as rejected:
         return item.entry, None, rejected.reason
     hashes = hash_entry(picture.image, settings.hashing)
-    whole = hash_whole_picture(item.picture, picture.image)
+    whole = hash_whole_picture(item.picture, picture.image, picture.full) if keep else None
     md5 = hashlib.md5(item.picture, usedforsecurity=False).digest()
     return item.entry, replace(hashes, whole=whole, md5=md5), None
 
@@ -240,6 +242,7 @@ class ProcessRunner:
         self._context = multiprocessing.get_context("fork") if "fork" in methods else None
         self._settings = settings
         self._workers = workers
+        pdq_fast.load()  # compiled PDQ kernel (numba) loaded once here, inherited by every worker
         self._pool = self._new_pool(workers)
         self._pool.submit(int).result()
         # Enough queued batches that no worker waits for the next one, few enough that a slow

@@ -461,3 +461,29 @@ def test_nothing_is_written_or_opened_on_disk(settings: Settings, monkeypatch: p
     assert query.quality >= settings.matching.pdq_min_quality
     assert corrupt.value.reason == "corrupt"
     assert plain.value.reason == "too_plain"
+
+
+@pytest.mark.parametrize(
+    ("size", "fmt", "kept"),
+    [
+        ((1000, 700), "JPEG", True),  # under twice the work side: libjpeg does not scale it
+        ((1100, 700), "JPEG", False),  # drafted to half size: not the file's own pixels
+        ((1100, 700), "PNG", True),
+        ((300, 200), "BMP", True),
+        ((300, 200), "GIF", False),  # counting frames seeks through a GIF: decoded again instead
+        ((300, 200), "WEBP", False),
+    ],
+)
+def test_keep_full_keeps_the_decode_only_where_it_is_the_whole_file_at_its_size(
+    settings: Settings, size: tuple[int, int], fmt: str, kept: bool
+) -> None:
+    data = encode(textured(*size), fmt)
+
+    picture = decode_picture(data, settings.decoding, keep_full=True)
+
+    assert (picture.full is not None) == kept
+    if picture.full is not None:
+        with Image.open(io.BytesIO(data)) as fresh:
+            assert picture.full.size == size
+            assert np.array_equal(np.asarray(picture.full), np.asarray(fresh))
+    assert decode_picture(data, settings.decoding).full is None  # only when asked

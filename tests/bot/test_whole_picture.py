@@ -21,7 +21,10 @@ REAL_PICTURES = sorted((SAMPLES / "dataset").glob("*.jpg")) + sorted((SAMPLES / 
 
 
 def whole(data: bytes, settings: Settings):  # type: ignore[no-untyped-def]
-    return hash_whole_picture(data, decode_picture(data, settings.decoding).image)
+    """As the build hashes a file (bot.index.batches.hash_item): decode_picture's full-size decode
+    reused where there is one."""
+    picture = decode_picture(data, settings.decoding, keep_full=True)
+    return hash_whole_picture(data, picture.image, picture.full)
 
 
 @pytest.mark.parametrize("path", REAL_PICTURES, ids=lambda path: path.name)
@@ -34,6 +37,38 @@ def test_whole_picture_pdq_is_python_threatexchanges(path: Path, settings: Setti
     assert PDQ.to_hex(got.pdq) == expected_hex
     assert got.quality == expected_quality
     assert got.phash == int(str(imagehash.phash(Image.open(path))), 16)
+
+
+@pytest.mark.parametrize("path", REAL_PICTURES, ids=lambda path: path.name)
+def test_a_reused_decode_gives_what_decoding_the_file_again_gives(path: Path, settings: Settings):
+    data = path.read_bytes()
+    picture = decode_picture(data, settings.decoding, keep_full=True)
+    assert picture.full is not None  # every sample is under twice the work side
+    reused, again = (
+        hash_whole_picture(data, picture.image, picture.full),
+        hash_whole_picture(data, picture.image),
+    )
+
+    assert (PDQ.to_hex(reused.pdq), reused.phash, reused.quality) == (
+        PDQ.to_hex(again.pdq),
+        again.phash,
+        again.quality,
+    )
+
+
+def test_a_photo_libjpeg_scales_while_decoding_is_decoded_again_at_full_size(settings: Settings):
+    """Over twice the work side, decode_picture's decode is scaled (JPEG draft): not the file's
+    pixels, so none is kept, and the whole picture is decoded again, as the library decodes it."""
+    source = Image.open(SAMPLES / "dataset" / "hubble.jpg")
+    buffer = io.BytesIO()
+    source.resize((source.width * 2, source.height * 2), Image.Resampling.LANCZOS).save(buffer, "JPEG")
+    data = buffer.getvalue()
+    assert decode_picture(data, settings.decoding, keep_full=True).full is None
+
+    got = whole(data, settings)
+
+    assert (PDQ.to_hex(got.pdq), got.quality) == pdq_from_bytes(data)
+    assert got.phash == int(str(imagehash.phash(Image.open(io.BytesIO(data)))), 16)
 
 
 def test_pictures_larger_than_the_work_size_are_hashed_at_full_size(settings: Settings):

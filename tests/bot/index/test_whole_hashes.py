@@ -20,10 +20,11 @@ from bot.checking import check_picture
 from bot.config import Settings, load_settings
 from bot.decoding import decode_picture
 from bot.hashing import hash_entry
+from bot.index.batches import hash_item
 from bot.index.build import build_index
 from bot.index.search import HashIndex
-from bot.index.sources import SourceError, count_hash_rows
-from bot.index.storage import WHOLE_FILES, IndexFormatError
+from bot.index.sources import SourceError, SourceItem, count_hash_rows
+from bot.index.storage import WHOLE_FILES, DatasetEntry, IndexFormatError
 from bot.signals import PDQ
 from bot.whole_picture import hash_whole_picture
 from tests.bot.index.test_build import COPIES, DATASET, PHOTOS, QUERIES, run
@@ -228,3 +229,53 @@ def test_a_hash_parquet_file_with_only_one_of_the_pair_is_refused(built, tmp_pat
 
     with pytest.raises(SourceError, match="whole_pdq but not whole_phash"):
         count_hash_rows(tmp_path / "hashes.parquet")
+
+
+def test_the_setting_off_leaves_them_out_of_the_hashes(tmp_path):
+    """``[index] whole_picture_hashes = false`` in a settings file: hash_item gives no whole-picture
+    hashes, and the entry's own hashes are unchanged."""
+    data = (DATASET / "rocket.jpg").read_bytes()
+    override = tmp_path / "settings.toml"
+    override.write_text("[index]\nwhole_picture_hashes = false\n")
+    off = load_settings(override, with_deployment_files=False)
+    on = load_settings(with_deployment_files=False)
+
+    _, without, _ = hash_item(SourceItem(DatasetEntry("rocket"), picture=data), off)
+    _, with_them, _ = hash_item(SourceItem(DatasetEntry("rocket"), picture=data), on)
+
+    assert without is not None
+    assert with_them is not None
+    assert (without.whole, with_them.whole is not None) == (None, True)
+    np.testing.assert_array_equal(without.pdq, with_them.pdq)
+    assert without.phash == with_them.phash
+
+
+def test_index_build_without_whole_picture_writes_shards_a_scan_cannot_read(built, tmp_path, capsys):
+    source, index = built
+    out = tmp_path / "without"
+
+    code, _, _ = run(
+        capsys,
+        [
+            "index",
+            "build",
+            str(source),
+            "--out",
+            str(out),
+            "--workers",
+            "1",
+            "--quiet",
+            "--without-whole-picture",
+        ],
+    )
+
+    assert code == 0
+    shard, full = HashIndex(out).shards[0], HashIndex(index).shards[0]
+    assert not shard.has_whole
+    folder = next((out / "shards").iterdir())
+    assert not any((folder / file).exists() for file in WHOLE)
+    np.testing.assert_array_equal(np.asarray(shard.pdq), np.asarray(full.pdq))  # the same rows
+    code, text, _ = run(capsys, ["index", "info", str(out)])
+    assert (
+        "whole-picture hashes: in 0 of 1 shard(s) (a hash-list scan needs them; rebuild the others)" in text
+    )
