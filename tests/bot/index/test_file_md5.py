@@ -152,3 +152,16 @@ def test_a_bad_md5_in_a_hash_parquet_file_is_a_failure_named_for_it(
     assert [shard.md5[n].tobytes().hex() for n in range(shard.entries)] == [*good[:2], *good[5:]]
     examples = shard.summary()["failure_examples"]
     assert {example["reason"] for example in examples} == {"bad_md5"}
+
+
+def test_a_build_without_whole_picture_hashes_still_keeps_the_md5s(built, tmp_path, capsys) -> None:
+    source, index = built
+    out = tmp_path / "without"
+    argv = ["index", "build", str(source), "--out", str(out), "--workers", "1", "--quiet"]
+    code, _, _ = run(capsys, [*argv, "--without-whole-picture"])
+    assert code == 0
+    shard, full = HashIndex(out).shards[0], HashIndex(index).shards[0]
+    assert (shard.has_whole, shard.has_md5) == (False, True)
+    assert shard.md5 is not None
+    assert full.md5 is not None
+    np.testing.assert_array_equal(shard.md5, full.md5)
