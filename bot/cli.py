@@ -319,6 +319,12 @@ def _info_lines(described: IndexDescription) -> list[str]:
             if described.whole_picture_shards == len(described.shards)
             else " (a hash-list scan needs them; rebuild the others)"
         ),
+        f"file MD5s: in {described.md5_shards} of {len(described.shards)} shard(s)"
+        + (
+            ""
+            if described.md5_shards == len(described.shards)
+            else " (a hash list's MD5s are matched only there; rebuild the others)"
+        ),
     ]
     tables = described.search_tables
     if not tables["covered_shards"]:

@@ -75,6 +75,10 @@ class EntryHashes(SignalValues):
     # The entry's whole-picture hashes as partner hash lists compute them (bot.whole_picture), set
     # by the build from the file's bytes; read only by a hash-list scan. None: not kept.
     whole: WholeHashes | None = None
+    # MD5 of the entry's file bytes (16 bytes), as img2dataset writes it with compute_hash="md5"
+    # and partner lists carry it: set by the build from the bytes it reads, or from a hash Parquet
+    # file's md5 column; read only by a hash-list scan. None: not known.
+    md5: bytes | None = None
 
 
 class RowKind(IntEnum):

@@ -4,7 +4,7 @@ The list is read and checked whole before anything is stored: with any bad line 
 stored (exit 1) unless ``--skip-bad`` says to store the good lines; either way the bad lines are
 reported by reason with their line numbers. The same file imported again under the same source
 stores nothing (exit 0). ``--index`` says which signal types can be matched: a hash of a type
-the index does not carry (MD5, today) is a bad line.
+the index does not carry (MD5, where no shard keeps its entries' file MD5s) is a bad line.
 """
 
 from __future__ import annotations
@@ -71,9 +71,11 @@ def add_commands(commands: argparse._SubParsersAction) -> argparse._SubParsersAc
 
 
 def matchable_kinds(folder: Path, settings: Settings) -> frozenset[str]:
-    """The signal types the index at ``folder`` carries (bot.index.describe)."""
+    """The signal types the index at ``folder`` carries (bot.index.describe): its kinds of hash,
+    and ``md5`` where a shard keeps its entries' file MD5s (a scan names the shards without)."""
     described = describe_served(PartedIndex(folder), settings)
-    return frozenset(kind.name for kind in described.signal_kinds if kind.in_index)
+    kinds = {kind.name for kind in described.signal_kinds if kind.in_index}
+    return frozenset(kinds | ({"md5"} if described.md5_shards else set()))
 
 
 def _bad_report(read: ReadList) -> dict[str, dict[str, Any]]:

@@ -6,8 +6,8 @@ report as JSON to a file. ``--file`` files the hits as tickets for review, each 
 once per source, so scanning again, or scanning a newer version of the list, files only what is
 new (bot.tickets.list_filing); sources in ``[hash_lists] auto_approve`` are approved at once.
 Without ``--file`` nothing is stored. Exit 1 when a shard could not be scanned (it lacks
-whole-picture hashes: the report names it; what was found is still filed) or no list matches the
-request; 0 otherwise, hits or not.
+whole-picture hashes, or file MD5s for a list's MD5s: the report names it; what was found is
+still filed) or no list matches the request; 0 otherwise, hits or not.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ async def scan(args: argparse.Namespace, settings: Settings) -> int:
         "entries": report.entries,
         "low_quality_entries": report.low_quality,
         "rule": {"pdq_max_distance": PDQ_MAX_DISTANCE, "pdq_min_quality": PDQ_MIN_QUALITY,
-                 "phash_max_distance": PHASH_MAX_DISTANCE},
+                 "phash_max_distance": PHASH_MAX_DISTANCE, "md5": "equal to the file's"},
         "complete": report.complete,
         "unscannable": report.unscannable,
         "hit_count": len(report.hits),
@@ -102,7 +102,7 @@ def _text(asked: str, document: dict[str, Any]) -> list[str]:
         f"against {document['entries']} entries in {document['seconds']} s",
     ]
     if document["not_scanned"]:
-        lines.append(f"  {document['not_scanned']} hashes of other types (MD5) not scanned")
+        lines.append(f"  {document['not_scanned']} hashes not scanned (of a type the scan does not match)")
     if document["low_quality_entries"]:
         lines.append(
             f"  {document['low_quality_entries']} entries never match a PDQ list: their whole-picture "

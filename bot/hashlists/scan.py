@@ -13,18 +13,25 @@ person's check:
   rate its hashes). Weaker than the PDQ rule: pHash's bits are far from independent on real
   photographs, and 64 bits leave little room (the index's own pHash radius is 16, and only a
   verified picture makes that safe), so its hits deserve a closer look at review.
+* **MD5**: equal to the MD5 of the entry's file bytes (``md5.npy`` (N, 16) uint8, kept where the
+  build read the file or a hash Parquet file brought img2dataset's ``md5`` column), distance 0.
+  Only the very same file matches: a copy re-encoded, resized or with one byte changed does not,
+  and neither does a file img2dataset resized on download (its MD5 is of the bytes it wrote).
 
 A list's hash is of the whole picture (python-threatexchange hashes the file as it is), while an
 index row hashes an entry's central region: the two differ by ~126 of 256 bits, so the scan
 compares list hashes with each entry's whole-picture hashes, kept per entry beside the shard's
 rows (``whole_pdq.npy`` (N, 4) uint64 in ``pdq.npy``'s word layout, ``whole_phash.npy`` (N,),
-``whole_quality.npy`` (N,) uint8). A shard without them cannot be scanned: it is reported (rebuild
-it), never silently skipped, and the scan says it is incomplete.
+``whole_quality.npy`` (N,) uint8). A shard without them (or, for a list's MD5s, without
+``md5.npy``) cannot be scanned: it is reported (rebuild it), never silently skipped, and the scan
+says it is incomplete. A shard is read only for what the lists carry: MD5s alone never open the
+whole-picture files.
 
 The search is exact. The list is the small side: its hashes go into a faiss binary index
 (``IndexBinaryFlat``, a popcount per pair) and the entries stream through it a chunk at a time
 (``range_search``). A list of one to three hashes is compared by numpy instead, where faiss's
-per-query overhead costs more than it saves (bench/hashlist.py, docs/measurements.md).
+per-query overhead costs more than it saves (bench/hashlist.py, docs/measurements.md). MD5s are
+sorted once and each chunk of entries looked up by binary search (``np.searchsorted``).
 """
 
 from __future__ import annotations
@@ -43,7 +50,7 @@ from threatexchange.signal_type.pdq.signal import PdqSignal
 from bot.errors import RemovalDeskError
 from bot.index.parts import open_served
 from bot.index.search import HashIndex, Searchable
-from bot.index.storage import IndexFormatError, ShardReader
+from bot.index.storage import MD5_BYTES, IndexFormatError, ShardReader
 from bot.signals import PDQ, PHash
 from bot.tickets.models import MatchedEntry
 
@@ -52,7 +59,8 @@ PDQ_MIN_QUALITY = PdqSignal.QUALITY_THRESHOLD  # 50
 PHASH_MAX_DISTANCE = 4
 MAX_DISTANCE = {"pdq": PDQ_MAX_DISTANCE, "phash": PHASH_MAX_DISTANCE}
 WORDS = {"pdq": 4, "phash": 1}
-SCANNED_SIGNALS = tuple(MAX_DISTANCE)
+WHOLE_PICTURE_SIGNALS = tuple(MAX_DISTANCE)  # matched against the whole-picture hashes
+SCANNED_SIGNALS = (*WHOLE_PICTURE_SIGNALS, "md5")
 NOT_COMPARED = -1  # a ticket entry's distance for the signal type the list hash is not
 
 CHUNK = 1 << 16  # entries compared at once: a few MB, whatever the shard's size
@@ -160,6 +168,18 @@ def whole_columns(shard: ShardReader) -> WholeColumns:
     return WholeColumns(np.asarray(pdq, np.uint64), np.asarray(phash, np.uint64), quality)
 
 
+def file_md5s(shard: ShardReader) -> np.ndarray:
+    """The shard's (N, 16) uint8 file MD5s; UnscannableShardError when it has none or they are
+    damaged (a shard written before they were kept, or from a hash file without them)."""
+    try:
+        column = shard.md5
+    except IndexFormatError as exc:
+        raise UnscannableShardError(f"not scannable for MD5: its file MD5s cannot be read ({exc})") from exc
+    if column is None:
+        raise UnscannableShardError("not scannable for MD5: no file MD5s kept; rebuild it")
+    return column
+
+
 def hash_words(text: str) -> np.ndarray:
     """A list hash (hex, first bit first) as the index's words: (words,) uint64."""
     return np.frombuffer(bytes.fromhex(text), dtype=">u8").astype(np.uint64)
@@ -190,6 +210,56 @@ class ListMatcher:
         return entries, labels.astype(np.int64), distances.astype(np.int64)
 
 
+class MD5Matcher:
+    """Every pair (list MD5, entry) of equal MD5s. The list is sorted once by its first 8 bytes;
+    each entry's are looked up by binary search, and the few found compared whole (a list may
+    hold the same MD5 on several lines: each is a pair).
+
+    A table of the list's top bits (~64 slots a list hash, 64 KB to 64 MB) first leaves out the
+    entries no list hash can equal: a binary search per entry cost ~45 ns, the table look-up a few
+    (1e8 entries against 10,000 MD5s: 10 s without it, 0.4 s with it; bench/hashlist.py)."""
+
+    def __init__(self, digests: np.ndarray) -> None:
+        words = _md5_words(digests)  # (L, 2): only equality and one order matter, not byte order
+        self.order = np.lexsort((words[:, 1], words[:, 0]))
+        self.first = np.ascontiguousarray(words[self.order, 0])
+        self.second = np.ascontiguousarray(words[self.order, 1])
+        bits = int(np.clip(np.ceil(np.log2(max(len(self.first), 1))) + 6, 16, 26))
+        self.shift = np.uint64(64 - bits)
+        self.listed = np.zeros(1 << bits, dtype=bool)
+        self.listed[self.first >> self.shift] = True
+
+    def pairs(self, chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(entry positions in ``chunk`` (n, 16), list positions, distances: all 0) of every pair."""
+        words = _md5_words(chunk)
+        found = np.flatnonzero(self.listed[words[:, 0] >> self.shift])
+        starts = np.searchsorted(self.first, words[found, 0])
+        inside = starts < len(self.first)
+        found, starts = found[inside], starts[inside]
+        equal = self.first[starts] == words[found, 0]
+        found, starts = found[equal], starts[equal]
+        entries, listed = [], []
+        # The hits, and entries whose first 8 bytes equal a list hash's by chance (one in 2**64).
+        for entry, start in zip(found.tolist(), starts.tolist(), strict=True):
+            position = start
+            while position < len(self.first) and self.first[position] == words[entry, 0]:
+                if self.second[position] == words[entry, 1]:
+                    entries.append(entry)
+                    listed.append(int(self.order[position]))
+                position += 1
+        return np.array(entries, np.int64), np.array(listed, np.int64), np.zeros(len(entries), np.int64)
+
+
+def _md5_words(digests: np.ndarray) -> np.ndarray:
+    """(n, 16) uint8 MD5s as (n, 2) uint64 words."""
+    return np.ascontiguousarray(digests, dtype=np.uint8).reshape(-1, MD5_BYTES).view(np.uint64)
+
+
+def md5_digests(texts: Sequence[str]) -> np.ndarray:
+    """List MD5s (32 hex digits) as (L, 16) uint8."""
+    return np.frombuffer(b"".join(bytes.fromhex(text) for text in texts), np.uint8).reshape(-1, MD5_BYTES)
+
+
 def numpy_pairs(
     words: np.ndarray, chunk: np.ndarray, radius: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -206,10 +276,11 @@ def numpy_pairs(
 
 
 def column_pairs(
-    matcher: ListMatcher, column: np.ndarray, allowed: np.ndarray | None = None
+    matcher: ListMatcher | MD5Matcher, column: np.ndarray, allowed: np.ndarray | None = None
 ) -> Iterator[tuple[int, int, int]]:
     """(entry number, list position, distance) of every pair of ``column`` (N, W) within the
-    matcher's radius, streamed a chunk at a time; entries where ``allowed`` is False are left out."""
+    matcher's radius (an MD5Matcher's: equal), streamed a chunk at a time; entries where
+    ``allowed`` is False are left out."""
     for start in range(0, len(column), CHUNK):
         entries, listed, distances = matcher.pairs(column[start : start + CHUNK])
         entries = entries + start
@@ -230,9 +301,9 @@ def _picture_rows(shard: ShardReader) -> Callable[[int], int]:
 
 
 def scan_index(folder: Path, hashes: Sequence[ListHash]) -> ScanReport:
-    """Every hash of ``hashes`` (PDQ and pHash; others are not scanned) against every entry of the
-    index at ``folder`` (an index or a folder of parts), part after part in this process, by the
-    module's hash-only rule."""
+    """Every hash of ``hashes`` (PDQ, pHash and MD5; others are not scanned) against every entry of
+    the index at ``folder`` (an index or a folder of parts), part after part in this process, by
+    the module's hash-only rule."""
     return scan_served(open_served(folder), hashes)
 
 
@@ -256,11 +327,13 @@ def scan_part(index: HashIndex, hashes: Sequence[ListHash]) -> ScanReport:
     """One part's (or one plain index's) scan, its hits named SHARD/ROW: run where the part is
     (a module-level function, so a Dask worker can run it)."""
     by_signal = {signal: [h for h in hashes if h.signal == signal] for signal in SCANNED_SIGNALS}
-    matchers = {
+    matchers: dict[str, tuple[list[ListHash], ListMatcher | MD5Matcher]] = {
         signal: (listed, ListMatcher(np.stack([hash_words(h.hash) for h in listed]), MAX_DISTANCE[signal]))
         for signal, listed in by_signal.items()
-        if listed
+        if listed and signal in WHOLE_PICTURE_SIGNALS
     }
+    if by_signal["md5"]:
+        matchers["md5"] = (by_signal["md5"], MD5Matcher(md5_digests([h.hash for h in by_signal["md5"]])))
     report = ScanReport()
     for shard in index.shards:
         _scan_shard(index, shard, matchers, report)
@@ -270,21 +343,36 @@ def scan_part(index: HashIndex, hashes: Sequence[ListHash]) -> ScanReport:
 def _scan_shard(
     index: HashIndex,
     shard: ShardReader,
-    matchers: dict[str, tuple[list[ListHash], ListMatcher]],
+    matchers: dict[str, tuple[list[ListHash], ListMatcher | MD5Matcher]],
     report: ScanReport,
 ) -> None:
-    try:
-        whole = whole_columns(shard)
-    except UnscannableShardError as exc:
-        report.unscannable[shard.name] = str(exc)
+    columns: dict[str, np.ndarray] = {}
+    allowed: dict[str, np.ndarray] = {}
+    missing: list[str] = []
+    if any(signal in matchers for signal in WHOLE_PICTURE_SIGNALS):
+        try:
+            whole = whole_columns(shard)
+        except UnscannableShardError as exc:
+            missing.append(str(exc))
+        else:
+            allowed["pdq"] = np.asarray(whole.quality) >= PDQ_MIN_QUALITY
+            report.low_quality += int(shard.entries - np.count_nonzero(allowed["pdq"]))
+            columns.update((signal, whole.column(signal)) for signal in WHOLE_PICTURE_SIGNALS)
+    if "md5" in matchers:
+        try:
+            columns["md5"] = file_md5s(shard)
+        except UnscannableShardError as exc:
+            missing.append(str(exc))
+    if missing:
+        report.unscannable[shard.name] = "; ".join(missing)
+    if not columns:
         return
     picture_row = _picture_rows(shard)
-    usable = np.asarray(whole.quality) >= PDQ_MIN_QUALITY
     report.entries += shard.entries
-    report.low_quality += int(shard.entries - np.count_nonzero(usable))
     for signal, (listed, matcher) in matchers.items():
-        allowed = usable if signal == "pdq" else None
-        for number, position, distance in column_pairs(matcher, whole.column(signal), allowed):
+        if signal not in columns:
+            continue
+        for number, position, distance in column_pairs(matcher, columns[signal], allowed.get(signal)):
             report.hits.append(_hit(index, shard, picture_row(number), listed[position], distance))
 
 
@@ -292,7 +380,8 @@ def _hit(index: HashIndex, shard: ShardReader, row: int, list_hash: ListHash, di
     """A hit, with what a ticket keeps of its entry read where the shard is: the row's hashes
     (which the hash blocklist carries) and the entry's whole-picture PDQ (which the ThreatExchange
     export carries), so that filing needs no second visit to the part. The list hash's distance
-    goes in its signal's column; the other's is -1 (not compared: a list hash is of one type)."""
+    goes in its signal's column; the other's is -1 (not compared: a list hash is of one type; an
+    MD5's hit has -1 in both)."""
     described = shard.entry(row)
     hashes = index.filed_hashes(shard.name, row)
     whole = hashes.whole

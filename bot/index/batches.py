@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import hashlib
 import multiprocessing
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -25,7 +26,7 @@ from bot.decoding import ImageRejectedError, decode_picture
 from bot.errors import RemovalDeskError
 from bot.hashing import EntryHashes, EntryPart, hash_entry
 from bot.index.sources import SourceError, SourceItem
-from bot.index.storage import DatasetEntry
+from bot.index.storage import DatasetEntry, stack_md5
 from bot.index.units import ReadTask, read_task
 from bot.signals import SignalValues, pdq_fast, signal_keywords, signal_kinds
 from bot.verification import CHROMA_SIDE, THUMBNAIL_SIDE
@@ -41,8 +42,10 @@ def hash_item(
 
     This is ``hash_entry(decode_picture(...))``, exactly what a query's original would give, so an
     entry of the index and a copy checked later are hashed the same way; and the whole picture's
-    hashes as a partner hash list computes them (:mod:`bot.whole_picture`), for hash-list scans,
-    unless ``[index] whole_picture_hashes`` is off.
+    hashes as a partner hash list computes them (:mod:`bot.whole_picture`), unless ``[index]
+    whole_picture_hashes`` is off, and the MD5 of the file's bytes (what img2dataset's
+    ``compute_hash="md5"`` writes; ~0.7 ms for a 500 KB file at ~700 MB/s a core), for hash-list
+    scans.
     """
     settings = settings or _worker_settings
     assert settings is not None, "hash_item needs settings (the pool initializer sets them)"
@@ -56,7 +59,8 @@ def hash_item(
         return item.entry, None, rejected.reason
     hashes = hash_entry(picture.image, settings.hashing)
     whole = hash_whole_picture(item.picture, picture.image, picture.full) if keep else None
-    return item.entry, replace(hashes, whole=whole), None
+    md5 = hashlib.md5(item.picture, usedforsecurity=False).digest()
+    return item.entry, replace(hashes, whole=whole, md5=md5), None
 
 
 @signal_keywords
@@ -76,6 +80,9 @@ class BatchResult(SignalValues):
     # The entries' whole-picture hashes (bot.whole_picture); None where the batch's entries came
     # without them (a hash Parquet file without the whole_* columns).
     whole: WholeColumns | None = None
+    # (N, 16) uint8: the entries' MD5s of their file bytes; None where the batch's entries came
+    # without them (a hash Parquet file without an md5 column).
+    md5: np.ndarray | None = None
 
     @property
     def seen(self) -> int:
@@ -93,6 +100,7 @@ class BatchResult(SignalValues):
                     chroma=self.chroma[row],
                     parts=self.parts.get(row, ()),
                     whole=None if self.whole is None else self.whole.row(row),
+                    md5=None if self.md5 is None else self.md5[row].tobytes(),
                 ),
             )
 
@@ -160,6 +168,7 @@ def _batch_result(
         source_error=source_error,
         parts={row: hashes.parts for row, (_, hashes) in enumerate(entries) if hashes.parts},
         whole=WholeColumns.stack([hashes.whole for _, hashes in entries]),
+        md5=stack_md5([hashes.md5 for _, hashes in entries]),
     )
 
 

@@ -78,6 +78,8 @@ class IndexDescription:
     # Shards that keep each entry's whole-picture hashes (bot.whole_picture): a hash-list scan
     # needs them, and a shard written before has none until rebuilt.
     whole_picture_shards: int = 0
+    # Shards that keep each entry's MD5 of its file bytes: a hash list's MD5s are matched there.
+    md5_shards: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready; the keys ``index info --json`` printed before (folder, entries, rows,
@@ -186,6 +188,7 @@ def describe_index(index: HashIndex, settings: Settings, removed: int | None = N
         size_bytes=size_on_disk(index.folder),
         failures=dict(failures),
         whole_picture_shards=sum(shard.has_whole for shard in index.shards),
+        md5_shards=sum(shard.has_md5 for shard in index.shards),
     )
 
 
@@ -243,4 +246,5 @@ def combined(folder: str, parts: list[tuple[str, IndexDescription]], removed: in
         size_bytes=sum(d.size_bytes for d in descriptions),
         failures=dict(failures),
         whole_picture_shards=sum(d.whole_picture_shards for d in descriptions),
+        md5_shards=sum(d.md5_shards for d in descriptions),
     )

@@ -17,6 +17,10 @@ Supported sources (see README, "Building an index"):
   A file without them gives shards without whole-picture files (a hash-list scan cannot read
   those); a file with them gives every entry its values, a row with a missing or bad one being
   a ``bad_hash_value`` failure, so a shard never holds them for some entries and not others;
+  and optionally ``md5``, the MD5 of each entry's file bytes as img2dataset writes it with
+  ``compute_hash="md5"`` (32 hex digits, or 16 bytes): a file with the column gives every entry
+  its MD5, a row whose value is missing or not an MD5 being a ``bad_md5`` failure, named apart
+  so the build's report says which column to fix;
 * a URL list (LAION-style metadata), whose pictures are downloaded: see :mod:`bot.index.url_lists`
   (its rows) and :mod:`bot.index.download_thread` (its pictures).
 
@@ -37,7 +41,7 @@ import pyarrow.parquet as pq
 
 from bot.errors import RemovalDeskError
 from bot.hashing import EntryHashes
-from bot.index.storage import DatasetEntry
+from bot.index.storage import MD5_BYTES, DatasetEntry
 from bot.signals import PDQ, SIGNAL_KINDS, PHash, signal_kinds
 from bot.whole_picture import WholeHashes
 
@@ -192,7 +196,8 @@ def _open_hash_parquet(path: Path) -> tuple[pq.ParquetFile, list[str]]:
         raise SourceError(f"{path} has the column {whole[0]} but not {other}: give both or neither")
     if whole and "whole_quality" in names:
         whole.append("whole_quality")
-    return parquet, [c for c in ("key", "url", "caption", *kinds, "quality", *whole) if c in names]
+    wanted = ("key", "url", "caption", *kinds, "quality", *whole, MD5_COLUMN)
+    return parquet, [c for c in wanted if c in names]
 
 
 # The whole-picture hashes' columns of a hash Parquet file, both or neither (whole_quality: optional).
@@ -210,6 +215,32 @@ def _whole_hashes(columns: dict[str, list], row: int) -> WholeHashes | None:
         phash=PHash.parse(columns["whole_phash"][row]),
         quality=100 if qualities is None else _quality_value(qualities[row]),
     )
+
+
+# img2dataset's name for the column of each file's MD5 (its compute_hash="md5").
+MD5_COLUMN = "md5"
+
+
+class BadMD5Error(RemovalDeskError, ValueError):
+    """A hash Parquet row's md5 value is missing or not an MD5."""
+
+
+def parse_md5(value: object) -> bytes:
+    """An MD5 as img2dataset writes it (32 hex digits, any case) or as 16 bytes, as 16 bytes."""
+    if isinstance(value, bytes) and len(value) == MD5_BYTES:
+        return value
+    if isinstance(value, str) and len(value) == 2 * MD5_BYTES:
+        try:
+            return bytes.fromhex(value)
+        except ValueError:
+            pass
+    raise BadMD5Error(f"{value!r} is not an MD5 (32 hex digits)")
+
+
+def _md5(columns: dict[str, list], row: int) -> bytes | None:
+    """Row ``row``'s MD5; None when the file has no md5 column."""
+    values = columns.get(MD5_COLUMN)
+    return None if values is None else parse_md5(values[row])
 
 
 def count_hash_rows(path: Path) -> int:
@@ -261,7 +292,11 @@ def iter_hash_parquet(
                     signals={kind.name: kind.parse(columns[kind.name][i]) for kind in signal_kinds()},
                     quality=_quality_value(qualities[i]),
                     whole=_whole_hashes(columns, i),
+                    md5=_md5(columns, i),
                 )
+            except BadMD5Error:
+                yield SourceItem(entry=entry, problem="bad_md5")
+                continue
             except (TypeError, ValueError):
                 yield SourceItem(entry=entry, problem="bad_hash_value")
                 continue

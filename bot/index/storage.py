@@ -27,6 +27,10 @@ wider one, first hash bit = MSB)::
                                       whole_quality.npy (N,) uint8. All three or none: absent in
                                       a shard written before, or from a hash Parquet file
                                       without the whole_* columns
+    DIR/shards/NNNNN/md5.npy          uint8  (N, 16) MD5 of each ENTRY's file bytes, as img2dataset
+                                      writes it (``compute_hash="md5"``) and partner lists carry
+                                      it, for hash-list scans only; absent in a shard written
+                                      before, or from a hash Parquet file without an md5 column
     DIR/shards/NNNNN/meta.jsonl       one JSON object per entry: key, url, caption
     DIR/shards/NNNNN/meta.offsets.npy uint64 (N+1,)  byte offset of each entry's line in meta.jsonl
     DIR/shards/NNNNN/shard.json       entry and row counts, sources, failures by kind with examples
@@ -80,6 +84,9 @@ FORMAT_NAME = "removal-desk-index"
 FORMAT_VERSION = 1
 # The whole-picture files of a shard (bot.whole_picture), by ShardReader attribute.
 WHOLE_FILES = {name: f"{name}.npy" for name in ("whole_pdq", "whole_phash", "whole_quality")}
+# Each entry's MD5 of its file bytes (bot.hashing.EntryHashes.md5): 16 bytes an entry.
+MD5_FILE = "md5.npy"
+MD5_BYTES = 16
 _MAX_FAILURE_EXAMPLES = 20
 
 
@@ -103,6 +110,15 @@ class DatasetEntry:
     key: str
     url: str | None = None
     caption: str | None = None
+
+
+def stack_md5(values: list[bytes | None]) -> np.ndarray | None:
+    """(N, 16) uint8 of the entries' MD5s; None unless every entry has one (a shard keeps them for
+    all its entries or for none, as it does the whole-picture hashes)."""
+    if any(value is None for value in values):
+        return None
+    column = np.frombuffer(b"".join(v for v in values if v is not None), dtype=np.uint8)
+    return column.reshape(len(values), MD5_BYTES)
 
 
 def _write_json_atomically(path: Path, document: dict[str, Any]) -> None:
@@ -260,6 +276,7 @@ class ShardWriter:
         self._meta: list[bytes] = []
         self._rows: list[tuple[int, ...]] = []  # (entry, box in BOX_SCALE units, RowKind)
         self._whole: list[WholeHashes | None] = []  # one per entry
+        self._md5: list[bytes | None] = []  # one per entry
         self.failures: Counter[str] = Counter()
         self.failure_examples: list[dict[str, str]] = []
         self.sources: list[str] = []
@@ -276,6 +293,9 @@ class ShardWriter:
             box = tuple(min(BOX_SCALE, max(0, round(v * BOX_SCALE))) for v in part.box)
             self._add_row(part.hashes, (number, *box, part.kind))
         self._whole.append(hashes.whole)
+        if hashes.md5 is not None and len(hashes.md5) != MD5_BYTES:
+            raise ValueError(f"an MD5 is {MD5_BYTES} bytes, not {len(hashes.md5)}")
+        self._md5.append(hashes.md5)
         line = {"key": entry.key, "url": entry.url, "caption": entry.caption}
         self._meta.append(json.dumps(line, ensure_ascii=False).encode("utf-8") + b"\n")
 
@@ -313,6 +333,11 @@ class ShardWriter:
                 offsets[i + 1] = offsets[i] + len(line)
         np.save(temporary / "meta.offsets.npy", offsets)
         self._save_whole(temporary)
+        md5 = stack_md5(self._md5)
+        if md5 is not None:
+            np.save(temporary / MD5_FILE, md5)
+        elif any(value is not None for value in self._md5):
+            log.warning("shard %s: some entries came without an MD5; none kept", self.name)
         summary = {
             "entries": len(self._meta),
             "rows": count,
@@ -391,6 +416,8 @@ class ShardReader(SignalValues):
             raise IndexFormatError(f"shard {path} is inconsistent: it has only some whole-picture files")
         self.has_whole = bool(present)
         self._whole: dict[str, np.ndarray] = {}
+        self.has_md5 = (path / MD5_FILE).exists()
+        self._md5: np.ndarray | None = None
 
     # The whole-picture hashes (bot.whole_picture): mapped on first use, so a person's check,
     # which never reads them, never opens the files; None for a shard without them.
@@ -424,6 +451,25 @@ class ShardReader(SignalValues):
                 )
             self._whole[name] = column
         return self._whole[name]
+
+    @property
+    def md5(self) -> np.ndarray | None:
+        """(N, 16) uint8: each entry's MD5 of its file bytes, mapped on first use (only a hash-list
+        scan reads it); None for a shard without them."""
+        if not self.has_md5:
+            return None
+        if self._md5 is None:
+            path = self.path / MD5_FILE
+            try:
+                column = np.load(path, mmap_mode="r")
+            except (OSError, ValueError, EOFError) as exc:
+                raise _refuse(path, f"cannot be read ({exc})") from exc
+            if column.shape != (self.entries, MD5_BYTES) or column.dtype != np.uint8:
+                raise IndexFormatError(
+                    f"shard {self.path} is inconsistent: {path.name} is not {MD5_BYTES} bytes an entry"
+                )
+            self._md5 = column
+        return self._md5
 
     @property
     def kinds(self) -> np.ndarray:

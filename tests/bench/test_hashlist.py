@@ -1,4 +1,5 @@
-"""bench/hashlist.py at a small size: both searches find the same pairs, the planted ones exactly."""
+"""bench/hashlist.py at a small size: both searches find the same pairs, the planted ones exactly,
+and the MD5 search exactly the planted MD5s."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ def test_the_bench_finds_the_planted_hashes_both_ways(tmp_path, capsys) -> None:
             "40",
             "--baseline-hashes",
             "3",
+            "--md5-list-hashes",
+            "1000",
             "--data",
             str(tmp_path),
             "--json",
@@ -27,3 +30,6 @@ def test_the_bench_finds_the_planted_hashes_both_ways(tmp_path, capsys) -> None:
     assert result["planted_found_exactly"] is True
     assert result["hits"] == sum(1 for distance in PLANTED_DISTANCES if distance <= 31)
     assert (tmp_path / "whole_pdq.npy").stat().st_size > 200_000 * 32
+    assert result["md5_planted_found_exactly"] is True
+    assert result["md5_list_hashes"] == 1000
+    assert (tmp_path / "md5.npy").stat().st_size > 200_000 * 16

@@ -24,6 +24,7 @@ from bot.index.build import build_index
 from bot.tickets.migrations import LATEST_VERSION
 from bot.tickets.store import TicketStore
 from tests.bot.hashlists.test_reading import MD5, PDQ1, PDQ2, PHASH1, hexes
+from tests.bot.index.test_file_md5 import without_md5
 from tests.bot.tickets.conftest import entry, query
 from tests.bot.tickets.old_schemas import take_back
 
@@ -40,6 +41,12 @@ def index_dir(tmp_path_factory) -> Path:
     out = root / "index"
     assert build_index([source], out, load_settings(), workers=1, show_progress=False).entries == 2
     return out
+
+
+@pytest.fixture(scope="module")
+def index_without_md5(index_dir, tmp_path_factory) -> Path:
+    """The index as one built before file MD5s were kept: no MD5 line can be matched to it."""
+    return without_md5(index_dir, tmp_path_factory.mktemp("hash-lists-old") / "index")
 
 
 @pytest.fixture
@@ -105,11 +112,11 @@ def test_a_csv_list_keeps_its_ids_categories_and_sources(capsys, index_dir, db, 
     ]
 
 
-def test_with_a_bad_line_nothing_is_stored(capsys, index_dir, db, tmp_path) -> None:
+def test_with_a_bad_line_nothing_is_stored(capsys, index_without_md5, db, tmp_path) -> None:
     path = tmp_path / "list.txt"
     path.write_text(f"pdq {PDQ1}\npdq {PDQ1[:-1]}x\nmd5 {MD5}\npdq\nphash {PHASH1}\n")
     code, out, err = run(
-        capsys, "hash-lists", "import", path, "--index", index_dir, "--db", db, "--source", "s"
+        capsys, "hash-lists", "import", path, "--index", index_without_md5, "--db", db, "--source", "s"
     )
     assert code == 1
     assert out == ""
@@ -121,11 +128,19 @@ def test_with_a_bad_line_nothing_is_stored(capsys, index_dir, db, tmp_path) -> N
     ]
     assert rows(db, "SELECT count(*) FROM hash_lists") == [(0,)]
     assert rows(db, "SELECT count(*) FROM hash_list_entries") == [(0,)]
-    code, report = imported(capsys, index_dir, db, path, "--source", "s")
+    code, report = imported(capsys, index_without_md5, db, path, "--source", "s")
     assert code == 1
     assert report["status"] == "refused"
     assert report["stored"] is False
     assert report["bad"]["not hex"] == {"count": 1, "lines": [2]}
+
+
+def test_md5_lines_are_imported_when_the_index_keeps_file_md5s(capsys, index_dir, db, tmp_path) -> None:
+    path = tmp_path / "list.txt"
+    path.write_text(f"md5 {MD5}\nvideo_md5 {MD5.upper()}\n{MD5}\n")
+    code, report = imported(capsys, index_dir, db, path, "--source", "s")
+    assert (code, report["status"], report["counts"], report["bad"]) == (0, "imported", {"md5": 3}, {})
+    assert [row[1:4] for row in stored_entries(db)] == [(n, "md5", MD5) for n in (1, 2, 3)]
 
 
 def test_skip_bad_stores_the_good_lines_and_reports_the_first_ten_of_each_reason(
@@ -148,10 +163,12 @@ def test_skip_bad_stores_the_good_lines_and_reports_the_first_ten_of_each_reason
     assert rows(db, "SELECT entries, bad_lines FROM hash_lists") == [(3, 25)]
 
 
-def test_a_list_with_no_good_line_is_refused_even_with_skip_bad(capsys, index_dir, db, tmp_path) -> None:
+def test_a_list_with_no_good_line_is_refused_even_with_skip_bad(
+    capsys, index_without_md5, db, tmp_path
+) -> None:
     path = tmp_path / "list.txt"
     path.write_text(f"md5 {MD5}\n")
-    code, report = imported(capsys, index_dir, db, path, "--source", "s", "--skip-bad")
+    code, report = imported(capsys, index_without_md5, db, path, "--source", "s", "--skip-bad")
     assert code == 1
     assert report["status"] == "refused"
     assert rows(db, "SELECT count(*) FROM hash_lists") == [(0,)]

@@ -286,3 +286,19 @@ def test_filing_is_all_or_nothing(built, tmp_path, capsys, monkeypatch) -> None:
     tickets, events, _ = asyncio.run(read_back(db))
     assert tickets == []
     assert [event.action for event in events] == []
+
+
+def test_an_md5_hit_becomes_a_ticket_that_says_it_is_the_very_same_file(built, tmp_path, capsys) -> None:
+    db = tmp_path / "t.sqlite3"
+    name = INDEXED[5]
+    data = (DATASET / name).read_bytes()
+    listed = [(test_scan.md5_hex(data), "case-md5"), (test_scan.md5_hex(copies(data)[0]), "case-copy")]
+    report = import_and_file(capsys, built.index, db, write_list(tmp_path / "l.csv", listed), "iwf")
+    assert (report["hashes"], report["filed"]["filed"]) == ({"md5": 2}, 1)
+    [ticket], _, _ = asyncio.run(read_back(db))
+    assert ticket.list_hit is not None
+    assert (ticket.list_hit.signal_type, ticket.list_hit.list_entry_id) == ("md5", "case-md5")
+    [matched] = ticket.entries
+    assert (matched.entry_id, matched.variant) == (built.entries[name], "list:md5")
+    assert (matched.pdq_distance, matched.phash_distance) == (-1, -1)
+    assert "the very same file" in describe_ticket(ticket)

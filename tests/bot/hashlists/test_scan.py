@@ -8,6 +8,7 @@ of the file (of the pictures, of copies re-encoded and resized), imagehash's pHa
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import shutil
@@ -29,15 +30,17 @@ from bot.hashlists.scan import (
     PDQ_MAX_DISTANCE,
     PDQ_MIN_QUALITY,
     ListHash,
+    MD5Matcher,
     ScanReport,
     UnscannableShardError,
+    column_pairs,
     hash_words,
     scan_index,
     whole_columns,
 )
 from bot.index.build import build_index
 from bot.index.parts import open_part, write_parts
-from bot.index.storage import WHOLE_FILES, Manifest
+from bot.index.storage import MD5_FILE, WHOLE_FILES, Manifest
 from bot.signals import PDQ, PHash
 from tests.made_up import jpeg, photo
 
@@ -218,14 +221,16 @@ def test_entries_under_the_quality_cut_off_never_match_a_pdq_list(built, tmp_pat
     assert report.low_quality == (0 if usable else 1)
 
 
-def as_written_before_whole_hashes(built, index: Path) -> None:
-    """Make ``index``'s shard look as one written before whole-picture hashes were kept: no files,
-    and a manifest that does not list them."""
-    for file in WHOLE_FILES.values():
+def as_written_before_whole_hashes(
+    built, index: Path, files: tuple[str, ...] = tuple(WHOLE_FILES.values())
+) -> None:
+    """Make ``index``'s shard look as one written before whole-picture hashes (or ``files``) were
+    kept: no files, and a manifest that does not list them."""
+    for file in files:
         (shard_of(built, index) / file).unlink()
     manifest = Manifest.read(index)
     for shard_files in manifest.files.values():
-        for file in WHOLE_FILES.values():
+        for file in files:
             shard_files.pop(file, None)
     manifest.write(index)
 
@@ -314,3 +319,84 @@ def test_the_command_fails_when_a_shard_cannot_be_scanned(built, tmp_path, capsy
     assert "INCOMPLETE" in text
     assert "not scannable" in text
     assert "0 hit(s)" in text
+
+
+def md5_hex(data: bytes) -> str:
+    """The MD5 a partner's list holds: of the file's bytes, as hex."""
+    return hashlib.md5(data).hexdigest()
+
+
+def one_byte_changed(data: bytes) -> bytes:
+    changed = bytearray(data)
+    changed[len(changed) // 2] ^= 0x01
+    return bytes(changed)
+
+
+def test_an_md5_list_finds_each_entry_by_its_files_md5_and_no_changed_file(built) -> None:
+    hashes, expected = [], set()
+    for name in INDEXED:
+        data = (DATASET / name).read_bytes()
+        hashes.append(md5_hex(data))
+        expected.add((len(hashes), built.entries[name]))
+        hashes += [md5_hex(one_byte_changed(data)), md5_hex(copies(data)[0])]  # never found
+    hashes.append(md5_hex((DATASET / INDEXED[0]).read_bytes()))  # the same MD5 again: a hit of its own
+    expected.add((len(hashes), built.entries[INDEXED[0]]))
+    hashes += [md5_hex((DATASET / name).read_bytes()) for name in UNRELATED]
+    report = scan_index(built.index, listed("md5", hashes))
+    assert found(report) == expected
+    assert {(hit.list_hash.signal, hit.distance) for hit in report.hits} == {("md5", 0)}
+    assert (report.complete, report.entries, report.hashes) == (True, len(INDEXED), {"md5": len(hashes)})
+
+
+def test_md5s_that_share_their_first_eight_bytes_are_told_apart() -> None:
+    column = np.random.default_rng(5).integers(0, 256, (3 * 65_536, 16), dtype=np.uint8)
+    twin = column[10].copy()
+    twin[15] ^= 1  # the same first 8 bytes, another MD5
+    matcher = MD5Matcher(np.stack([twin, column[10], column[150_000], column[10]]))
+    assert sorted(column_pairs(matcher, column)) == [(10, 1, 0), (10, 3, 0), (150_000, 2, 0)]
+
+
+def test_a_shard_without_md5s_is_reported_and_md5s_need_no_whole_picture_hashes(built, tmp_path) -> None:
+    served = tmp_path / "served"
+    for part in ("parts/a", "parts/b"):
+        shutil.copytree(built.index, served / part)
+    write_parts(served, ["parts/a", "parts/b"])
+    as_written_before_whole_hashes(built, served / "parts/a")  # MD5s kept, whole-picture hashes not
+    as_written_before_whole_hashes(built, served / "parts/b", (MD5_FILE,))
+    name = INDEXED[2]
+    report = scan_index(served, listed("md5", [md5_hex((DATASET / name).read_bytes())]))
+    assert [hit.entry for hit in report.hits] == [f"parts/a/{built.entries[name]}"]
+    shard = f"parts/b/{built.entries[name].split('/')[0]}"
+    assert report.unscannable == {shard: "not scannable for MD5: no file MD5s kept; rebuild it"}
+    assert (report.complete, report.entries) == (False, len(INDEXED))
+
+    data = (DATASET / name).read_bytes()
+    report = scan_index(
+        served, [ListHash(1, 1, "md5", md5_hex(data)), ListHash(1, 2, "pdq", partner_pdq(data))]
+    )
+    assert [(hit.list_hash.signal, hit.entry) for hit in report.hits] == [
+        ("md5", f"parts/a/{built.entries[name]}"),  # part a: by MD5 only
+        ("pdq", f"parts/b/{built.entries[name]}"),  # part b: by PDQ only
+    ]
+    assert set(report.unscannable) == {shard.replace("parts/b", "parts/a"), shard}
+    assert "no whole-picture hashes" in report.unscannable[shard.replace("parts/b", "parts/a")]
+
+
+def test_the_command_imports_and_scans_an_md5_list(built, tmp_path, capsys) -> None:
+    db = tmp_path / "tickets.sqlite3"
+    name = INDEXED[4]
+    path = tmp_path / "list.txt"
+    path.write_text(f"md5 {md5_hex((DATASET / name).read_bytes())}\n{md5_hex(b'another file')}\n")
+    code, out, _ = run(
+        capsys, "hash-lists", "import", path, "--index", built.index, "--db", db, "--source", "s"
+    )
+    assert (code, out) == (0, "imported hash list 1 from s (te): 2 entries (md5 2)\n")
+    code, out, _ = run(
+        capsys, "hash-lists", "scan", "--index", built.index, "--db", db, "--list", 1, "--json"
+    )
+    assert code == 0
+    report = json.loads(out)
+    assert (report["hashes"], report["not_scanned"], report["complete"]) == ({"md5": 2}, 0, True)
+    assert [(hit["line"], hit["signal"], hit["entry"], hit["distance"]) for hit in report["hits"]] == [
+        (1, "md5", built.entries[name], 0)
+    ]
