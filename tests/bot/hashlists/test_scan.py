@@ -1,9 +1,10 @@
 """``hash-lists scan``: a list's hashes against an index built from known pictures.
 
-The index is built by ``index build`` from six of the sample pictures; each entry's whole-picture
-hashes are then written beside its shard as the build will keep them (bot's PDQ and pHash kinds on
-the whole decoded picture). The lists are hashed as a partner hashes: python-threatexchange's PDQ
-of the file (of the pictures, of copies re-encoded and resized), imagehash's pHash of the file.
+The index is built by ``index build`` from six of the sample pictures, with the whole-picture
+hashes the build keeps (bot.whole_picture: python-threatexchange's PDQ of the file, bit for bit),
+so the scan is tested on what a real index holds. The lists are hashed as a partner hashes:
+python-threatexchange's PDQ of the file (of the pictures, of copies re-encoded and resized),
+imagehash's pHash of the file.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from threatexchange.signal_type.pdq.pdq_hasher import pdq_from_bytes
 
 from bot.cli import main
 from bot.config import load_settings
-from bot.decoding import decode_picture
 from bot.hashlists.scan import (
     PDQ_MAX_DISTANCE,
     PDQ_MIN_QUALITY,
@@ -41,7 +41,7 @@ from bot.hashlists.scan import (
 from bot.index.build import build_index
 from bot.index.parts import open_part, write_parts
 from bot.index.storage import MD5_FILE, WHOLE_FILES, Manifest
-from bot.signals import PDQ, PHash
+from bot.signals import PDQ
 from tests.made_up import jpeg, photo
 
 DATASET = Path(__file__).resolve().parents[3] / "samples" / "dataset"
@@ -53,21 +53,6 @@ UNRELATED = ("clock.jpg", "grass.jpg", "hubble.jpg")
 class Built:
     index: Path
     entries: dict[str, str]  # file name -> PART/SHARD/ROW of its entry (picture row)
-
-
-def write_whole_hashes(shard_path: Path, pictures: list[bytes]) -> None:
-    """The shard's whole-picture files from its entries' pictures, in entry order."""
-    settings = load_settings(with_deployment_files=False)
-    pdq, phash, quality = [], [], []
-    for data in pictures:
-        image = decode_picture(data, settings.decoding).image
-        words, rating = PDQ.compute_rated(image)
-        pdq.append(words)
-        phash.append(PHash.entry_value(PHash.compute(image)))
-        quality.append(rating)
-    np.save(shard_path / "whole_pdq.npy", np.array(pdq, dtype=np.uint64).reshape(-1, 4))
-    np.save(shard_path / "whole_phash.npy", np.array(phash, dtype=np.uint64))
-    np.save(shard_path / "whole_quality.npy", np.array(quality, dtype=np.uint8))
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +68,6 @@ def built(tmp_path_factory) -> Built:
     for shard in open_part(out).shards:
         keys = [shard.record(n).key for n in range(shard.entries)]
         names = [next(name for name in INDEXED if key.endswith(name)) for key in keys]
-        write_whole_hashes(shard.path, [(DATASET / name).read_bytes() for name in names])
         rows = np.load(shard.path / "rows.npy")  # the samples' entries have parts: rows != entries
         for number, name in enumerate(names):
             entries[name] = f"{shard.name}/{int(np.flatnonzero(rows[:, 0] == number)[0])}"
