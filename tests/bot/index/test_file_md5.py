@@ -15,13 +15,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from bot.checking import check_picture
 from bot.config import Settings, load_settings
 from bot.index.build import build_index
 from bot.index.search import HashIndex
 from bot.index.storage import MD5_FILE, IndexFormatError, Manifest
-from tests.bot.index.test_build import COPIES, DATASET, PHOTOS, QUERIES, run
-from tests.bot.index.test_whole_hashes import hash_table
+from tests.bot.index.test_build import DATASET, PHOTOS, run
+from tests.bot.index.test_whole_hashes import files_checks_open, hash_table
 
 
 @pytest.fixture(scope="module")
@@ -65,17 +64,7 @@ def test_every_entry_keeps_the_md5_of_its_file(built) -> None:
 
 def test_a_persons_check_never_opens_the_md5_file(built, monkeypatch, settings: Settings) -> None:
     _, index = built
-    opened: list[str] = []
-    load = np.load
-
-    def watched_load(file, *args, **kwargs):  # type: ignore[no-untyped-def]
-        opened.append(Path(file).name)
-        return load(file, *args, **kwargs)
-
-    monkeypatch.setattr(np, "load", watched_load)
-    opened_index = HashIndex(index)
-    for query, _ in COPIES:
-        assert check_picture((QUERIES / query).read_bytes(), opened_index, settings).found
+    opened_index, opened = files_checks_open(index, monkeypatch, settings)
     assert "pdq.npy" in opened
     assert MD5_FILE not in opened
     assert opened_index.shards[0].md5 is not None  # what a hash-list scan reads: watched too

@@ -122,8 +122,9 @@ def test_an_index_built_before_opens_searches_the_same_and_says_it_lacks_them(
     assert "whole-picture hashes: in 1 of 1 shard(s)\n" in out
 
 
-def test_a_persons_check_never_opens_the_whole_picture_files(built, monkeypatch, settings: Settings):
-    _, index = built
+def files_checks_open(index: Path, monkeypatch, settings: Settings) -> tuple[HashIndex, list[str]]:
+    """The index opened, and the names of the files ``np.load`` opened while the sample copies
+    were checked against it (the list keeps growing: later reads of the index are watched too)."""
     opened: list[str] = []
     load = np.load
 
@@ -135,6 +136,12 @@ def test_a_persons_check_never_opens_the_whole_picture_files(built, monkeypatch,
     opened_index = HashIndex(index)
     for query, _ in COPIES:
         assert check_picture((QUERIES / query).read_bytes(), opened_index, settings).found
+    return opened_index, opened
+
+
+def test_a_persons_check_never_opens_the_whole_picture_files(built, monkeypatch, settings: Settings):
+    _, index = built
+    opened_index, opened = files_checks_open(index, monkeypatch, settings)
     assert "pdq.npy" in opened
     assert not set(WHOLE) & set(opened)
 
