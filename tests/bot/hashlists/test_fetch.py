@@ -35,6 +35,7 @@ PRIVACY_GROUP = 303
 PAGE = 2  # records per page: every test's feed spans pages
 T0 = 1_700_000_000  # the feeds' timestamps: well before now, as NCMEC's range ends near now
 index_dir = test_import.index_dir  # the import tests' two-picture index, a fixture by this name
+index_without_md5 = test_import.index_without_md5  # the same as built before file MD5s were kept
 PREFIXES = {"stopncii": "v1", "ncmec": "ncmec", "threatexchange": "te"}  # where each fake answers
 NCMEC_DATE = "%Y-%m-%dT%H:%M:%SZ"  # as the client writes it (local time, though it says Z)
 
@@ -220,10 +221,14 @@ class Desk:
         return code, json.loads(out) if out.strip() else None, err
 
 
-@pytest.fixture
-def desk(capsys, fake, index_dir, tmp_path: Path) -> Desk:
-    md5 = "md5" in matchable_kinds(index_dir, load_settings(with_deployment_files=False))
-    return Desk(capsys, fake, index_dir, tmp_path / "db" / "tickets.sqlite3", md5)
+@pytest.fixture(params=["index_dir", "index_without_md5"])
+def desk(request, capsys, fake, tmp_path: Path) -> Desk:
+    """Every fetch test against an index that keeps file MD5s and one built before it did: what
+    is stored of an exchange's MD5s depends on it."""
+    index: Path = request.getfixturevalue(request.param)
+    md5 = "md5" in matchable_kinds(index, load_settings(with_deployment_files=False))
+    assert md5 == (request.param == "index_dir")
+    return Desk(capsys, fake, index, tmp_path / "db" / "tickets.sqlite3", md5)
 
 
 def stored(db: Path) -> list[tuple[Any, ...]]:
